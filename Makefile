@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` (set up + run the main job) and `make test` (set up + run the tests).
+# Both create/refresh .venv from the pinned lock; the stamp is keyed by the content of the files that define the
+# environment, so a second run installs nothing and starts in seconds.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV_HASH := $(shell cat requirements/lock.txt requirements/no-deps.txt setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.dpsims-env-$(ENV_HASH)
+DEMO_OUT ?= work_dirs/demo
+
+.PHONY: env demo test lint
+env: $(STAMP)
+
+$(STAMP):
+	@echo "Setting up $(VENV) (pinned: requirements/lock.txt; first run takes a few minutes)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.dpsims-env-*
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/dpsims-aug dataset --layout ade20k --out $(DEMO_OUT)/embedded_ade --train 64 --val 16 --size 128
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .

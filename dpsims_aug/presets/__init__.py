@@ -1,0 +1,1 @@
+"""Class names and palettes of the real datasets, as JSON (read by dpsims_aug.labels)."""

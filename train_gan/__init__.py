@@ -1,0 +1,1 @@
+"""DP-SIMS GAN trainer."""

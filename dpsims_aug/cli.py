@@ -40,6 +40,46 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from dpsims_aug.checkpoint import CheckpointError
+    from dpsims_aug.generate import GenerateError, generate
+    from dpsims_aug.labels import LabelMapError
+
+    try:
+        summary = generate(
+            labels=args.labels, n=args.n, out=args.out, checkpoint=args.checkpoint, layout=args.layout,
+            split=args.split, train_ids=args.train_ids, hf=args.hf, hf_split=args.hf_split,
+            hf_column=args.hf_column, hf_id_column=args.hf_id_column, batch_size=args.batch_size,
+            device=args.device, dtype=args.dtype, seed=args.seed, image_format=args.format, shard=args.shard,
+            on_error=args.on_error, dry_run=args.dry_run, grid=args.grid, hf_out=args.hf_out,
+            workers=args.workers, progress=not args.no_progress,
+        )
+    except (GenerateError, LabelMapError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    shard = "" if summary.shard[1] == 1 else f" (shard {summary.shard[0]}/{summary.shard[1]})"
+    to_make = summary.images_total - summary.already_done
+    if summary.dry_run:
+        print(f"dry run{shard}: {summary.label_maps} label maps, {summary.images_total} images in all, "
+              f"{summary.already_done} already done, {to_make} to make; output folder {summary.out}")
+        return 0
+    print(f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s)"
+          f"{shard}; {summary.already_done} were already done; {summary.label_maps} label maps")
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} label map(s):")
+        for name, problem in summary.skipped:
+            print(f"  {name}: {problem.removeprefix(name + ': ')}")
+    print(f"output folder: {summary.out}")
+    print(f"manifest: {summary.manifest}")
+    if summary.merged:
+        print(f"mmseg dataset config: {summary.out / 'dataset_config.py'}")
+    if summary.preview is not None:
+        print(f"preview: {summary.preview}")
+    if summary.hf_dataset is not None:
+        print(f"HF dataset: {summary.hf_dataset}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -60,6 +100,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(128, 128), help="N or WxH (default: 128)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
     p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser(
+        "generate",
+        help="write N synthetic images per label map (mmseg-ready folder, resumable, shardable)",
+        description="Synthesize N images per label map with a DP-SIMS generator into an mmseg-ready folder "
+        "(images/, annotations/, manifest.jsonl, dataset_config.py). Re-running resumes; --shard i/N or torchrun "
+        "split the work across processes.",
+    )
+    p.add_argument("--labels", help="dataset root or folder of label maps (default: the bundled sample label maps)")
+    p.add_argument("--n", type=int, default=4, help="images per label map (default: 4)")
+    p.add_argument("--out", help="output folder (default: <labels>_dpsims next to --labels)")
+    p.add_argument("--checkpoint", help="generator checkpoint (default: the bundled embedded_small model)")
+    p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
+    p.add_argument("--split", help="only this split (train/val or the layout's own names; default: all)")
+    p.add_argument("--train-ids", action="store_true", help="Cityscapes: read *_labelTrainIds.png")
+    p.add_argument("--hf", help="read label maps from a HF dataset (save_to_disk folder or hub name)")
+    p.add_argument("--hf-split", default="train", help="HF split (default: train)")
+    p.add_argument("--hf-column", default="label", help="HF label-map column (default: label)")
+    p.add_argument("--hf-id-column", help="HF column with a unique id per row (default: the row index)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward (default: 8)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="precision (default: fp32)")
+    p.add_argument("--seed", type=int, default=0, help="global seed (default: 0)")
+    p.add_argument("--format", default="jpg", choices=("jpg", "png"), help="image format (default: jpg)")
+    p.add_argument("--shard", help="i/N: make only shard i of N (default: from torchrun's RANK/WORLD_SIZE)")
+    p.add_argument("--on-error", default="stop", choices=("stop", "skip"),
+                   help="bad label maps: refuse the run (stop, default) or skip them")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be done")
+    p.add_argument("--grid", action="store_true", help="write preview.png (label map | samples)")
+    p.add_argument("--hf-out", action="store_true", help="also write a HF dataset of the outputs to <out>/hf")
+    p.add_argument("--workers", type=int, default=2, help="decoding and encoding threads (default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_generate)
     return parser
 
 

@@ -1,0 +1,159 @@
+"""End-to-end speed of ``dpsims-aug generate`` against the bare generator forward it wraps.
+
+    python benchmarks/bench_generate.py                       # small preset, 128x128, CPU, fp32 -> results JSON
+    python benchmarks/bench_generate.py --device cuda --preset ade20k --size 256 256 --maps 256 --dtype bf16
+    python benchmarks/bench_generate.py --quick               # a few maps, prints only
+
+Three figures on the same label maps, model and batch size (a randomly initialized generator: speed does not
+depend on the weights):
+
+* ``forward``: ``DPSIMSGenerator`` forward alone (labels already on the device, inference-prepared model);
+* ``synthesizer``: ``Synthesizer.synthesize`` (noise per seed, padding, uint8 conversion, copy back);
+* ``generate``: the whole command (checkpoint load, validation of every map, decoding, model, JPEG encoding,
+  atomic writes, manifest fsyncs, merge), images/s over its wall time.
+
+``generate / forward`` is how much of the model's speed survives the I/O around it; the decode and encode threads
+overlap with the model, so on a quiet machine it should stay close to 1 when the model dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.data.scenes import render_layout
+from dpsims_aug.generate import generate
+from dpsims_aug.labels import embedded_label_space, write_label_map
+from dpsims_aug.models import DPSIMSGenerator, generator_config
+from dpsims_aug.synthesis import Synthesizer, derive_seed
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "generate_speed.json"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns the result dict (also written as JSON unless ``--quick``)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="small", help="generator preset (default: small)")
+    p.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
+    p.add_argument("--maps", type=int, default=32, help="label maps (default: 32)")
+    p.add_argument("--n", type=int, default=4, help="images per label map (default: 4)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--runs", type=int, default=3, help="timed runs of each figure; the median is reported")
+    p.add_argument("--quick", action="store_true", help="8 maps, 1 run, no results file")
+    p.add_argument("--out", type=Path, default=None, help=f"results JSON (default {DEFAULT_OUT})")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.maps, args.runs = 8, 1
+    load_start = os.getloadavg()[0]
+    space = embedded_label_space()
+    device = torch.device(args.device)
+    total = args.maps * args.n
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        torch.manual_seed(0)
+        model = DPSIMSGenerator(generator_config(args.preset, num_classes=space.num_classes))
+        ckpt = tmp / "g.safetensors"
+        save_generator_checkpoint(ckpt, GeneratorCheckpoint(model.state_dict(), model.config.to_dict(), space))
+        maps = [render_layout(1000 + i, tuple(args.size)) for i in range(args.maps)]
+        for i, contiguous in enumerate(maps):
+            write_label_map(tmp / "labels" / f"scene_{i:05d}.png", space.to_raw(contiguous))
+
+        synth = Synthesizer.from_checkpoint(ckpt, device=device, dtype=args.dtype, batch_size=args.batch_size)
+        jobs = [(m, derive_seed(0, f"scene_{i:05d}.png", k)) for i, m in enumerate(maps) for k in range(args.n)]
+        batches = [jobs[s : s + args.batch_size] for s in range(0, len(jobs), args.batch_size)]
+        labels = [torch.from_numpy(np.stack([m for m, _ in b])).long().to(device) for b in batches]
+        noises = [synth.generator.sample_noise([s for _, s in b], device=device) for b in batches]
+        autocast = torch.autocast(device.type, dtype=synth.dtype, enabled=args.dtype != "fp32")
+
+        def forward() -> None:
+            with torch.inference_mode(), autocast:
+                for lab, noise in zip(labels, noises):
+                    synth.generator(lab, noise)
+            _sync(device)
+
+        def synthesize() -> None:
+            for b in batches:
+                synth.synthesize([m for m, _ in b], [s for _, s in b])
+
+        def run_generate(run: int) -> float:
+            summary = generate(
+                tmp / "labels", n=args.n, out=tmp / f"out{run}", checkpoint=ckpt, batch_size=args.batch_size,
+                device=args.device, dtype=args.dtype, workers=args.workers, progress=False, log=lambda m: None,
+            )
+            assert summary.generated == total, summary
+            return summary.seconds
+
+        forward()  # warm-up (allocator, oneDNN/cuDNN kernel selection)
+        times: dict[str, list[float]] = {"forward": [], "synthesizer": [], "generate": []}
+        for run in range(args.runs):
+            t = time.perf_counter()
+            forward()
+            times["forward"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            synthesize()
+            times["synthesizer"].append(time.perf_counter() - t)
+            times["generate"].append(run_generate(run))
+
+    median = {k: statistics.median(v) for k, v in times.items()}
+    ips = {k: round(total / v, 2) for k, v in median.items()}
+    result = {
+        "benchmark": "dpsims-aug generate end to end vs Synthesizer vs bare generator forward",
+        "preset": args.preset,
+        "size_hw": list(args.size),
+        "label_maps": args.maps,
+        "images": total,
+        "batch_size": args.batch_size,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "dtype": args.dtype,
+        "torch_threads": torch.get_num_threads(),
+        "images_per_s": ips,
+        "generate_over_forward": round(ips["generate"] / ips["forward"], 3),
+        "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "command": "python benchmarks/bench_generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "load_avg_1m_at_start": round(load_start, 2),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    print(json.dumps(result, indent=1))
+    if not args.quick:
+        out = args.out or DEFAULT_OUT
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Generator speed on CPU: DP-SIMS (``ade20k`` preset) vs an OASIS re-implementation, in the same run.
+
+For each model, dtype (fp32; bf16 via ``torch.autocast('cpu')``) and batch size: median images/s over
+several timed runs (after warm-up) of the inference-prepared model under ``torch.inference_mode()``,
+GFLOPs per image (``torch.utils.flop_counter.FlopCounterMode``; convs, matmuls and attention), achieved
+GFLOP/s, and this machine's matmul peak measured in the same run (a large ``torch.mm``; a large 3x3 conv is
+measured too, since oneDNN convs can beat MKL's mm on some CPUs). The machine may be shared: trust medians
+and same-run ratios, not single absolute numbers.
+
+Usage::
+
+    python benchmarks/bench_generator.py            # full: batch 1 and 8, fp32 and bf16, 5 runs
+    python benchmarks/bench_generator.py --quick    # batch 1, 2 runs (a smoke test, ~1 minute)
+
+Writes ``benchmarks/results/generator_speed.json`` (or ``--out``) and prints a table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oasis_reference import OASISGenerator  # noqa: E402
+
+from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
+
+OASIS_PUBLISHED = {"gflops_per_image": 389.0, "params_m": 74.0}
+TARGET_SPEEDUP = 2.0
+TARGET_PEAK_FRACTION = 0.6
+
+
+def _median_seconds(fn: Callable[[], object], runs: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median and all wall times of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+# Precision modes: fp32; bf16 = autocast with weights pre-cast to bf16 by prepare_for_inference (no per-call
+# weight casts); bf16-autocast = autocast over the fp32 model (casts every weight on every call).
+DTYPES = ("fp32", "bf16", "bf16-autocast")
+
+
+def _autocast(dtype: str) -> contextlib.AbstractContextManager:
+    if dtype.startswith("bf16"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def measure_peaks(runs: int, size: int) -> dict[str, float]:
+    """GFLOP/s of a square ``torch.mm`` (fp32, bf16) and of a 256->256 3x3 conv on 64x64 (fp32, bf16)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    ab, bb = a.bfloat16(), b.bfloat16()
+    mm_flops = 2 * size**3
+    x = torch.randn(4, 256, 64, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+    conv_flops = 2 * 4 * 256 * 256 * 9 * 64 * 64
+    out = {}
+    with torch.inference_mode():
+        out["mm_fp32_gflops"] = mm_flops / _median_seconds(lambda: torch.mm(a, b), runs)[0] / 1e9
+        out["mm_bf16_gflops"] = mm_flops / _median_seconds(lambda: torch.mm(ab, bb), runs)[0] / 1e9
+        out["conv3x3_fp32_gflops"] = conv_flops / _median_seconds(lambda: F.conv2d(x, w, padding=1), runs)[0] / 1e9
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            t = _median_seconds(lambda: F.conv2d(x, w, padding=1), runs)[0]
+        out["conv3x3_bf16_gflops"] = conv_flops / t / 1e9
+    out["mm_size"] = size
+    return out
+
+
+def _blocky_labels(batch: int, h: int, w: int, num_classes: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.randint(0, num_classes, (batch, h // 16, w // 16), generator=gen)
+    return coarse.repeat_interleave(16, 1).repeat_interleave(16, 2)
+
+
+def _machine_info() -> dict[str, object]:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, 2 timed runs, smaller mm")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per setting (default 5, quick 2)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 8 (quick: 1)")
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES, help="precision modes")
+    parser.add_argument("--preset", default="ade20k", help="DP-SIMS generator preset (default ade20k)")
+    parser.add_argument("--no-oasis", action="store_true", help="skip the OASIS reference")
+    parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW (default: channels_last)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "generator_speed.json",
+        help="JSON result file",
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = args.runs or (2 if args.quick else 5)
+    batch_sizes = args.batch_sizes or ([1] if args.quick else [1, 8])
+    channels_last = not args.no_channels_last
+
+    torch.manual_seed(0)
+    cfg = generator_config(args.preset)
+    h, w = cfg.image_size
+    models: dict[str, torch.nn.Module] = {f"dpsims[{args.preset}]": DPSIMSGenerator(cfg)}
+    if not args.no_oasis:
+        models["oasis"] = OASISGenerator(cfg.num_classes, use_instance_edges=cfg.use_instance_edges)
+
+    def inputs(name: str, model: torch.nn.Module, batch: int) -> tuple:
+        labels = _blocky_labels(batch, h, w, cfg.num_classes)
+        edges = torch.zeros(batch, 1, h, w) if cfg.use_instance_edges else None
+        if isinstance(model, DPSIMSGenerator):
+            return labels, model.sample_noise(list(range(batch))), edges
+        return labels, torch.randn(batch, 64, generator=torch.Generator().manual_seed(0)), edges
+
+    info: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        # FLOPs and params of the training-form model (identical to the folded one for convs/matmuls).
+        model.eval()
+        # no_grad, not inference_mode: the two modes together break spectral-norm parametrizations (torch 2.14).
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*inputs(name, model, 1))
+        info[name] = {
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "gflops_per_image": counter.get_total_flops() / 1e9,
+        }
+        model.prepare_for_inference(channels_last=channels_last)
+    bf16_models = {
+        name: copy.deepcopy(model).prepare_for_inference(channels_last=channels_last, dtype=torch.bfloat16)
+        for name, model in models.items()
+    }
+
+    # Peaks before and after the model runs; the higher (less disturbed by other load) one is the reference.
+    peaks_before = measure_peaks(runs=max(3, runs), size=2048 if args.quick else 4096)
+    rows = []
+    for dtype in args.dtypes:
+        variants = bf16_models if dtype == "bf16" else models
+        for batch in batch_sizes:
+            feeds = {name: inputs(name, model, batch) for name, model in models.items()}
+            times: dict[str, list[float]] = {name: [] for name in models}
+            with torch.inference_mode(), _autocast(dtype):
+                for name, model in variants.items():  # warm-up: oneDNN primitive creation, allocator
+                    model(*feeds[name])
+                # Models alternate run by run, so a load change on a shared machine hits both alike.
+                for _ in range(runs):
+                    for name, model in variants.items():
+                        start = time.perf_counter()
+                        model(*feeds[name])
+                        times[name].append(time.perf_counter() - start)
+            for name in models:
+                med = statistics.median(times[name])
+                rows.append(
+                    {
+                        "model": name,
+                        "dtype": dtype,
+                        "batch": batch,
+                        "images_per_s": batch / med,
+                        "seconds_per_batch_median": med,
+                        "seconds_per_batch_all": times[name],
+                        "gflops_per_image": info[name]["gflops_per_image"],
+                        "achieved_gflops_per_s": info[name]["gflops_per_image"] * batch / med,
+                        "params_m": info[name]["params_m"],
+                    }
+                )
+                print(f"  {name:16s} {dtype} b{batch}: {batch / med:.3f} img/s", flush=True)
+    peaks_after = measure_peaks(runs=max(3, runs), size=2048 if args.quick else 4096)
+    peaks = {k: max(peaks_before[k], peaks_after[k]) for k in peaks_before}
+    for r in rows:
+        r["fraction_of_mm_peak"] = r["achieved_gflops_per_s"] / peaks[f"mm_{r['dtype'][:4]}_gflops"]
+
+    ours = f"dpsims[{args.preset}]"
+    ratios = {}
+    for r in rows:
+        if r["model"] == "oasis":
+            mine = next(x for x in rows if x["model"] == ours and x["dtype"] == r["dtype"] and x["batch"] == r["batch"])
+            ratios[f"{r['dtype']}_b{r['batch']}"] = mine["images_per_s"] / r["images_per_s"]
+    fp32_b1 = next((r for r in rows if r["model"] == ours and r["dtype"] == "fp32" and r["batch"] == 1), None)
+    targets = {}
+    if fp32_b1 is not None:
+        if "fp32_b1" in ratios:
+            targets["speedup_vs_oasis_fp32_b1"] = {"value": ratios["fp32_b1"], "target": TARGET_SPEEDUP}
+        targets["fraction_of_fp32_mm_peak_b1"] = {
+            "value": fp32_b1["fraction_of_mm_peak"],
+            "target": TARGET_PEAK_FRACTION,
+        }
+        for t in targets.values():
+            t["met"] = t["value"] >= t["target"]
+
+    result = {
+        "benchmark": "generator_speed",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine_info(),
+        "settings": {
+            "image_size_hw": [h, w],
+            "runs": runs,
+            "warmup": 1,
+            "interleaved_models": True,
+            "channels_last": channels_last,
+            "inference_mode": True,
+            "prepare_for_inference": True,
+            "statistic": "median",
+        },
+        "peaks_gflops_per_s": peaks,
+        "peaks_before_after": [peaks_before, peaks_after],
+        "models": info,
+        "oasis_published": OASIS_PUBLISHED,
+        "rows": rows,
+        "speedup_vs_oasis_same_run": ratios,
+        "targets": targets,
+        "generator_config": cfg.to_dict(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"\nwrote {args.out}")
+    print(
+        f"peaks (same run): mm fp32 {peaks['mm_fp32_gflops']:.0f}, mm bf16 {peaks['mm_bf16_gflops']:.0f}, "
+        f"conv3x3 fp32 {peaks['conv3x3_fp32_gflops']:.0f}, conv3x3 bf16 {peaks['conv3x3_bf16_gflops']:.0f} GFLOP/s"
+    )
+    for name, i in info.items():
+        print(f"{name}: {i['params_m']:.1f} M params, {i['gflops_per_image']:.1f} GFLOPs/image at {h}x{w}")
+    header = (
+        f"{'model':16s} {'dtype':13s} {'batch':>5s} {'img/s':>8s} {'GFLOP/s':>8s} {'%mm peak':>8s} {'vs OASIS':>8s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = ratios.get(f"{r['dtype']}_b{r['batch']}") if r["model"] == ours else None
+        print(
+            f"{r['model']:16s} {r['dtype']:13s} {r['batch']:5d} {r['images_per_s']:8.3f} "
+            f"{r['achieved_gflops_per_s']:8.1f} {100 * r['fraction_of_mm_peak']:7.0f}% "
+            f"{(f'{ratio:.2f}x' if ratio else ''):>8s}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Find label maps (and image/label pairs) in the usual segmentation dataset layouts.
+
+Supported layouts (:func:`detect_layout` picks one from the folder structure):
+
+* ``ade20k``: ``images/{training,validation}/*.jpg`` + ``annotations/{training,validation}/*.png``
+* ``cityscapes``: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/*_gtFine_labelIds.png``
+  (or ``*_gtFine_labelTrainIds.png`` with ``train_ids=True``)
+* ``coco_stuff``: ``images/{train2017,val2017}/*.jpg`` + ``annotations/{train2017,val2017}/*.png`` (stuffthingmaps)
+* ``folder``: ``images/`` + ``labels/`` (or ``annotations/``), optionally with one sub-folder per split
+* ``bare``: any folder of label-map PNGs (no images)
+
+Every label map gets a :class:`LabelMapRef`: a stable ``key`` (its path relative to the dataset root, posix) that
+identifies it in manifests and seeds, and an output ``stem`` (where derived files go, relative, no suffix).
+Hugging Face ``datasets`` are read by :func:`hf_label_maps`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from dpsims_aug.labels import LabelMapError, list_label_maps, read_label_map
+
+LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# Split aliases per layout: what users type -> the folder name of that layout.
+_ADE_SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
+_CITY_SPLITS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}
+_COCO_SPLITS = {"train": "train2017", "train2017": "train2017", "val": "val2017", "val2017": "val2017"}
+
+
+@dataclass(frozen=True)
+class LabelMapRef:
+    """One label map of a dataset.
+
+    Attributes:
+        key: Stable identity (path relative to the dataset root, posix; ``<split>/<index>`` for HF datasets). Seeds
+            and manifests are keyed by it.
+        stem: Relative output name without suffix (e.g. ``training/ADE_train_00000001``).
+        path: The file, when the label map is a file on disk.
+    """
+
+    key: str
+    stem: str
+    path: Path | None = None
+    _loader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def read(self) -> np.ndarray:
+        """The raw label ids (2-D uint8/uint16). Raises :class:`LabelMapError` naming the map on bad input."""
+        if self.path is not None:
+            return read_label_map(self.path)
+        if self._loader is None:
+            raise LabelMapError(self.key, "label map has neither a path nor a loader")
+        return self._loader()
+
+    @property
+    def name(self) -> str:
+        """What error messages call this map: the file path, or the key."""
+        return str(self.path) if self.path is not None else self.key
+
+
+def detect_layout(root: str | os.PathLike) -> str:
+    """The layout of the dataset at ``root``: one of :data:`LAYOUTS`.
+
+    Raises:
+        LabelMapError: if ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LabelMapError(root, "is not a folder")
+    if (root / "gtFine").is_dir():
+        return "cityscapes"
+    if (root / "annotations").is_dir() and any((root / "annotations" / s).is_dir() for s in ("training", "validation")):
+        return "ade20k"
+    if (root / "annotations").is_dir() and any((root / "annotations" / s).is_dir() for s in ("train2017", "val2017")):
+        return "coco_stuff"
+    if (root / "images").is_dir() and ((root / "labels").is_dir() or (root / "annotations").is_dir()):
+        return "folder"
+    return "bare"
+
+
+def _split_dirs(base: Path, split: str | None, aliases: dict[str, str], layout: str) -> list[Path]:
+    """The split folders under ``base`` to read: the asked one, or every known one that exists."""
+    if split is None:
+        names = sorted(set(aliases.values()))
+        found = [base / n for n in names if (base / n).is_dir()]
+        if not found:
+            raise LabelMapError(base, f"holds none of the {layout} split folders {names}")
+        return found
+    if split not in aliases:
+        raise LabelMapError(base, f"unknown {layout} split {split!r}; use one of {sorted(aliases)}")
+    folder = base / aliases[split]
+    if not folder.is_dir():
+        raise LabelMapError(folder, f"split folder of split {split!r} not found")
+    return [folder]
+
+
+def _label_base(root: Path, layout: str) -> Path:
+    if layout == "cityscapes":
+        return root / "gtFine"
+    if layout in ("ade20k", "coco_stuff"):
+        return root / "annotations"
+    if layout == "folder":
+        return root / "labels" if (root / "labels").is_dir() else root / "annotations"
+    return root
+
+
+def _resolve_layout(root: Path, layout: str) -> str:
+    if layout == "auto":
+        return detect_layout(root)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {LAYOUTS}")
+    return layout
+
+
+def find_label_maps(
+    root: str | os.PathLike, layout: str = "auto", split: str | None = None, train_ids: bool = False
+) -> list[LabelMapRef]:
+    """All label maps of the dataset at ``root``, sorted by key.
+
+    Args:
+        root: Dataset root (or a bare folder of label maps).
+        layout: ``'auto'`` or one of :data:`LAYOUTS`.
+        split: Only this split (``train``/``val`` and the layout's own names are accepted); ``None`` = all splits.
+            Ignored for ``bare``; for ``folder`` it selects ``labels/<split>`` when that exists.
+        train_ids: Cityscapes only: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``.
+
+    Raises:
+        LabelMapError: if the folder, a split or any label map is missing.
+    """
+    root = Path(root)
+    layout = _resolve_layout(root, layout)
+    base = _label_base(root, layout)
+    if layout == "cityscapes":
+        suffix = "_gtFine_labelTrainIds.png" if train_ids else "_gtFine_labelIds.png"
+        files = [
+            p for d in _split_dirs(base, split, _CITY_SPLITS, layout) for p in d.rglob(f"*{suffix}") if p.is_file()
+        ]
+        if not files:
+            raise LabelMapError(base, f"holds no *{suffix} files")
+        stems = {p: p.relative_to(base).as_posix()[: -len(suffix)] for p in files}
+    else:
+        if layout == "ade20k":
+            dirs = _split_dirs(base, split, _ADE_SPLITS, layout)
+        elif layout == "coco_stuff":
+            dirs = _split_dirs(base, split, _COCO_SPLITS, layout)
+        elif layout == "folder" and split is not None and (base / split).is_dir():
+            dirs = [base / split]
+        else:
+            dirs = [base]
+        files = [p for d in dirs for p in list_label_maps(d)]
+        stems = {p: p.relative_to(base).with_suffix("").as_posix() for p in files}
+    refs = [LabelMapRef(key=p.relative_to(root).as_posix(), stem=stems[p], path=p) for p in files]
+    return sorted(refs, key=lambda r: r.key)
+
+
+def _find_image(folder: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _raise_offenders(root: Path, problem: str, offenders: list[str]) -> None:
+    shown = ", ".join(offenders[:5]) + (f", ... ({len(offenders)} in all)" if len(offenders) > 5 else "")
+    raise LabelMapError(root, f"{len(offenders)} {problem}: {shown}")
+
+
+def find_pairs(
+    root: str | os.PathLike, layout: str = "auto", split: str | None = "train", train_ids: bool = False
+) -> list[tuple[Path, Path]]:
+    """(image, label map) pairs of the dataset at ``root``, sorted by label key (what a trainer reads).
+
+    Every label map must have its image and every image its label map.
+
+    Raises:
+        LabelMapError: naming the first few label maps without an image (or images without a label map) and their
+            count; or if the layout has no images at all (``bare``).
+    """
+    root = Path(root)
+    layout = _resolve_layout(root, layout)
+    if layout == "bare":
+        raise LabelMapError(root, "is a bare folder of label maps without images; need images/ + labels/")
+    refs = find_label_maps(root, layout, split, train_ids)
+    pairs: list[tuple[Path, Path]] = []
+    missing: list[str] = []
+    for ref in refs:
+        if layout == "cityscapes":
+            image = root / "leftImg8bit" / f"{ref.stem}_leftImg8bit.png"
+            image = image if image.is_file() else None
+        else:
+            image = _find_image(root / "images", ref.stem)
+        if image is None:
+            missing.append(ref.key)
+        else:
+            pairs.append((image, ref.path))
+    if missing:
+        _raise_offenders(root, "label maps have no image", missing)
+    # The other direction: images nobody labelled (a sign of a mismatched copy).
+    used = {image.resolve() for image, _ in pairs}
+    image_dirs = {image.parent for image, _ in pairs}
+    pattern = "*_leftImg8bit.png" if layout == "cityscapes" else "*"
+    orphans = sorted(
+        p.relative_to(root).as_posix()
+        for d in image_dirs
+        for p in d.glob(pattern)
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve() not in used
+    )
+    if orphans:
+        _raise_offenders(root, "images have no label map", orphans)
+    return pairs
+
+
+def _array_from_hf(value: object, where: str) -> np.ndarray:
+    """A label map from a HF dataset cell (PIL image, array or nested list) as a 2-D integer array."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        if value.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr", "HSV"):
+            raise LabelMapError(where, f"is a {value.mode} colour image, but a label map must be single-channel ids")
+        value = np.array(value)
+    array = np.asarray(value)
+    if array.ndim != 2 or (not np.issubdtype(array.dtype, np.integer) and array.dtype != bool):
+        raise LabelMapError(where, f"expected a 2-D integer label map, got shape {array.shape} dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > 65535):
+        raise LabelMapError(where, f"ids range {array.min()}..{array.max()} does not fit 16 bits")
+    return array.astype(np.uint8 if array.max(initial=0) < 256 else np.uint16)
+
+
+def hf_label_maps(
+    path_or_name: str | os.PathLike,
+    split: str = "train",
+    label_column: str = "label",
+    id_column: str | None = None,
+) -> list[LabelMapRef]:
+    """Label maps of a Hugging Face ``datasets`` dataset, sorted by key.
+
+    ``path_or_name`` is a folder written by ``save_to_disk`` (read with ``datasets.load_from_disk``, offline), or a
+    hub name (``datasets.load_dataset``, which needs a network or a cache). Keys are ``f"{split}/{index:08d}"``,
+    or ``f"{split}/{row[id_column]}"`` when ``id_column`` is given.
+
+    Raises:
+        LabelMapError: if the split or column is missing.
+    """
+    import datasets
+
+    where = str(path_or_name)
+    if Path(path_or_name).is_dir():
+        data = datasets.load_from_disk(str(path_or_name))
+    else:
+        data = datasets.load_dataset(str(path_or_name), split=split)
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise LabelMapError(where, f"has no split {split!r}; splits: {sorted(data)}")
+        data = data[split]
+    for column in (label_column, id_column):
+        if column is not None and column not in data.column_names:
+            raise LabelMapError(where, f"has no column {column!r}; columns: {data.column_names}")
+    labels_only = data.select_columns([label_column])
+    ids = data[id_column] if id_column is not None else range(len(data))
+    refs = []
+    for index, ident in enumerate(ids):
+        key = f"{split}/{ident:08d}" if id_column is None else f"{split}/{ident}"
+        ref_name = f"{where}[{split}][{index}]"
+        refs.append(
+            LabelMapRef(
+                key=key,
+                stem=str(PurePosixPath(key)),
+                _loader=lambda i=index, n=ref_name: _array_from_hf(labels_only[i][label_column], n),
+            )
+        )
+    return sorted(refs, key=lambda r: r.key)

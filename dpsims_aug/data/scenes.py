@@ -1,0 +1,662 @@
+"""Deterministic procedural landscape/town scenes: the embedded dataset behind tests, demo and CPU benchmarks.
+
+A scene is drawn in two independent stages:
+
+* **layout** (only ``layout_seed`` and the output size): horizon, mountain ridges, clouds, sea or lake with a
+  sand shore, grass, a perspective road, and depth-sorted buildings, trees, rocks and one small unlabeled
+  object. It produces the label map (contiguous ids of :func:`dpsims_aug.labels.embedded_label_space`, 255 for
+  unlabeled pixels) plus per-pixel instance/part maps used for texturing.
+* **appearance** (only ``appearance_seed``): time of day (sky gradient, sun glow, light colour), season
+  (grass/tree colours, snow), water tint and waves, building/roof/window colours, textures and sensor noise.
+
+So one label map has many plausible images, which is exactly what a label-to-image GAN needs.
+
+Determinism: every random number comes from ``numpy.random.Generator(PCG64)`` seeded through ``SeedSequence``
+(only ``random``/``integers`` draws, which are pure integer/IEEE arithmetic), and the renderer uses only
+``+ - * /``, ``sqrt``, ``floor``, comparisons and gathers. No ``sin``/``exp``/``pow``: numpy dispatches
+those to CPU-specific SIMD code whose last bits differ between machines, which would flip thresholded labels.
+Layout draws do not depend on the pixel count, so one layout seed gives the same scene at every resolution
+(with the same aspect ratio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SKY, CLOUD, MOUNTAIN, WATER, SAND, GRASS, TREE, ROCK, BUILDING, ROAD = range(10)
+CLASS_NAMES = ("sky", "cloud", "mountain", "water", "sand", "grass", "tree", "rock", "building", "road")
+IGNORE = 255
+SCENES_VERSION = 1  # bump when the renderer's output changes (writers then refuse to reuse older files)
+
+# Distinct SeedSequence domains so that layout_seed == appearance_seed still gives unrelated streams.
+_LAYOUT_DOMAIN = 0x1A7_0C7
+_APPEARANCE_DOMAIN = 0xA99_EA2
+_INDEX_DOMAIN = 0x5CE_E5
+
+# Part codes (layout -> appearance): how a labelled pixel should be textured.
+_PART_TRUNK, _PART_ROOF, _PART_DOOR, _PART_FAR = 1, 2, 3, 4
+
+_NOISE_P = 256  # lattice size of the value noise (power of two: wrap with a mask)
+
+
+def _rng(seed: int, domain: int) -> np.random.Generator:
+    if int(seed) < 0:
+        raise ValueError(f"seeds must be non-negative integers, got {seed}")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), domain])))
+
+
+class _Noise:
+    """Value noise on a wrapped random lattice with smoothstep interpolation (arithmetic only)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.table = rng.random(_NOISE_P * _NOISE_P)
+        self.offsets = rng.random((32, 2)) * _NOISE_P  # decorrelates octaves and uses ("slots")
+
+    def value(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """One octave in [0, 1]."""
+        iu = np.floor(u)
+        iv = np.floor(v)
+        fu = u - iu
+        fv = v - iv
+        su = fu * fu * (3.0 - 2.0 * fu)
+        sv = fv * fv * (3.0 - 2.0 * fv)
+        m = _NOISE_P - 1
+        i0 = iu.astype(np.int64) & m
+        j0 = (iv.astype(np.int64) & m) * _NOISE_P
+        i1 = (i0 + 1) & m
+        j1 = (j0 + _NOISE_P) & (_NOISE_P * _NOISE_P - 1)
+        t = self.table
+        ab = t[j0 + i0]
+        ab += (t[j0 + i1] - ab) * su
+        cd = t[j1 + i0]
+        cd += (t[j1 + i1] - cd) * su
+        return ab + (cd - ab) * sv
+
+    def fbm(self, u: np.ndarray, v: np.ndarray, octaves: int = 3, slot: int = 0,
+            gain: float = 0.5) -> np.ndarray:
+        """Fractal sum of ``octaves`` octaves, roughly in [-1, 1]."""
+        total = np.zeros(np.broadcast_shapes(np.shape(u), np.shape(v)))
+        amp, norm, freq = 1.0, 0.0, 1.0
+        for o in range(octaves):
+            du, dv = self.offsets[(slot * 4 + o) % len(self.offsets)]
+            total += amp * self.value(u * freq + du, v * freq + dv)
+            norm += amp
+            amp *= gain
+            freq *= 2.0
+        return total * (2.0 / norm) - 1.0
+
+
+def _wave(t: np.ndarray) -> np.ndarray:
+    """Smooth periodic wave with period 1 in [0, 1] (a sine substitute that is bit-exact everywhere)."""
+    tri = np.abs(2.0 * (t - np.floor(t)) - 1.0)
+    return tri * tri * (3.0 - 2.0 * tri)
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+@dataclass
+class _Obj:
+    kind: int  # TREE, ROCK, BUILDING or IGNORE
+    x: float  # base centre (height units)
+    y: float  # base line (fraction of height)
+    s: float  # perspective scale
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Layout:
+    h: float  # horizon (fraction of height)
+    aspect: float
+    labels: np.ndarray  # H x W uint8
+    part: np.ndarray  # H x W uint8 part codes
+    inst: np.ndarray  # H x W int32, 0 = no instance
+    inst_geom: np.ndarray  # (n_inst + 1) x 4: cx, cy, rx, ry per instance (for shading)
+    buildings: list  # (inst id, x0, x1, y0, y1, ncols, nrows)
+    ridge: np.ndarray  # W: highest mountain pixel row per column (fraction), 2.0 where none
+    road: tuple | None  # (xv, xb, wb, curve) or None
+
+
+def _ground_fn(rng: np.random.Generator, noise: _Noise, h: float, a: float):
+    """Draw the ground plan (water, shore, road) and return a function (X, Y) -> class ids of the ground."""
+    wtype = int(rng.choice(3, p=[0.4, 0.35, 0.25]))  # 0 sea, 1 lake, 2 dry land
+    # Sea: a shore line below the horizon with a sand strip.
+    sea_d = rng.uniform(0.1, 0.35) * (1.0 - h)
+    sea_sand = rng.uniform(0.04, 0.12) * (1.0 - h)
+    # Lake: a noisy ellipse, flattened by perspective, ringed by sand.
+    t_l = rng.uniform(0.2, 0.55)
+    lake_cx = rng.uniform(0.15, 0.85) * a
+    lake_cy = h + (1.0 - h) * t_l
+    lake_rx = (0.12 + 0.8 * t_l) * rng.uniform(0.35, 0.7)
+    lake_ry = lake_rx * rng.uniform(0.22, 0.4)
+    lake_sand = rng.uniform(0.12, 0.3)
+    # Road: a perspective trapezoid from a vanishing point on the horizon, optionally curved.
+    has_road = rng.random() < 0.65
+    road = (rng.uniform(0.25, 0.75) * a, rng.uniform(0.1, 0.9) * a,  # vanishing point x, bottom centre x
+            rng.uniform(0.12, 0.3), rng.uniform(-0.4, 0.4))  # half width at the bottom, curvature
+
+    def ground(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        X, Y = np.broadcast_arrays(X, Y)
+        out = np.full(X.shape, GRASS, np.uint8)
+        if wtype == 0:
+            shore = h + sea_d * (1.0 + 0.4 * noise.fbm(X * 3.0, 0.5, 3, slot=1))
+            sand = shore + sea_sand * (1.0 + 0.6 * noise.fbm(X * 5.0, 3.5, 2, slot=2))
+            out[Y < sand] = SAND
+            out[Y < shore] = WATER
+        elif wtype == 1:
+            e = ((X - lake_cx) / lake_rx) ** 2 + ((Y - lake_cy) / lake_ry) ** 2
+            e = e + 0.35 * noise.fbm(X * 5.0, Y * 9.0, 3, slot=3)
+            out[e < (1.0 + lake_sand) ** 2] = SAND
+            out[(e < 1.0) & (Y > h + 0.004)] = WATER
+        if has_road:
+            xv, xb, wb, curve = road
+            t = (Y - h) / (1.0 - h)
+            centre = xv + (xb - xv) * t + curve * t * (1.0 - t)
+            on_road = (np.abs(X - centre) < 0.003 + wb * t) & (t > 0.0)
+            if wtype == 0:  # the road ends at the beach instead of running into the sea
+                on_road &= out == GRASS
+            out[on_road] = ROAD
+        return out
+
+    return ground, (road if has_road else None)
+
+
+def _place(rng: np.random.Generator, ground, h: float, a: float, n_cand: int, allowed: tuple[int, ...],
+           x_range: tuple[float, float], t_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Rejection-sample object bases on allowed ground (a fixed number of draws: resolution independent)."""
+    xs = rng.uniform(*x_range, size=n_cand)
+    u = rng.uniform(0.0, 1.0, size=n_cand)
+    ts = t_range[0] + (t_range[1] - t_range[0]) * u * np.sqrt(u)  # denser toward the horizon
+    ys = h + (1.0 - h) * ts
+    ok = np.isin(ground(xs, ys), allowed) & (xs > 0.0) & (xs < a)
+    return xs[ok], ys[ok]
+
+
+def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
+    rng = _rng(layout_seed, _LAYOUT_DOMAIN)
+    noise = _Noise(rng)
+    H, W = height, width
+    a = W / H
+    ys = (np.arange(H) + 0.5) / H
+    xs = (np.arange(W) + 0.5) / H  # x in height units keeps shapes round on non-square images
+    Y = np.broadcast_to(ys[:, None], (H, W))
+    X = np.broadcast_to(xs[None, :], (H, W))
+    labels = np.full((H, W), SKY, np.uint8)
+    part = np.zeros((H, W), np.uint8)
+    inst = np.zeros((H, W), np.int32)
+
+    h = rng.uniform(0.3, 0.56)
+
+    # Clouds: a horizontally stretched fbm field, thinning toward the horizon.
+    coverage = rng.uniform(0.15, 0.6) if rng.random() < 0.88 else 0.0
+    sky_rows = int(np.ceil(h * H))
+    if coverage > 0 and sky_rows > 0:
+        Ys, Xs = Y[:sky_rows], X[:sky_rows]
+        c = noise.fbm(Xs * 2.2, Ys * 6.5, 4, slot=4)
+        thr = 0.35 - 1.0 * coverage + 0.5 * (Ys / h)
+        labels[:sky_rows][c > thr] = CLOUD
+
+    # Mountains: one or two ridged-fbm ridge lines standing on the horizon (far layer taller).
+    ridge = np.full(W, 2.0)
+    if rng.random() < 0.85:
+        n_layers = int(rng.integers(1, 3))
+        for k in range(n_layers):
+            amp = rng.uniform(0.35, 0.8) * h * (1.0 if k == 0 else 0.55)
+            freq = rng.uniform(1.2, 3.5) * (1.0 + k)
+            n = noise.fbm(xs * freq, 10.5 + 3.0 * k, 5, slot=5 + k, gain=0.5)
+            profile = np.clip(1.0 - np.abs(n) * 1.6, 0.0, 1.0)  # ridged: sharp peaks
+            top = h - amp * (0.15 + 0.85 * profile)
+            m = (Y >= top[None, :]) & (Y < h)
+            labels[m] = MOUNTAIN
+            part[m] = _PART_FAR if (n_layers == 2 and k == 0) else 0
+            ridge = np.minimum(ridge, top)
+
+    # Ground: grass, water, sand and road from one analytic ground plan.
+    ground, road = _ground_fn(rng, noise, h, a)
+    g0 = int(np.floor(h * H))
+    below = Y[g0:] >= h
+    gl = ground(X[g0:], Y[g0:])
+    labels[g0:][below] = gl[below]
+
+    # Objects.
+    objs: list[_Obj] = []
+    if rng.random() < 0.7:  # a small town
+        xc = rng.uniform(0.15, 0.85) * a
+        spread = rng.uniform(0.3, 0.9) * a
+        bx, by = _place(rng, ground, h, a, 14, (GRASS,), (xc - spread / 2, xc + spread / 2), (0.04, 0.7))
+        n_b = int(rng.integers(1, 10))
+        for x, y in zip(bx[:n_b], by[:n_b]):
+            s = 0.1 + 0.9 * (y - h) / (1.0 - h)
+            bw = s * rng.uniform(0.18, 0.45)
+            bh = s * rng.uniform(0.15, 0.4) * (1.8 if rng.random() < 0.15 else 1.0)
+            gable = rng.random() < 0.6
+            rh = bw * rng.uniform(0.25, 0.5) if gable else 0.0
+            ncols = max(1, int(bw / (s * rng.uniform(0.05, 0.08))))
+            nrows = max(1, int(bh / (s * rng.uniform(0.06, 0.09))))
+            objs.append(_Obj(BUILDING, x, y, s, dict(bw=bw, bh=bh, rh=rh, ncols=ncols, nrows=nrows)))
+    if rng.random() < 0.9:  # trees, half of them in a grove
+        n_t = int(rng.integers(2, 26))
+        conifer_p = rng.uniform(0.0, 1.0)
+        gx = rng.uniform(0.1, 0.9) * a
+        x1, y1 = _place(rng, ground, h, a, 24, (GRASS,), (gx - 0.25 * a, gx + 0.25 * a), (0.02, 0.8))
+        x2, y2 = _place(rng, ground, h, a, 24, (GRASS,), (0.0, a), (0.02, 1.0))
+        tx, ty = np.concatenate([x1, x2])[:n_t], np.concatenate([y1, y2])[:n_t]
+        for x, y in zip(tx, ty):
+            s = 0.08 + 0.92 * (y - h) / (1.0 - h)
+            r = s * rng.uniform(0.035, 0.085)
+            objs.append(_Obj(TREE, x, y, s, dict(
+                r=r, ry=r * rng.uniform(1.0, 1.5), trunk=r * rng.uniform(0.4, 0.9),
+                conifer=bool(rng.random() < conifer_p))))
+    if rng.random() < 0.75:  # rocks, on grass or on the beach
+        n_r = int(rng.integers(1, 8))
+        rx_, ry_ = _place(rng, ground, h, a, 16, (GRASS, SAND), (0.0, a), (0.05, 1.0))
+        for x, y in zip(rx_[:n_r], ry_[:n_r]):
+            s = 0.08 + 0.92 * (y - h) / (1.0 - h)
+            r = s * rng.uniform(0.025, 0.09)
+            objs.append(_Obj(ROCK, x, y, s, dict(r=r, ry=r * rng.uniform(0.5, 0.9))))
+    # One small unlabeled object (say an unannotated car or bush): exercises ignore handling.
+    ux, uy = _place(rng, ground, h, a, 8, (GRASS, ROAD, SAND), (0.0, a), (0.15, 1.0))
+    if len(ux):
+        s = 0.08 + 0.92 * (uy[0] - h) / (1.0 - h)
+        r = s * rng.uniform(0.03, 0.06)
+        objs.append(_Obj(IGNORE, ux[0], uy[0], s, dict(r=r, ry=r * rng.uniform(0.5, 0.8))))
+    outline_void = rng.random() < 0.35
+
+    # Paint far to near (painter's algorithm), each object inside its own bounding box.
+    objs.sort(key=lambda o: o.y)
+    geom = [(0.0, 0.0, 1.0, 1.0)]
+    buildings = []
+    for o in objs:
+        p = o.params
+        iid = len(geom)
+        if o.kind == BUILDING:
+            x0, x1, y1 = o.x - p["bw"] / 2, o.x + p["bw"] / 2, o.y
+            y0 = y1 - p["bh"]
+            over = 0.08 * p["bw"]
+            box = (x0 - over, x1 + over, y0 - p["rh"], y1)
+        elif o.kind == TREE:
+            cy = o.y - p["trunk"] - p["ry"] * 0.9
+            box = (o.x - 1.3 * p["r"], o.x + 1.3 * p["r"], cy - 1.35 * p["ry"], o.y)
+        else:
+            box = (o.x - 1.4 * p["r"], o.x + 1.4 * p["r"], o.y - 1.4 * p["ry"], o.y + 0.2 * p["ry"])
+        c0, c1 = max(0, int(box[0] * H)), min(W, int(np.ceil(box[1] * H)) + 1)
+        r0, r1 = max(0, int(box[2] * H)), min(H, int(np.ceil(box[3] * H)) + 1)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        sy, sx = ys[r0:r1, None], xs[None, c0:c1]
+        lab_s, part_s, inst_s = labels[r0:r1, c0:c1], part[r0:r1, c0:c1], inst[r0:r1, c0:c1]
+        if o.kind == BUILDING:
+            wall = (sx >= x0) & (sx < x1) & (sy >= y0) & (sy < y1)
+            m = wall.copy()
+            if p["rh"] > 0:  # gable roof: a triangle with a small overhang
+                k = (sy - (y0 - p["rh"])) / p["rh"]
+                roof = (sy >= y0 - p["rh"]) & (sy < y0) & (np.abs(sx - o.x) < (p["bw"] / 2 + over) * k)
+            else:  # flat roof: a thin parapet band
+                roof = wall & (sy < y0 + 0.06 * p["bh"])
+            door = wall & (np.abs(sx - o.x) < 0.09 * p["bw"]) & (sy > y1 - 0.28 * p["bh"])
+            m |= roof
+            lab_s[m] = BUILDING
+            part_s[m] = 0
+            part_s[roof] = _PART_ROOF
+            part_s[door] = _PART_DOOR
+            inst_s[m] = iid
+            geom.append((o.x, (y0 + y1) / 2, p["bw"] / 2, p["bh"] / 2))
+            buildings.append((iid, x0, x1, y0, y1, p["ncols"], p["nrows"]))
+        elif o.kind == TREE:
+            r, ry = p["r"], p["ry"]
+            dx, dy = (sx - o.x) / r, (sy - cy) / ry
+            wobble = 0.22 * noise.fbm(sx / r * 1.3, sy / r * 1.3, 2, slot=8)
+            if p["conifer"]:  # a narrow cone
+                k = (dy + 1.3) / 2.3
+                crown = (k >= 0) & (k <= 1) & (np.abs(dx) < 1.05 * k + wobble * 0.5)
+            else:
+                crown = dx * dx + dy * dy < (1.0 + wobble) ** 2
+            trunk = (np.abs(sx - o.x) < 0.16 * r) & (sy < o.y) & (sy > cy) & ~crown
+            m = crown | trunk
+            lab_s[m] = TREE
+            part_s[m] = 0
+            part_s[trunk] = _PART_TRUNK
+            inst_s[m] = iid
+            geom.append((o.x, cy, r, ry))
+        else:
+            r, ry = p["r"], p["ry"]
+            cy = o.y - 0.55 * ry
+            dx, dy = (sx - o.x) / r, (sy - cy) / ry
+            wobble = 0.25 * noise.fbm(sx / r * 1.5, sy / r * 1.5, 2, slot=9)
+            m = (dx * dx + dy * dy < (1.0 + wobble) ** 2) & (sy < o.y + 0.1 * ry)
+            lab_s[m] = o.kind
+            part_s[m] = 0
+            inst_s[m] = iid
+            geom.append((o.x, cy, r, ry))
+
+    if outline_void and buildings:
+        # Annotators often leave a thin void border around objects (as in PASCAL VOC): 1 px around buildings.
+        b = labels == BUILDING
+        grown = b.copy()
+        grown[1:] |= b[:-1]
+        grown[:-1] |= b[1:]
+        grown[:, 1:] |= b[:, :-1]
+        grown[:, :-1] |= b[:, 1:]
+        labels[grown & ~b & (labels != IGNORE)] = IGNORE
+
+    return _Layout(h, a, labels, part, inst, np.asarray(geom, dtype=np.float64), buildings, ridge, road)
+
+
+# -------------------------------------------------------------------------------------------- appearance
+
+_TIMES = {  # sky top, sky at horizon, cloud light, cloud shade, light colour
+    "day": ((0.24, 0.46, 0.86), (0.7, 0.83, 0.96), (0.98, 0.98, 0.99), (0.72, 0.76, 0.84), (1.0, 1.0, 1.0)),
+    "golden": ((0.3, 0.42, 0.72), (1.0, 0.76, 0.48), (1.0, 0.9, 0.74), (0.68, 0.55, 0.52),
+               (1.08, 0.95, 0.78)),
+    "dusk": ((0.13, 0.13, 0.36), (0.96, 0.48, 0.36), (0.96, 0.62, 0.56), (0.33, 0.28, 0.44),
+             (0.72, 0.62, 0.72)),
+    "overcast": ((0.56, 0.59, 0.63), (0.8, 0.81, 0.82), (0.88, 0.89, 0.9), (0.55, 0.56, 0.6),
+                 (0.86, 0.88, 0.9)),
+}
+_SEASONS = {  # grass, tree crowns (one is picked per tree)
+    "spring": ((0.42, 0.66, 0.24), ((0.36, 0.62, 0.24), (0.45, 0.68, 0.3), (0.9, 0.75, 0.8))),
+    "summer": ((0.32, 0.54, 0.18), ((0.17, 0.4, 0.14), (0.22, 0.45, 0.16), (0.13, 0.33, 0.15))),
+    "autumn": ((0.58, 0.56, 0.26), ((0.82, 0.46, 0.14), (0.72, 0.22, 0.1), (0.86, 0.7, 0.2))),
+    "winter": ((0.9, 0.92, 0.95), ((0.12, 0.26, 0.16), (0.42, 0.35, 0.3), (0.16, 0.3, 0.2))),
+}
+_ROCK_TONES = ((0.48, 0.47, 0.46), (0.52, 0.43, 0.34), (0.33, 0.42, 0.29), (0.4, 0.43, 0.52))
+_WATER_TINTS = ((0.12, 0.33, 0.6), (0.08, 0.42, 0.48), (0.22, 0.36, 0.34), (0.06, 0.17, 0.3))
+_WALLS = ((0.92, 0.9, 0.84), (0.72, 0.34, 0.25), (0.86, 0.74, 0.52), (0.6, 0.6, 0.62), (0.96, 0.92, 0.72),
+          (0.56, 0.66, 0.76), (0.8, 0.62, 0.55))
+_ROOFS = ((0.62, 0.2, 0.14), (0.32, 0.3, 0.3), (0.46, 0.3, 0.2), (0.24, 0.3, 0.38), (0.5, 0.16, 0.12))
+
+
+def _jitter(rng: np.random.Generator, rgb, amount: float = 0.05) -> np.ndarray:
+    return np.clip(np.asarray(rgb, dtype=np.float64) + (rng.random(3) - 0.5) * 2 * amount, 0.0, 1.0)
+
+
+def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
+    rng = _rng(appearance_seed, _APPEARANCE_DOMAIN)
+    noise = _Noise(rng)
+    lab = layout.labels
+    H, W = lab.shape
+    n = H * W
+    h = layout.h
+    flat_lab = lab.ravel()
+    Y = np.repeat((np.arange(H) + 0.5) / H, W)
+    X = np.tile((np.arange(W) + 0.5) / H, H)
+
+    time = ("day", "golden", "dusk", "overcast")[int(rng.choice(4, p=[0.45, 0.2, 0.15, 0.2]))]
+    season = ("spring", "summer", "autumn", "winter")[int(rng.integers(4))]
+    top, hor, c_light, c_shade, light = (_jitter(rng, c, 0.04) for c in _TIMES[time])
+    light = light * rng.uniform(0.9, 1.1)
+    sun_x = rng.uniform(0.1, 0.9) * layout.aspect
+    sun_dir = np.array([-1.0 if sun_x < layout.aspect / 2 else 1.0, -1.2])  # toward the sun (up, to its side)
+    sun_dir /= np.sqrt((sun_dir**2).sum())
+    fine = noise.fbm(X * 40.0, Y * 40.0, 2, slot=0)  # pixel-scale grain
+    coarse = noise.fbm(X * 5.0, Y * 5.0, 3, slot=1)  # patches
+    img = np.empty((n, 3))
+
+    def idx(c: int) -> np.ndarray:
+        return np.flatnonzero(flat_lab == c)
+
+    # Perspective coordinates of the ground plane: textures shrink toward the horizon.
+    t_ground = np.maximum((Y - h) / (1.0 - h), 0.02)
+    depth = 1.0 / t_ground
+
+    # Sky: vertical gradient + sun glow.
+    i = idx(SKY)
+    ty = np.clip(Y[i] / h, 0.0, 1.0)
+    g = ty * (2.0 - ty)
+    col = top + (hor - top) * g[:, None]
+    if time in ("golden", "dusk"):
+        d2 = (X[i] - sun_x) ** 2 + ((Y[i] - h) * 1.6) ** 2
+        glow = (0.5 if time == "golden" else 0.3) / (1.0 + 40.0 * d2)
+        col = col + glow[:, None] * np.array([1.0, 0.8, 0.5])
+    img[i] = col
+
+    # Clouds: light top, shaded bottom, fluffy texture.
+    i = idx(CLOUD)
+    tex = noise.fbm(X[i] * 14.0, Y[i] * 22.0, 3, slot=2)
+    k = np.clip(0.55 + 0.45 * tex - 0.25 * (Y[i] / h), 0.0, 1.0)
+    img[i] = c_shade + (c_light - c_shade) * k[:, None]
+
+    # Mountains: rock tone with vertical streaks, aerial perspective toward the horizon colour, snow caps.
+    i = idx(MOUNTAIN)
+    rock = _jitter(rng, _ROCK_TONES[int(rng.integers(len(_ROCK_TONES)))], 0.05)
+    streak = noise.fbm(X[i] * 30.0, Y[i] * 7.0, 3, slot=3)
+    col_i = np.minimum((X[i] * H).astype(np.int64), W - 1)
+    ridge_y = layout.ridge[col_i]
+    below_ridge = np.clip((Y[i] - ridge_y) / max(h * 0.5, 1e-3), 0.0, 1.0)
+    # Flanks facing the sun are lit: the ridge slope at a column stands for the slope of the face below it.
+    rp = np.pad(np.minimum(layout.ridge, h), 2, mode="edge")
+    slope = (rp[4:] - rp[:-4]) * (H / 4.0)
+    face = np.clip(slope[col_i] * sun_dir[0] * 1.5, -1.0, 1.0)
+    shade = 0.78 + 0.2 * streak - 0.18 * below_ridge + 0.1 * coarse[i] + 0.16 * face
+    col = rock * shade[:, None]
+    snow_line = rng.uniform(0.05, 0.5) if (season == "winter" or rng.random() < 0.45) else -1.0
+    if snow_line > 0:
+        snowy = (Y[i] - ridge_y) < snow_line * (h - ridge_y + 1e-3) * (0.6 + 0.4 * streak)
+        col[snowy] = (np.array([0.93, 0.94, 0.97]) * (0.85 + 0.15 * streak[snowy, None]))
+    far = layout.part.ravel()[i] == _PART_FAR
+    haze = np.where(far, 0.55, 0.25)[:, None]
+    img[i] = col * (1.0 - haze) + hor * haze
+
+    # Water: tint mixed with the sky near the horizon (Fresnel), perspective waves and glints.
+    i = idx(WATER)
+    tint = _jitter(rng, _WATER_TINTS[int(rng.integers(len(_WATER_TINTS)))], 0.04)
+    wave_f = rng.uniform(0.8, 2.0)
+    u = (X[i] - layout.aspect / 2) * depth[i]
+    wv = _wave(depth[i] * wave_f + 0.6 * noise.fbm(u * 0.6, depth[i] * 0.3, 2, slot=4))
+    fres = np.clip(1.0 - t_ground[i] * 2.5, 0.0, 1.0)[:, None] * 0.6
+    col = tint * (1.0 - fres) + hor * fres
+    img[i] = col * (0.88 + 0.2 * wv)[:, None] + 0.04 * fine[i, None]
+    if time in ("golden", "dusk"):
+        glint = np.clip(1.0 - np.abs(X[i] - sun_x) * 6.0, 0.0, 1.0) * (wv > 0.8)
+        img[i] += glint[:, None] * np.array([0.5, 0.4, 0.25])
+
+    # Sand: pale with grain and ripples; wetter (darker) near water is implied by the first rows.
+    i = idx(SAND)
+    sand = _jitter(rng, (0.86, 0.78, 0.58), 0.05)
+    rip = _wave(depth[i] * 3.0 + 0.5 * coarse[i])
+    img[i] = sand * (0.9 + 0.06 * rip + 0.08 * fine[i] + 0.05 * coarse[i])[:, None]
+
+    # Grass: season colour, large patches, perspective grain, sometimes mowing stripes.
+    i = idx(GRASS)
+    snow_ground = season == "winter" and rng.random() < 0.5
+    dry_winter = season == "winter" and not snow_ground
+    grass = _jitter(rng, (0.55, 0.52, 0.38) if dry_winter else _SEASONS[season][0], 0.05)
+    u = (X[i] - layout.aspect / 2) * depth[i]
+    grain = noise.fbm(u * 4.0, depth[i] * 4.0, 2, slot=5)
+    shade = 0.85 + 0.12 * coarse[i] + 0.1 * grain
+    if rng.random() < 0.3:
+        shade = shade + 0.06 * (_wave(u * 0.6) - 0.5)
+    col = grass * shade[:, None]
+    fade = np.clip(1.0 - t_ground[i] * 4.0, 0.0, 1.0)[:, None] * 0.35
+    img[i] = col * (1.0 - fade) + hor * fade
+
+    # Per-instance shading (trees, rocks, buildings): a lit side toward the sun.
+    inst = layout.inst.ravel()
+    geom = layout.inst_geom
+    n_inst = len(geom)
+    part = layout.part.ravel()
+
+    def lit(ii: np.ndarray, strength: float) -> np.ndarray:
+        g_ = geom[inst[ii]]
+        dx = (X[ii] - g_[:, 0]) / g_[:, 2]
+        dy = (Y[ii] - g_[:, 1]) / g_[:, 3]
+        return 1.0 + strength * (dx * sun_dir[0] + dy * sun_dir[1]) * 0.5
+
+    i = idx(TREE)
+    crowns = np.asarray(_SEASONS[season][1])
+    pick = rng.integers(len(crowns), size=n_inst)
+    var = 0.85 + 0.3 * rng.random(n_inst)
+    col = crowns[pick[inst[i]]] * var[inst[i], None]
+    leaf = noise.fbm(X[i] * 90.0, Y[i] * 90.0, 2, slot=6)
+    col = col * (lit(i, 0.55) * (0.85 + 0.25 * leaf))[:, None]
+    trunk = part[i] == _PART_TRUNK
+    col[trunk] = np.array([0.32, 0.23, 0.15]) * (0.9 + 0.1 * leaf[trunk, None])
+    img[i] = col
+
+    i = idx(ROCK)
+    stone = _jitter(rng, (0.5, 0.49, 0.47), 0.06)
+    var = 0.8 + 0.35 * rng.random(n_inst)
+    tex = noise.fbm(X[i] * 60.0, Y[i] * 60.0, 2, slot=7)
+    img[i] = stone * (var[inst[i]] * lit(i, 0.6) * (0.9 + 0.15 * tex))[:, None]
+
+    # Buildings: wall colour per instance, roof colour, window grid (lit at dusk), door.
+    i = idx(BUILDING)
+    walls = np.asarray(_WALLS)[rng.integers(len(_WALLS), size=n_inst)]
+    walls = walls * (0.9 + 0.15 * rng.random((n_inst, 1)))
+    roofs = np.asarray(_ROOFS)[rng.integers(len(_ROOFS), size=n_inst)]
+    roofs = roofs * (0.85 + 0.25 * rng.random((n_inst, 1)))
+    col = walls[inst[i]] * (lit(i, 0.25) * (0.95 + 0.05 * fine[i]))[:, None]
+    roof = part[i] == _PART_ROOF
+    tiles = _wave(Y[i][roof] * H * 0.5)
+    col[roof] = roofs[inst[i][roof]] * (0.85 + 0.15 * tiles)[:, None]
+    col[part[i] == _PART_DOOR] = np.array([0.3, 0.2, 0.14])
+    lit_p = 0.6 if time == "dusk" else (0.15 if time == "golden" else 0.0)
+    glass = np.clip(hor * 0.45 + 0.08, 0.0, 1.0)
+    flat_col = np.zeros((n, 3))
+    flat_col[i] = col
+    img2 = flat_col.reshape(H, W, 3)
+    win_mask = np.zeros((H, W), bool)
+    lit_mask = np.zeros((H, W), bool)
+    for iid, x0, x1, y0, y1, ncols, nrows in layout.buildings:
+        r0, r1 = max(0, int(y0 * H)), min(H, int(np.ceil(y1 * H)))
+        c0, c1 = max(0, int(x0 * H)), min(W, int(np.ceil(x1 * H)))
+        if r0 >= r1 or c0 >= c1:
+            continue
+        su = ((np.arange(c0, c1) + 0.5) / H - x0) / (x1 - x0) * ncols
+        sv = ((np.arange(r0, r1) + 0.5) / H - y0) / (y1 - y0) * nrows
+        fu, fv = su - np.floor(su), sv - np.floor(sv)
+        cell = (np.abs(fu - 0.5)[None, :] < 0.26) & (np.abs(fv - 0.52)[:, None] < 0.24)
+        cell &= (sv[:, None] > 0.08 * nrows) & (sv[:, None] < 0.78 * nrows)
+        own = (layout.inst[r0:r1, c0:c1] == iid) & (layout.part[r0:r1, c0:c1] == 0)
+        win = cell & own
+        on = rng.random((nrows, ncols)) < lit_p  # each window lit or not
+        row = np.minimum(sv.astype(np.int64), nrows - 1)
+        wl = on[row[:, None], np.minimum(su.astype(np.int64), ncols - 1)]
+        win_mask[r0:r1, c0:c1] |= win
+        lit_mask[r0:r1, c0:c1] |= win & wl
+    img2[win_mask] = glass
+    img2[lit_mask] = (1.0, 0.84, 0.45)
+    img[i] = flat_col[i]
+
+    # Road: asphalt (or a dirt track) with perspective grain, dashed centre line and edge lines.
+    i = idx(ROAD)
+    dirt = rng.random() < 0.2
+    asphalt = _jitter(rng, (0.55, 0.47, 0.35) if dirt else (0.3, 0.3, 0.32), 0.05)
+    u = (X[i] - layout.aspect / 2) * depth[i]
+    grain = noise.fbm(u * 8.0, depth[i] * 8.0, 2, slot=8)
+    col = asphalt * (0.9 + 0.1 * grain + 0.05 * fine[i])[:, None]
+    if layout.road is not None and not dirt:
+        xv, xb, wb, curve = layout.road
+        t = t_ground[i]
+        centre = xv + (xb - xv) * t + curve * t * (1.0 - t)
+        rel = np.abs(X[i] - centre) / (0.003 + wb * t)
+        dash = (rel < 0.035) & (_wave(depth[i] * 1.5) > 0.5)
+        edge = (rel > 0.86) & (rel < 0.92)
+        paint = np.array((0.95, 0.8, 0.2) if rng.random() < 0.4 else (0.93, 0.93, 0.9))
+        col[dash | edge] = paint * (0.9 + 0.1 * grain[dash | edge, None])
+    img[i] = col
+
+    # Unlabeled pixels: the void border keeps what the neighbours would show (grass/sky mix); the small
+    # unknown object gets a saturated paint so it looks like "something".
+    i = idx(IGNORE)
+    obj = inst[i] > 0
+    car = _jitter(rng, (0.7, 0.15, 0.15), 0.3)
+    img[i] = np.where(obj[:, None], car * lit(i, 0.4)[:, None] if len(i) else car, hor * 0.6 + 0.2)
+
+    # Global: light colour, mild haze at the horizon, contrast, vignette, sensor noise.
+    img *= light
+    near_h = np.clip(1.0 - np.abs(Y - h) * 12.0, 0.0, 1.0)[:, None] * rng.uniform(0.0, 0.25)
+    img = img * (1.0 - near_h) + hor * near_h
+    contrast = rng.uniform(0.9, 1.15)
+    img = (img - 0.5) * contrast + 0.5 + rng.uniform(-0.04, 0.04)
+    cx, cy = X - layout.aspect / 2, Y - 0.5
+    img *= (1.0 - rng.uniform(0.0, 0.35) * (cx * cx + cy * cy))[:, None]
+    img += (rng.random((n, 3)) - 0.5) * rng.uniform(0.01, 0.05)
+    return np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(H, W, 3)
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    height, width = (int(v) for v in size)
+    if height < 8 or width < 8:
+        raise ValueError(f"scene size must be at least 8x8 (height, width), got {size}")
+    return height, width
+
+
+def render_layout(layout_seed: int, size: tuple[int, int] = (128, 128)) -> np.ndarray:
+    """The label map of a scene alone (``H x W`` uint8, contiguous ids 0..9 and 255), without painting it."""
+    return _make_layout(layout_seed, *_check_size(size)).labels
+
+
+def render_scene(layout_seed: int, appearance_seed: int,
+                 size: tuple[int, int] = (128, 128)) -> tuple[np.ndarray, np.ndarray]:
+    """Render one procedural scene.
+
+    Args:
+        layout_seed: Decides the label map (geometry) only.
+        appearance_seed: Decides the look (time of day, season, colours, textures, noise) only.
+        size: ``(height, width)`` in pixels; any size >= 8x8, square or not.
+
+    Returns:
+        ``(image, labels)``: ``H x W x 3`` uint8 RGB, and ``H x W`` uint8 contiguous ids of
+        :func:`dpsims_aug.labels.embedded_label_space` with 255 on a few unlabeled pixels.
+        Identical bits for identical arguments on any machine.
+    """
+    layout = _make_layout(layout_seed, *_check_size(size))
+    return _paint(layout, appearance_seed), layout.labels
+
+
+def scene_seeds(seed: int, index: int, stream: int = 0) -> tuple[int, int]:
+    """The (layout_seed, appearance_seed) of scene ``index`` of a dataset drawn with ``seed``.
+
+    ``stream`` separates splits (the writers use 0 for train and 1 for validation), so growing one split never
+    changes the other.
+    """
+    if min(int(seed), int(index), int(stream)) < 0:
+        raise ValueError("seed, index and stream must be non-negative")
+    seq = np.random.SeedSequence([int(seed), int(stream), int(index), _INDEX_DOMAIN])
+    state = seq.generate_state(2, np.uint32)
+    return int(state[0]), int(state[1])
+
+
+def iter_scenes(n: int, size: tuple[int, int] = (128, 128), seed: int = 0, stream: int = 0,
+                start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(image, labels)`` for scenes ``start .. start+n-1`` of the dataset ``(seed, stream)``.
+
+    Scene ``i`` uses :func:`scene_seeds` ``(seed, i, stream)``, so any slice can be regenerated on its own.
+    """
+    for index in range(start, start + n):
+        yield render_scene(*scene_seeds(seed, index, stream), size=size)
+
+
+def scene_grid(n_layouts: int = 4, n_appearances: int = 4, size: tuple[int, int] = (128, 128), seed: int = 0,
+               gap: int = 2) -> np.ndarray:
+    """A visual check: one row per layout, the colourized label map then ``n_appearances`` renderings.
+
+    Returns an RGB uint8 array (white gaps between tiles); unlabeled pixels are black in the label column.
+    """
+    from dpsims_aug.labels import embedded_label_space
+
+    space = embedded_label_space()
+    height, width = _check_size(size)
+    cols = n_appearances + 1
+    grid = np.full((n_layouts * (height + gap) + gap, cols * (width + gap) + gap, 3), 255, np.uint8)
+    for r in range(n_layouts):
+        layout_seed, appearance_seed = scene_seeds(seed, r)
+        layout = _make_layout(layout_seed, height, width)
+        tiles = [space.colorize(layout.labels)]
+        tiles += [_paint(layout, appearance_seed + k) for k in range(n_appearances)]
+        for c, tile in enumerate(tiles):
+            y, x = gap + r * (height + gap), gap + c * (width + gap)
+            grid[y:y + height, x:x + width] = tile
+    return grid

@@ -1,0 +1,395 @@
+"""Write the embedded procedural scenes to disk in the layouts users' tools read.
+
+Layouts (``root`` is the output folder; every layout also gets ``labels.json`` and ``dataset.json``):
+
+* ``ade20k``: ``images/{training,validation}/scene_000000.jpg`` and ``annotations/{...}/scene_000000.png``
+  with ADE-style raw ids (0 = unlabeled, k+1 = class k); mmseg reads it with ``reduce_zero_label=True``.
+* ``cityscapes``: ``leftImg8bit/{train,val}/scene/scene_000000_000019_leftImg8bit.png`` with
+  ``gtFine/{train,val}/scene/scene_000000_000019_gtFine_labelIds.png`` (raw ids) and
+  ``..._gtFine_labelTrainIds.png`` (contiguous ids, 255 = unlabeled), what mmseg's Cityscapes loaders expect.
+* ``folder``: one plain pair ``images/<name>.png`` + ``labels/<name>.png`` (raw ids), names
+  ``train_000000`` and ``val_000000``, plus ``splits/{train,val}.txt`` (basenames: mmseg's ``ann_file``).
+* ``hf``: a Hugging Face ``datasets.DatasetDict`` (``train``/``validation``; columns ``image``, ``label``
+  (PNG of raw ids), ``name``, ``layout_seed``, ``appearance_seed``) saved with ``save_to_disk(root)``.
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``), so an interrupted
+run leaves only whole files, and a re-run with the same parameters skips them (``dataset.json`` records the
+parameters; different parameters in a non-empty folder are refused unless ``overwrite=True``).
+
+mmseg note: do not point ``ADE20KDataset``/``CityscapesDataset`` at these folders with our class names as
+``metainfo``: mmseg then builds a label map from *its* class list, which refuses ("cloud" is not an ADE class)
+or silently renumbers classes. Use :func:`mmseg_dataset_config` (a ``BaseSegDataset`` with the right
+suffixes).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dpsims_aug.data.scenes import SCENES_VERSION, render_scene, scene_seeds
+from dpsims_aug.fileio import atomic_path, atomic_write_text
+from dpsims_aug.labels import LabelSpace, embedded_label_space, write_label_map
+
+LAYOUTS = ("ade20k", "cityscapes", "folder", "hf")
+MANIFEST = "dataset.json"
+LABELS_JSON = "labels.json"
+FORMAT_VERSION = 1
+_STREAMS = {"train": 0, "val": 1}  # scene_seeds stream per split: growing one split never changes the other
+
+Progress = Callable[[int], None] | None
+
+
+def _save_image(path: Path, image: np.ndarray, fmt: str, quality: int = 95) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        if fmt == "JPEG":
+            Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
+        else:
+            Image.fromarray(image).save(tmp, format="PNG", compress_level=3)
+
+
+def _encode(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _read_manifest(root: Path) -> dict | None:
+    try:
+        return json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _begin(root: Path, layout: str, size: tuple[int, int], seed: int, overwrite: bool) -> bool:
+    """Check ``root`` against an earlier run; returns True when existing files may be reused."""
+    old = _read_manifest(root)
+    if old is not None:
+        same = (old.get("layout") == layout and list(old.get("size", ())) == list(size)
+                and old.get("seed") == seed and old.get("scenes_version") == SCENES_VERSION)
+        if not same and not overwrite:
+            raise FileExistsError(
+                f"{root} holds an embedded dataset written with layout={old.get('layout')!r}, "
+                f"size={old.get('size')}, seed={old.get('seed')}, "
+                f"scenes_version={old.get('scenes_version')}; asked for layout={layout!r}, "
+                f"size={list(size)}, seed={seed}, scenes_version={SCENES_VERSION}. "
+                "Use another folder or overwrite=True."
+            )
+        return same and not overwrite
+    if root.is_dir() and any(root.iterdir()) and not overwrite:
+        # A folder with foreign content: we only add our files, but never reuse files we did not record.
+        return False
+    return False
+
+
+def _write_meta(root: Path, space: LabelSpace, manifest: dict) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / LABELS_JSON, space.to_json())
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1))
+
+
+def _prune(folder: Path, pattern: str, n: int) -> int:
+    """Delete our own files whose index is >= n (after a re-run with fewer scenes) and stale temp files."""
+    if not folder.is_dir():
+        return 0
+    rx = re.compile(pattern)
+    removed = 0
+    for p in folder.iterdir():
+        m = rx.fullmatch(p.name)
+        stale_tmp = p.name.startswith(".") and ".tmp" in p.name
+        if (m and int(m.group(1)) >= n) or stale_tmp:
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int) -> tuple[int, int]:
+    if n_train < 0 or n_val < 0:
+        raise ValueError(f"scene counts must be >= 0, got n_train={n_train}, n_val={n_val}")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    height, width = (int(v) for v in size)
+    if height < 8 or width < 8:
+        raise ValueError(f"size is (height, width) >= (8, 8), got {size}")
+    return height, width
+
+
+def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[int, int], seed: int,
+                 overwrite: bool, paths: Callable[[str, int], tuple[Path, ...]],
+                 save: Callable[[tuple[Path, ...], np.ndarray, np.ndarray], None],
+                 prune: Callable[[str, int], int], progress: Progress, extra: dict | None = None) -> dict:
+    """Shared loop of the file layouts: manifest, skip-or-render-and-save, prune, final manifest."""
+    t0 = time.perf_counter()
+    space = embedded_label_space()
+    reuse = _begin(root, layout, size, seed, overwrite)
+    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout=layout, size=list(size),
+                    seed=int(seed), scenes_version=SCENES_VERSION, splits=counts, complete=False,
+                    **(extra or {}))
+    _write_meta(root, space, manifest)
+    written = skipped = 0
+    for split, n in counts.items():
+        prune(split, n)
+        for i in range(n):
+            out = paths(split, i)
+            if reuse and all(p.is_file() for p in out):
+                skipped += 1
+            else:
+                image, labels = render_scene(*scene_seeds(seed, i, _STREAMS[split]), size=size)
+                save(out, image, labels)
+                written += 1
+            if progress is not None:
+                progress(1)
+    manifest["complete"] = True
+    _write_meta(root, space, manifest)
+    seconds = time.perf_counter() - t0
+    return dict(layout=layout, root=str(root), size=list(size), seed=int(seed), splits=dict(counts),
+                written=written, skipped=skipped, seconds=round(seconds, 3),
+                labels_json=str(root / LABELS_JSON))
+
+
+def write_ade20k(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
+                 seed: int = 0, *, jpeg_quality: int = 95, overwrite: bool = False,
+                 progress: Progress = None) -> dict:
+    """Write the ADE-20K layout: ``images/{training,validation}/*.jpg``, ``annotations/.../*.png`` (raw ids).
+
+    Args:
+        root: Output folder (created).
+        n_train, n_val: Number of scenes per split.
+        size: ``(height, width)`` of every scene.
+        seed: Dataset seed; scene ``i`` of a split uses :func:`~dpsims_aug.data.scenes.scene_seeds`.
+        jpeg_quality: JPEG quality of the images.
+        overwrite: Rewrite every file even when ``root`` holds a run with the same parameters, and accept a
+            folder written with other parameters.
+        progress: Called with 1 after each scene (e.g. ``tqdm.update``).
+
+    Returns:
+        A summary dict (see :func:`write_dataset`).
+    """
+    root = Path(root)
+    size = _check_args(n_train, n_val, size, seed)
+    space = embedded_label_space()
+    dirs = {"train": "training", "val": "validation"}
+
+    def paths(split: str, i: int) -> tuple[Path, ...]:
+        name = f"scene_{i:06d}"
+        d = dirs[split]
+        return root / "images" / d / f"{name}.jpg", root / "annotations" / d / f"{name}.png"
+
+    def save(out: tuple[Path, ...], image: np.ndarray, labels: np.ndarray) -> None:
+        _save_image(out[0], image, "JPEG", jpeg_quality)
+        write_label_map(out[1], space.to_raw(labels))
+
+    def prune(split: str, n: int) -> int:
+        return (_prune(root / "images" / dirs[split], r"scene_(\d{6})\.jpg", n)
+                + _prune(root / "annotations" / dirs[split], r"scene_(\d{6})\.png", n))
+
+    counts = {"train": n_train, "val": n_val}
+    summary = _write_files(root, "ade20k", counts, size, seed, overwrite, paths, save, prune, progress)
+    summary["mmseg"] = {s: mmseg_dataset_config(root, "ade20k", s) for s in ("train", "val")}
+    return summary
+
+
+CITY = "scene"
+
+
+def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
+                     seed: int = 0, *, overwrite: bool = False, progress: Progress = None) -> dict:
+    """Write the Cityscapes layout: ``leftImg8bit/{train,val}/scene/*_leftImg8bit.png`` and
+    ``gtFine/{train,val}/scene/*_gtFine_labelIds.png`` (raw ids) + ``*_gtFine_labelTrainIds.png`` (contiguous
+    ids, 255 = unlabeled). Arguments and return value as :func:`write_ade20k`."""
+    root = Path(root)
+    size = _check_args(n_train, n_val, size, seed)
+    space = embedded_label_space()
+
+    def paths(split: str, i: int) -> tuple[Path, ...]:
+        name = f"{CITY}_{i:06d}_000019"
+        gt = root / "gtFine" / split / CITY
+        return (root / "leftImg8bit" / split / CITY / f"{name}_leftImg8bit.png",
+                gt / f"{name}_gtFine_labelIds.png", gt / f"{name}_gtFine_labelTrainIds.png")
+
+    def save(out: tuple[Path, ...], image: np.ndarray, labels: np.ndarray) -> None:
+        _save_image(out[0], image, "PNG")
+        write_label_map(out[1], space.to_raw(labels))
+        write_label_map(out[2], labels)
+
+    def prune(split: str, n: int) -> int:
+        pre = rf"{CITY}_(\d{{6}})_000019"
+        return (_prune(root / "leftImg8bit" / split / CITY, pre + r"_leftImg8bit\.png", n)
+                + _prune(root / "gtFine" / split / CITY, pre + r"_gtFine_label(?:Train)?Ids\.png", n))
+
+    summary = _write_files(root, "cityscapes", {"train": n_train, "val": n_val}, size, seed, overwrite, paths,
+                           save, prune, progress)
+    summary["mmseg"] = {s: mmseg_dataset_config(root, "cityscapes", s) for s in ("train", "val")}
+    return summary
+
+
+def write_folder(root: str | os.PathLike, n_train: int, n_val: int = 0, size: tuple[int, int] = (128, 128),
+                 seed: int = 0, *, overwrite: bool = False, progress: Progress = None) -> dict:
+    """Write one plain pair ``images/<name>.png`` + ``labels/<name>.png`` (raw ids) with names
+    ``train_000000``/``val_000000`` and split lists ``splits/{train,val}.txt``.
+    Arguments and return value as :func:`write_ade20k`."""
+    root = Path(root)
+    size = _check_args(n_train, n_val, size, seed)
+    space = embedded_label_space()
+
+    def paths(split: str, i: int) -> tuple[Path, ...]:
+        name = f"{split}_{i:06d}.png"
+        return root / "images" / name, root / "labels" / name
+
+    def save(out: tuple[Path, ...], image: np.ndarray, labels: np.ndarray) -> None:
+        _save_image(out[0], image, "PNG")
+        write_label_map(out[1], space.to_raw(labels))
+
+    def prune(split: str, n: int) -> int:
+        return (_prune(root / "images", rf"{split}_(\d{{6}})\.png", n)
+                + _prune(root / "labels", rf"{split}_(\d{{6}})\.png", n))
+
+    counts = {"train": n_train, "val": n_val}
+    summary = _write_files(root, "folder", counts, size, seed, overwrite, paths, save, prune, progress)
+    for split, n in counts.items():
+        atomic_write_text(root / "splits" / f"{split}.txt", "".join(f"{split}_{i:06d}\n" for i in range(n)))
+    summary["mmseg"] = {s: mmseg_dataset_config(root, "folder", s) for s in ("train", "val")}
+    return summary
+
+
+HF_SPLITS = {"train": "train", "val": "validation"}
+
+
+def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
+             seed: int = 0, *, jpeg_quality: int = 95, overwrite: bool = False,
+             progress: Progress = None) -> dict:
+    """Write a Hugging Face ``DatasetDict`` (``train``/``validation``) with ``save_to_disk(root)``.
+
+    Columns: ``image`` (``datasets.Image``, JPEG), ``label`` (``datasets.Image``, 8-bit PNG of raw ids:
+    0 = unlabeled, k+1 = class k), ``name``, ``layout_seed``, ``appearance_seed``. Read it back with
+    ``datasets.load_from_disk(root)``. The split folders are moved into place before ``dataset_dict.json``, so
+    an interrupted run never leaves a loadable half dataset. Return value as :func:`write_ade20k`.
+    """
+    import datasets
+
+    t0 = time.perf_counter()
+    root = Path(root)
+    size = _check_args(n_train, n_val, size, seed)
+    space = embedded_label_space()
+    counts = {"train": n_train, "val": n_val}
+    reuse = _begin(root, "hf", size, seed, overwrite)
+    old = _read_manifest(root) or {}
+    done = old.get("complete") and old.get("splits") == counts and (root / "dataset_dict.json").is_file()
+    if reuse and done:
+        if progress is not None:
+            progress(n_train + n_val)
+        return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), splits=counts, written=0,
+                    skipped=n_train + n_val, seconds=round(time.perf_counter() - t0, 3),
+                    labels_json=str(root / LABELS_JSON))
+    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout="hf", size=list(size),
+                    seed=int(seed), scenes_version=SCENES_VERSION, splits=counts, complete=False)
+    _write_meta(root, space, manifest)
+
+    features = datasets.Features({
+        "image": datasets.Image(), "label": datasets.Image(), "name": datasets.Value("string"),
+        "layout_seed": datasets.Value("int64"), "appearance_seed": datasets.Value("int64"),
+    })
+    parts = {}
+    for split, n in counts.items():
+        if n == 0 and split != "train":
+            continue
+        rows: dict[str, list] = {k: [] for k in features}
+        for i in range(n):
+            ls, aps = scene_seeds(seed, i, _STREAMS[split])
+            image, labels = render_scene(ls, aps, size=size)
+            name = f"scene_{i:06d}"
+            rows["image"].append({"bytes": _encode(image, "JPEG", jpeg_quality), "path": f"{name}.jpg"})
+            rows["label"].append({"bytes": _encode(space.to_raw(labels), "PNG"), "path": f"{name}.png"})
+            rows["name"].append(name)
+            rows["layout_seed"].append(ls)
+            rows["appearance_seed"].append(aps)
+            if progress is not None:
+                progress(1)
+        hf_split = datasets.Split.TRAIN if split == "train" else datasets.Split.VALIDATION
+        parts[HF_SPLITS[split]] = datasets.Dataset.from_dict(rows, features=features, split=hf_split)
+    tmp = root / f".hf_tmp_{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    bar_was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bar()  # the caller's `progress` reports; keep save_to_disk quiet
+    try:
+        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+    finally:
+        if bar_was_on:
+            datasets.enable_progress_bar()
+    # Swap into place: remove the old index first, then the old split folders, move new ones, index last.
+    (root / "dataset_dict.json").unlink(missing_ok=True)
+    for split_dir in HF_SPLITS.values():
+        shutil.rmtree(root / split_dir, ignore_errors=True)
+        if (tmp / split_dir).exists():
+            os.replace(tmp / split_dir, root / split_dir)
+    os.replace(tmp / "dataset_dict.json", root / "dataset_dict.json")
+    shutil.rmtree(tmp, ignore_errors=True)
+    manifest["complete"] = True
+    _write_meta(root, space, manifest)
+    return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), splits=counts,
+                written=n_train + n_val, skipped=0, seconds=round(time.perf_counter() - t0, 3),
+                labels_json=str(root / LABELS_JSON))
+
+
+_WRITERS = {"ade20k": write_ade20k, "cityscapes": write_cityscapes, "folder": write_folder, "hf": write_hf}
+
+
+def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
+                  size: tuple[int, int] = (128, 128), seed: int = 0, *, overwrite: bool = False,
+                  progress: Progress = None) -> dict:
+    """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``layout`` (one of :data:`LAYOUTS`).
+
+    Also writes ``labels.json`` (the LabelSpace) and ``dataset.json`` (parameters, completeness) at ``out``.
+    Re-running with the same parameters only writes what is missing (idempotent; resumes a killed run).
+
+    Returns:
+        Summary: ``layout``, ``root``, ``size``, ``seed``, ``splits`` (counts), ``written``, ``skipped``,
+        ``seconds``, ``labels_json`` and, for the mmseg-readable layouts, ``mmseg`` (per split, a
+        ``BaseSegDataset`` config dict without pipeline).
+
+    Raises:
+        ValueError: unknown layout (the message lists the valid ones) or bad counts/size/seed.
+        FileExistsError: ``out`` holds a dataset written with other parameters and ``overwrite`` is False.
+    """
+    if layout not in _WRITERS:
+        raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress)
+
+
+def mmseg_dataset_config(root: str | os.PathLike, layout: str, split: str = "train",
+                         label_space: LabelSpace | None = None) -> dict:
+    """An mmseg dataset config (``BaseSegDataset``, no pipeline) that reads ``split`` of a written layout.
+
+    The labels it yields are contiguous ids 0..C-1 with 255 for unlabeled pixels in every layout.
+    """
+    space = label_space or embedded_label_space()
+    if split not in _STREAMS:
+        raise ValueError(f"split must be one of {sorted(_STREAMS)}, got {split!r}")
+    meta = dict(classes=tuple(space.class_names), palette=[list(c) for c in space.palette])
+    cfg = dict(type="BaseSegDataset", data_root=str(root), metainfo=meta)
+    if layout == "ade20k":
+        d = {"train": "training", "val": "validation"}[split]
+        cfg.update(data_prefix=dict(img_path=f"images/{d}", seg_map_path=f"annotations/{d}"),
+                   img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True)
+    elif layout == "cityscapes":
+        cfg.update(data_prefix=dict(img_path=f"leftImg8bit/{split}", seg_map_path=f"gtFine/{split}"),
+                   img_suffix="_leftImg8bit.png", seg_map_suffix="_gtFine_labelTrainIds.png",
+                   reduce_zero_label=False)
+    elif layout == "folder":
+        cfg.update(data_prefix=dict(img_path="images", seg_map_path="labels"), ann_file=f"splits/{split}.txt",
+                   img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=True)
+    else:
+        raise ValueError(f"no mmseg dataset config for layout {layout!r}: use ade20k, cityscapes or folder")
+    return cfg

@@ -1,0 +1,41 @@
+# DP-SIMS on the embedded procedural scenes, 'small' generator at 64x64: trains on a 2-core CPU.
+# Data: dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
+_base_ = ["./_base_/runtime.py"]
+
+data_root = "work_dirs/data/embedded"
+crop_size = 64
+label_space = "embedded"
+
+model = dict(
+    type="DPSIMSGAN",
+    label_space=label_space,
+    generator=dict(preset="small"),
+    discriminator=dict(backbone="tf_efficientnet_lite0", weights="offline", decoder_channels=32,
+                       max_decoder_channels=128, high_res_channels=32),
+    loss=dict(focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=64, diversity=1.0),
+    ema_halflife_iters=200,
+)
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type="EpochSeededSampler", shuffle=True),
+    collate_fn=dict(type="default_collate"),
+    dataset=dict(
+        type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size, split="train",
+        scale_range=(1.0, 1.25),
+    ),
+)
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=3000)
+
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=500))
+custom_hooks = [
+    dict(type="SafeCheckpointHook"),
+    dict(
+        type="SampleGridHook", interval=250, num_images=6, num_seeds=3,
+        dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
+                     split="val", flip=False),
+    ),
+    dict(type="ExportGeneratorHook"),
+]

@@ -1,0 +1,192 @@
+"""Runner hooks of the GAN trainer: safe checkpoints, sample grids and the exported inference checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+from mmengine.model import is_model_wrapper
+from mmengine.registry import DATASETS, HOOKS
+from PIL import Image
+
+from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.fileio import atomic_path, atomic_write_bytes
+
+DPSIMS_META_KEY = "dpsims"
+
+
+@register_backend("atomic_local")
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, but every write is atomic: a run killed while saving a checkpoint leaves
+    the previous checkpoint and the ``last_checkpoint`` pointer intact instead of a truncated file."""
+
+    def put(self, obj: bytes, filepath: str | Path) -> None:
+        atomic_write_bytes(filepath, obj)
+
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
+        atomic_write_bytes(filepath, obj.encode(encoding))
+
+
+def _plain(value):
+    """numpy values -> Python/torch values, recursively (what ``torch.load(weights_only=True)`` accepts)."""
+    if isinstance(value, HistoryBuffer):
+        log, count = value.data
+        return {"__history_buffer__": True, "log": log.tolist(), "count": count.tolist(),
+                "max_length": value.max_length}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _restore(value):
+    """Inverse of :func:`_plain` for the message hub's history buffers."""
+    if isinstance(value, dict):
+        if value.get("__history_buffer__"):
+            return HistoryBuffer(np.array(value["log"]), np.array(value["count"]), value["max_length"])
+        return {k: _restore(v) for k, v in value.items()}
+    return value
+
+
+def _gan(runner):
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(Hook):
+    """Make mmengine checkpoints loadable with ``weights_only=True`` and self-describing.
+
+    mmengine 0.10.7 pickles numpy-backed ``HistoryBuffer`` objects into the message hub state, which the safe
+    unpickler (torch >= 2.6 default) refuses. We store them as plain lists and rebuild them on load, so resume
+    works without allow-listing any class. The generator config and LabelSpace go into ``meta`` so that
+    ``dpsims-aug export`` can turn any training checkpoint into an inference checkpoint.
+    """
+
+    priority = "VERY_HIGH"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint["message_hub"] = _plain(checkpoint["message_hub"])
+        model = _gan(runner)
+        checkpoint.setdefault("meta", {})[DPSIMS_META_KEY] = {
+            "generator_config": json.dumps(model.generator_config.to_dict()),
+            "label_space": model.label_space.to_json(),
+        }
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if "message_hub" in checkpoint:
+            checkpoint["message_hub"] = _restore(checkpoint["message_hub"])
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B,3,H,W] in [-1,1] -> [B,H,W,3] uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Rows of ``label | real | sample_1 .. sample_k`` (each [N,H,W,3] uint8) as one RGB image."""
+    columns = [label_rgb, real, *samples]
+    n, h, w, _ = label_rgb.shape
+    grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for c, column in enumerate(columns):
+        for r in range(n):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            grid[y : y + h, x : x + w] = column[r]
+    return grid
+
+
+@HOOKS.register_module()
+class SampleGridHook(Hook):
+    """Every ``interval`` iterations (and at the end), draw EMA samples for fixed held-out label maps.
+
+    The grid (label | real | ``num_seeds`` samples per row) goes to ``<log_dir>/samples/iter_XXXXXX.png`` and to
+    the runner's visualizer backends (tensorboard when configured).
+
+    Args:
+        dataset: Config of the held-out dataset (a ``SegPairDataset`` without flips).
+        interval: Iterations between grids.
+        num_images: Label maps (rows) per grid.
+        num_seeds: Samples (columns) per label map.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, dataset: dict, interval: int = 500, num_images: int = 6, num_seeds: int = 3) -> None:
+        self.dataset_cfg = dataset
+        self.interval = interval
+        self.num_images = num_images
+        self.num_seeds = num_seeds
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _fixed_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._batch is None:
+            dataset = DATASETS.build(self.dataset_cfg)
+            items = [dataset[i] for i in range(min(self.num_images, len(dataset)))]
+            self._batch = (torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]))
+        return self._batch
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
+            self.write_grid(runner)
+
+    def write_grid(self, runner) -> Path:
+        model = _gan(runner)
+        images, labels = self._fixed_batch()
+        samples = [
+            _to_uint8(model.sample(labels, [1000 * s + i for i in range(labels.shape[0])]))
+            for s in range(self.num_seeds)
+        ]
+        label_rgb = model.label_space.colorize(labels.numpy())
+        grid = sample_grid(label_rgb, images.permute(0, 2, 3, 1).numpy(), samples)
+        path = Path(runner.log_dir) / "samples" / f"iter_{runner.iter + 1:06d}.png"
+        with atomic_path(path) as tmp:
+            Image.fromarray(grid).save(tmp, format="PNG")
+        runner.visualizer.add_image("samples", grid, step=runner.iter + 1)
+        return path
+
+
+def export_generator(model, path: str | os.PathLike, summary: dict | None = None) -> None:
+    """Write the EMA generator of a :class:`train_gan.model.DPSIMSGAN` as the single-file inference checkpoint."""
+    ema = model.generator_ema.module
+    save_generator_checkpoint(
+        path,
+        GeneratorCheckpoint(
+            state_dict=ema.state_dict(),
+            generator_config=model.generator_config.to_dict(),
+            label_space=model.label_space,
+            summary=summary or {},
+        ),
+    )
+
+
+@HOOKS.register_module()
+class ExportGeneratorHook(Hook):
+    """At the end of training, export the EMA generator to ``<work_dir>/<filename>`` (see DESIGN "Checkpoints")."""
+
+    priority = "LOWEST"
+
+    def __init__(self, filename: str = "generator_ema.safetensors") -> None:
+        self.filename = filename
+
+    def after_train(self, runner) -> None:
+        scalars = runner.message_hub.log_scalars
+        losses = {k.split("/", 1)[1]: round(float(v.current()), 5) for k, v in scalars.items() if "loss" in k}
+        summary = {
+            "iterations": runner.iter,
+            "experiment": runner.experiment_name,
+            "final_losses": losses,
+        }
+        path = Path(runner.work_dir) / self.filename
+        export_generator(_gan(runner), path, summary)
+        runner.logger.info(f"Exported the EMA generator to {path}")

@@ -1,0 +1,251 @@
+"""DP-SIMS as an mmengine ``BaseModel``: one ``train_step`` alternates a discriminator and a generator update.
+
+Everything the engine owns stays with the engine: DDP (``MMSeparateDistributedDataParallel`` wraps G and D
+separately), AMP and gradient accumulation (the optimizer wrappers), checkpoint/resume and logging (the Runner).
+
+Randomness of a step (noise, LabelMix coins, PatchNCE locations) comes from a generator seeded with
+``(seed, step, rank)``, and ``step`` is a buffer saved in every checkpoint, so a resumed run continues with the
+exact numbers an uninterrupted run would have produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from mmengine.dist import all_reduce, get_dist_info
+from mmengine.logging import print_log
+from mmengine.model import BaseModel, ExponentialMovingAverage, is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import MODELS
+from torch import nn
+
+from dpsims_aug.labels import LabelSpace, get_label_space
+from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config
+from train_gan.discriminator import DiscriminatorConfig, DPSIMSDiscriminator
+from train_gan.losses import (
+    discriminator_adversarial_loss,
+    diversity_loss,
+    generator_adversarial_loss,
+    labelmix,
+    labelmix_loss,
+    patch_nce_loss,
+)
+
+# Defaults where the paper is silent come from OASIS (lambda_LM = 10) and CUT (PatchNCE weight 1, 256 patches,
+# tau = 0.07); the mode-seeking weight from MSGAN (1.0). Focal gamma: the usual 2.0 of Lin et al.
+DEFAULT_LOSS_WEIGHTS = dict(
+    focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07, diversity=1.0
+)
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if is_model_wrapper(module) else module
+
+
+@contextlib.contextmanager
+def _no_param_grads(module: nn.Module) -> Iterator[None]:
+    """Freeze ``module``'s trainable parameters for a block: gradients still flow through it to its inputs (the
+    generator's images) but are not computed for its own weights."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+@MODELS.register_module()
+class DPSIMSGAN(BaseModel):
+    """Generator + frozen-backbone discriminator + generator EMA, trained with the DP-SIMS losses.
+
+    Args:
+        label_space: Preset name, LabelSpace JSON path or LabelSpace; fixes the number of classes.
+        generator: ``dict(preset=..., **overrides)`` for :func:`dpsims_aug.models.generator_config`.
+        discriminator: :class:`DiscriminatorConfig` fields (``num_classes`` is filled in).
+        loss: Weights and settings of the loss terms (see ``DEFAULT_LOSS_WEIGHTS``); a weight of 0 skips a term.
+        ema_halflife_iters: Half-life of the generator EMA in iterations (NVlabs EDM style), ramped up as
+            ``min(halflife, ema_rampup * step)`` so early EMA snapshots are not dominated by the random init.
+        seed: Base seed of the per-step randomness.
+        max_nonfinite_steps: Consecutive skipped (non-finite) updates after which training stops.
+        backbone_weights: Overrides the discriminator's backbone weights (a state dict or a file).
+    """
+
+    def __init__(
+        self,
+        label_space: str | LabelSpace = "embedded",
+        generator: dict | None = None,
+        discriminator: dict | None = None,
+        loss: dict | None = None,
+        ema_halflife_iters: float = 500.0,
+        ema_rampup: float = 0.5,
+        seed: int = 0,
+        max_nonfinite_steps: int = 5,
+        backbone_weights: dict | str | None = None,
+        data_preprocessor: dict | nn.Module | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.label_space = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
+        generator = dict(generator or {"preset": "small"})
+        preset = generator.pop("preset", "small")
+        self.generator_config: GeneratorConfig = generator_config(
+            preset, num_classes=self.label_space.num_classes, ignore_index=self.label_space.ignore_index, **generator
+        )
+        self.discriminator_config = DiscriminatorConfig(
+            num_classes=self.label_space.num_classes, **dict(discriminator or {})
+        )
+        self.generator = DPSIMSGenerator(self.generator_config)
+        self.discriminator = DPSIMSDiscriminator(self.discriminator_config, backbone_weights=backbone_weights)
+        self.generator_ema = ExponentialMovingAverage(self.generator, momentum=0.5)
+        unknown = set(loss or {}) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss settings {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+        self.loss_cfg = {**DEFAULT_LOSS_WEIGHTS, **(loss or {})}
+        self.ema_halflife_iters = ema_halflife_iters
+        self.ema_rampup = ema_rampup
+        self.seed = seed
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._nonfinite_streak = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def _step_generator(self) -> torch.Generator:
+        rank, _ = get_dist_info()
+        state = np.random.SeedSequence([self.seed, int(self.step), rank]).generate_state(1, dtype=np.uint64)[0]
+        return torch.Generator("cpu").manual_seed(int(state) & ((1 << 63) - 1))
+
+    def _noise(self, gen: torch.Generator, batch: int, device: torch.device) -> torch.Tensor:
+        cfg = self.generator_config
+        return torch.randn(batch, cfg.num_noise_tokens, cfg.noise_dim, generator=gen).to(device)
+
+    def _update(self, wrapper: OptimWrapper, loss: torch.Tensor, name: str) -> bool:
+        """Apply ``loss`` unless it is non-finite on any rank (all ranks agree, so DDP stays in lockstep)."""
+        finite = torch.isfinite(loss.detach()).float()
+        all_reduce(finite, op="min")
+        if bool(finite > 0):
+            wrapper.update_params(loss)
+            return True
+        wrapper.zero_grad()
+        print_log(
+            f"non-finite {name} loss ({loss.item()}) at step {int(self.step)}: update skipped",
+            logger="current", level=logging.WARNING,
+        )
+        return False
+
+    def _count_nonfinite(self, all_applied: bool) -> None:
+        """Stop after ``max_nonfinite_steps`` consecutive steps with a skipped update."""
+        self._nonfinite_streak = 0 if all_applied else self._nonfinite_streak + 1
+        if self._nonfinite_streak >= self.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self._nonfinite_streak} consecutive steps with non-finite losses (last at step {int(self.step)}); "
+                "training stopped before a poisoned checkpoint could be written. Lower the learning rates, "
+                "disable AMP, or resume from the last checkpoint."
+            )
+
+    def _sync_generator_buffers(self) -> None:
+        """Average the generator's floating buffers (normalization running statistics) across ranks.
+
+        Each rank normalizes with its own batch statistics, so without this the running statistics (and the EMA
+        generator that copies them) drift apart between replicas. Works on gloo too, unlike SyncBatchNorm.
+        """
+        if get_dist_info()[1] > 1:
+            for buffer in _unwrap(self.generator).buffers():
+                if buffer.is_floating_point():
+                    all_reduce(buffer, op="mean")
+
+    def _update_ema(self) -> None:
+        step = int(self.step) + 1
+        halflife = min(self.ema_halflife_iters, max(1.0, self.ema_rampup * step))
+        self.generator_ema.momentum = 1.0 - 0.5 ** (1.0 / halflife)
+        self.generator_ema.update_parameters(_unwrap(self.generator))
+
+    # ------------------------------------------------------------------ mmengine interface
+
+    def train_step(self, data: dict, optim_wrapper: OptimWrapperDict) -> dict[str, torch.Tensor]:
+        """One discriminator update then one generator update; returns the loss terms for logging."""
+        data = self.data_preprocessor(data, True)
+        real = data["image"].float() / 127.5 - 1.0
+        labels = data["label"].long()
+        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        gen = self._step_generator()
+        log: dict[str, torch.Tensor] = {}
+
+        # Discriminator: real -> class+1, fake -> 0, plus LabelMix consistency; one forward on the concatenation
+        # (a single DDP forward per backward, and one backbone pass for all three).
+        d_wrapper = optim_wrapper["discriminator"]
+        with d_wrapper.optim_context(self.discriminator):
+            with torch.no_grad():
+                fake = self.generator(labels, self._noise(gen, batch, device))
+            parts = [real, fake]
+            if cfg["labelmix"] > 0:
+                mixed, mask = labelmix(real, fake, labels, generator=gen)
+                parts.append(mixed)
+            logits = self.discriminator(torch.cat(parts)).float().chunk(len(parts))
+            log["loss_d_adv"] = discriminator_adversarial_loss(
+                logits[0], logits[1], labels, gamma=cfg["focal_gamma"], ignore_index=self.label_space.ignore_index
+            )
+            loss_d = log["loss_d_adv"]
+            if cfg["labelmix"] > 0:
+                log["loss_d_labelmix"] = labelmix_loss(logits[2], logits[0], logits[1], mask.to(logits[0].dtype))
+                loss_d = loss_d + cfg["labelmix"] * log["loss_d_labelmix"]
+        d_applied = self._update(d_wrapper, loss_d, "discriminator")
+
+        # Generator: adversarial + PatchNCE against the real image's backbone features + mode seeking over two
+        # seeds per label map (both seeds go through G in one batch).
+        g_wrapper = optim_wrapper["generator"]
+        seeds_per_map = 2 if cfg["diversity"] > 0 else 1
+        with g_wrapper.optim_context(self.generator):
+            noise = self._noise(gen, batch * seeds_per_map, device)
+            label_rep = labels.repeat(seeds_per_map, 1, 1)
+            fakes = self.generator(label_rep, noise)
+            disc = _unwrap(self.discriminator)
+            with _no_param_grads(disc):
+                logits_fake, feats_fake = disc.forward_with_features(fakes)
+                log["loss_g_adv"] = generator_adversarial_loss(
+                    logits_fake.float(), label_rep, gamma=cfg["focal_gamma"],
+                    ignore_index=self.label_space.ignore_index,
+                )
+                loss_g = log["loss_g_adv"]
+                if cfg["patch_nce"] > 0:
+                    with torch.no_grad():
+                        feats_real = disc.backbone_features(real)
+                    log["loss_g_nce"] = patch_nce_loss(
+                        [f[:batch].float() for f in feats_fake], [f.float() for f in feats_real],
+                        num_patches=cfg["nce_patches"], temperature=cfg["nce_temperature"], generator=gen,
+                    )
+                    loss_g = loss_g + cfg["patch_nce"] * log["loss_g_nce"]
+            if seeds_per_map == 2:
+                log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:])
+                loss_g = loss_g + cfg["diversity"] * log["loss_g_div"]
+        g_applied = self._update(g_wrapper, loss_g, "generator")
+        self._count_nonfinite(d_applied and g_applied)
+        self._sync_generator_buffers()
+        self._update_ema()
+        self.step += 1
+        log["loss_d"], log["loss_g"] = loss_d.detach(), loss_g.detach()
+        return {k: v.detach() for k, v in log.items()}
+
+    @torch.no_grad()
+    def sample(self, labels: torch.Tensor, seeds: list[int], use_ema: bool = True) -> torch.Tensor:
+        """Images in [-1, 1] for contiguous ``labels`` [B,H,W], one seed per image, from the EMA generator."""
+        model = self.generator_ema.module if use_ema else _unwrap(self.generator)
+        was_training = model.training
+        model.eval()
+        try:
+            return model(labels.to(self.step.device), model.sample_noise(seeds, device=self.step.device))
+        finally:
+            model.train(was_training)
+
+    def forward(self, inputs: torch.Tensor, data_samples: list | None = None, mode: str = "tensor"):
+        """``mode='tensor'``: EMA samples for a batch of label maps (seeds 0..B-1). Training uses train_step."""
+        if mode != "tensor":
+            raise NotImplementedError(f"DPSIMSGAN.forward supports mode='tensor' only, got {mode!r}")
+        return self.sample(inputs, list(range(inputs.shape[0])))
+

@@ -20,8 +20,9 @@ $(STAMP):
 	rm -f $(VENV)/.dpsims-env-*
 	touch $@
 
+# The main job: 4 synthetic images for each bundled sample label map, with the bundled model, plus a preview sheet.
 demo: $(STAMP)
-	$(VENV)/bin/dpsims-aug dataset --layout ade20k --out $(DEMO_OUT)/embedded_ade --train 64 --val 16 --size 128
+	$(VENV)/bin/dpsims-aug generate --n 4 --grid --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -80,6 +80,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    # The trainer is a separate package of this distribution (train_gan); it is only imported here, lazily, so
+    # that inference users never load it.
+    from train_gan.train import main as train_main
+
+    return train_main([args.config, *args.train_args])
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from dpsims_aug.checkpoint import CheckpointError
+    from train_gan.export import export_training_checkpoint
+
+    try:
+        result = export_training_checkpoint(args.checkpoint, args.out)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Exported the EMA generator ({result.label_space.name}, {result.label_space.num_classes} classes) "
+          f"to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -133,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="decoding and encoding threads (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "train",
+        help="train DP-SIMS with mmengine's Runner (same as python -m train_gan.train)",
+        description="Train DP-SIMS from an mmengine config (train_gan/configs/*.py). Options after CONFIG go to "
+        "the trainer: --work-dir, --resume [CKPT], --max-iters, --amp, --launcher, --cfg-options.",
+    )
+    p.add_argument("config", help="training config")
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="trainer options")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "export",
+        help="turn a training checkpoint into the single-file inference checkpoint (EMA generator)",
+        description="Write the EMA generator, its config and LabelSpace from a training checkpoint (iter_N.pth) "
+        "to one safetensors file that `generate` and DPSIMSAugment load.",
+    )
+    p.add_argument("checkpoint", help="training checkpoint (work_dir/iter_N.pth)")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

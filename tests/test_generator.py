@@ -52,8 +52,7 @@ def _warm_up_batch_norm(g: DPSIMSGenerator, cfg: GeneratorConfig, steps: int = 3
 def test_paper_presets_have_oasis_like_capacity(preset: str) -> None:
     cfg = generator_config(preset)
     assert cfg.stride == 32
-    with torch.device("meta"):  # counts parameters without allocating or initializing tens of millions
-        g = DPSIMSGenerator(cfg)
+    g = DPSIMSGenerator(cfg)  # built but not run at 256x256 (too slow for a unit test)
     n = sum(p.numel() for p in g.parameters())
     assert 30e6 < n < 100e6, n
     assert g.embed.num_embeddings == cfg.num_classes + 1
@@ -62,8 +61,7 @@ def test_paper_presets_have_oasis_like_capacity(preset: str) -> None:
 def test_small_presets_param_budget() -> None:
     counts = {}
     for name in ("small", "tiny"):
-        with torch.device("meta"):
-            counts[name] = sum(p.numel() for p in DPSIMSGenerator(generator_config(name)).parameters())
+        counts[name] = sum(p.numel() for p in DPSIMSGenerator(generator_config(name)).parameters())
     assert 1e6 <= counts["small"] <= 4.5e6, counts
     assert counts["tiny"] < 0.3e6, counts
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dpsims_aug.checkpoint import load_generator_checkpoint
+from dpsims_aug.checkpoint import CheckpointError, load_generator_checkpoint
 from dpsims_aug.data.writers import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +89,17 @@ def test_train_resume_is_exact_and_exports(tiny_config, tmp_path):
     ckpt = torch.load(straight / "iter_4.pth", map_location="cpu", weights_only=True)
     for key, value in export.state_dict.items():
         assert torch.equal(value, ckpt["state_dict"][f"generator_ema.module.{key}"]), key
+    # `dpsims-aug export` turns any training checkpoint into the same inference file.
+    from train_gan.export import export_training_checkpoint
+
+    exported = export_training_checkpoint(straight / "iter_4.pth", tmp_path / "exported.safetensors")
+    reloaded = load_generator_checkpoint(tmp_path / "exported.safetensors")
+    assert reloaded.generator_config == export.generator_config and reloaded.label_space == export.label_space
+    assert all(torch.equal(reloaded.state_dict[k], v) for k, v in export.state_dict.items())
+    assert exported.summary["iterations"] == 4
+    with pytest.raises(CheckpointError, match="not a dpsims-aug training checkpoint"):
+        torch.save({"state_dict": {}}, tmp_path / "foreign.pth")
+        export_training_checkpoint(tmp_path / "foreign.pth", tmp_path / "x.safetensors")
     # Checkpoint writes are atomic: no temporary files left; sample grids were written.
     assert not list(straight.glob(".*tmp*"))
     assert len(list(straight.glob("*/samples/iter_*.png"))) == 2

@@ -1,0 +1,100 @@
+# The embedded procedural scenes, ADE-20K layout: 10 classes, raw 0 = unlabeled, so reduce_zero_label=True.
+# Metainfo and folders are those of dpsims_aug.data.writers.mmseg_dataset_config(root, 'ade20k', split).
+#   real data:       dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
+#   offline pool:    dpsims-aug generate --labels work_dirs/data/embedded --split train --n 4
+#                    (writes work_dirs/data/embedded_dpsims; --checkpoint defaults to the bundled generator)
+#   online:          DPSIMSAugment with the bundled generator (checkpoint=None) on the CPU, in the dataloader workers
+# Three training sets are defined; a config picks one as train_dataloader.dataset:
+#   real_train_dataset, pool_mix_dataset (real + pool), real_train_dataset with online_train_pipeline.
+dataset_type = 'BaseSegDataset'
+data_root = 'work_dirs/data/embedded'
+pool_root = 'work_dirs/data/embedded_dpsims'
+dpsims_checkpoint = None  # None = the bundled embedded generator (dpsims_aug/assets/embedded_small.safetensors)
+metainfo = dict(
+    classes=('sky', 'cloud', 'mountain', 'water', 'sand', 'grass', 'tree', 'rock', 'building', 'road'),
+    palette=[[112, 170, 235], [235, 235, 240], [120, 95, 80], [40, 90, 170], [225, 205, 140], [90, 170, 60],
+             [25, 100, 40], [130, 130, 125], [190, 80, 60], [70, 70, 75]])
+crop_size = (128, 128)
+# Real:synthetic sampling ratio of the pool mix = real_repeat : (images per label map in the pool) * pool_repeat,
+# per label map; with `generate --n 4`, 4:1 repeats give 1:1.
+real_repeat = 4
+pool_repeat = 1
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+# Online: the image of half the samples is replaced by a synthetic one for the same label map, right after loading
+# (before resizing and cropping: synthesis runs at the label map's own 64x64 size).
+online_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='DPSIMSAugment', checkpoint=dpsims_checkpoint, prob=0.5, device='cpu', seed=0),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+
+real_train_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+    img_suffix='.jpg',
+    seg_map_suffix='.png',
+    reduce_zero_label=True,
+    pipeline=train_pipeline)
+# `generate` writes images/<split>/<name>_s<k>.jpg and annotations/<split>/<name>_s<k>.png (the same raw ids).
+pool_train_dataset = dict(
+    type=dataset_type,
+    data_root=pool_root,
+    metainfo=metainfo,
+    data_prefix=dict(img_path='images', seg_map_path='annotations'),
+    img_suffix='.jpg',
+    seg_map_suffix='.png',
+    reduce_zero_label=True,
+    pipeline=train_pipeline)
+pool_mix_dataset = dict(
+    _delete_=True,
+    type='ConcatDataset',
+    datasets=[
+        dict(type='RepeatDataset', times=real_repeat, dataset=real_train_dataset),
+        dict(type='RepeatDataset', times=pool_repeat, dataset=pool_train_dataset),
+    ])
+
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,  # DPSIMSAugment's per-sample visit counters live in the workers
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=real_train_dataset)
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=metainfo,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        reduce_zero_label=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

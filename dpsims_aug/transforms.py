@@ -1,0 +1,497 @@
+"""mmseg pipeline transforms: :class:`DPSIMSAugment` (synthetic image for the sample's label map) and
+:class:`MapLabelIds` (raw label ids of a :class:`~dpsims_aug.labels.LabelSpace` -> its contiguous ids).
+
+Both are ``mmcv.transforms.BaseTransform`` subclasses registered in mmseg's ``TRANSFORMS`` registry (mmcv's when
+mmseg is missing). Importing this module needs mmcv; ``import dpsims_aug`` does not (it imports this module only
+when an OpenMMLab package is already loaded, e.g. while mmengine processes a config's ``custom_imports``). Use it
+from a stock mmseg config with::
+
+    custom_imports = dict(imports=['dpsims_aug.transforms'], allow_failed_imports=False)
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='DPSIMSAugment', checkpoint='ade20k.safetensors', prob=0.5),
+        ...  # RandomResize, RandomCrop, RandomFlip, PhotoMetricDistortion, PackSegInputs
+    ]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
+from dpsims_aug.synthesis import DTYPES, default_checkpoint_path, derive_seed
+
+try:  # mmseg's registry is where mmseg configs (default_scope='mmseg') look transforms up.
+    from mmseg.registry import TRANSFORMS
+except ImportError:  # mmcv alone: still usable with mmcv's Compose
+    from mmcv.transforms import TRANSFORMS
+
+MODES = ("online", "pool")
+SIZE_POLICIES = ("resize", "pad")
+ON_MISSING = ("skip", "error")
+# mmseg names of label files that hold other ids than the file `dpsims-aug generate` read (pool lookup by stem).
+_LABEL_FILE_SUFFIXES = ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png", "_labelTrainIds.png")
+
+
+def _as_label_space(space: LabelSpace | str | os.PathLike | dict | None) -> LabelSpace | None:
+    if space is None or isinstance(space, LabelSpace):
+        return space
+    if isinstance(space, dict):
+        return LabelSpace.from_dict(space)
+    return get_label_space(space)
+
+
+def _describe(space: LabelSpace | str | os.PathLike | dict | None) -> str | None:
+    if space is None or isinstance(space, str | os.PathLike):
+        return None if space is None else str(space)
+    return space.name if isinstance(space, LabelSpace) else str(space.get("name"))
+
+
+@TRANSFORMS.register_module()
+class DPSIMSAugment(BaseTransform):
+    """Replace ``results['img']`` by a DP-SIMS image synthesized for the sample's ``gt_seg_map``.
+
+    Place it after ``LoadAnnotations`` (before geometric transforms in ``pool`` mode). The labels are left untouched;
+    the new image is uint8 BGR (as ``LoadImageFromFile`` gives) of the same height and width, so every later
+    transform treats it like the real one. ``results['dpsims_augmented']`` says whether the image was replaced.
+
+    Required keys: ``img``, ``gt_seg_map``, ``seg_map_path`` (identity and error messages).
+    Optional keys: ``reduce_zero_label``, ``label_map`` (set by mmseg datasets).
+    Modified keys: ``img``. Added keys: ``dpsims_augmented``.
+
+    Modes:
+        * ``'online'``: a generator synthesizes the image. The :class:`~dpsims_aug.synthesis.Synthesizer` is built
+          lazily on first use in each process (each dataloader worker loads its own copy; it is never pickled with
+          the transform, and a copy inherited through ``fork`` is rebuilt). CPU works with ``fork`` workers. For
+          ``device='cuda'`` the parent must not have initialized CUDA before forking workers (mmengine's Runner
+          does, since the model lives on the GPU): use ``env_cfg = dict(mp_cfg=dict(mp_start_method='spawn'))``
+          or a dataloader with ``multiprocessing_context='spawn'``; a forked worker of a CUDA parent raises an
+          error that says so. Under ``torchrun``, ``'cuda'`` means ``cuda:$LOCAL_RANK``. Every worker holds a
+          generator in GPU memory.
+        * ``'pool'``: the image is read from a folder written by ``dpsims-aug generate`` (cheap: one JPEG decode).
+          Its ``manifest.jsonl`` maps each source label map to its ``k`` synthetic images; a sample matches the
+          record whose ``key`` (the label map's path relative to the generate input folder) is a path suffix of
+          ``seg_map_path``, or, for mmseg's ``*_labelTrainIds.png`` files, whose output stem is. Samples without
+          images follow ``on_missing``. The pool image must have the label map's size (pool images are made at
+          the size of the original label map, hence: right after ``LoadAnnotations``).
+
+    Determinism: each call draws from ``numpy.random.default_rng(derive_seed(seed, seg_map_path, visit))`` where
+    ``visit`` counts how often this process has seen that label map (0, 1, 2, ...): the ``prob`` decision, then the
+    noise seed (online) or the pool image (pool). The same sample thus gets a new image at each visit, and a run
+    is reproducible for the same seed, sampler seed and ``num_workers``. Counters live in the worker processes: use
+    ``persistent_workers=True`` (mmseg's default), otherwise they restart each epoch and the draws repeat.
+    ``seg_map_path`` is used as given (``data_root`` joined), so moving the dataset changes the draws.
+
+    Labels (online mode): the generator needs its own contiguous ids ``0..C-1`` (+ ignore). ``gt_seg_map`` holds
+    what ``LoadAnnotations`` made of the files; this is undone step by step:
+
+    1. ``label_map`` (mmseg remaps ids when the config's ``classes`` subset/reorder the dataset's): inverted,
+       new id -> dataset id; classes mmseg dropped (mapped to 255) stay ignore, i.e. the generator sees them as
+       "unlabeled".
+    2. ``reduce_zero_label`` (0 -> 255, k -> k - 1): undone (255 -> unlabeled, k -> raw k + 1), then the raw ids
+       go through ``label_space`` (so for ADE-style spaces the ids are the model space's ``.contiguous()`` view).
+       Without it, ids are raw ids of ``label_space`` (or, with ``contiguous_labels=True``, its contiguous ids,
+       e.g. mmseg's Cityscapes/COCO-Stuff ``*_labelTrainIds.png``).
+    3. ``label_space`` classes -> model classes through the raw id they share (identity when ``label_space`` is
+       the model's): e.g. Cityscapes trainIds (``'cityscapes19'``, ``contiguous_labels=True``) drive a 35-labelId
+       generator, and mmseg's 171-class COCO-Stuff (``'coco_stuff171'``) a 182-class one.
+
+    Any id that does not survive these steps raises :class:`~dpsims_aug.labels.LabelMapError` naming the ids and
+    ``seg_map_path``.
+
+    Size policy (online mode; the generator needs multiples of its stride, 32):
+        * ``'resize'`` (default): the label map is nearest-resized to the size of the same aspect ratio whose area
+          is about the generator's training resolution (``config.image_size``; never upscaled), rounded up to
+          the stride; the image is synthesized there and resized back (bilinear) to ``H x W``. Cost is bounded and the
+          model works near the scale it was trained at, whatever the dataset's resolution.
+        * ``'pad'``: synthesized at full resolution, padded with the ignore label to a multiple of the stride and
+          cropped back (exact pixel alignment; cost grows with the image size).
+
+    Args:
+        checkpoint: Generator file (``train_gan`` export); ``None`` = the bundled embedded-dataset model. Online mode.
+        prob: Probability to replace a sample's image.
+        mode: ``'online'`` or ``'pool'``.
+        pool: Output folder of ``dpsims-aug generate`` (pool mode).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'`` (online mode).
+        dtype: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (online mode).
+        seed: Global seed of the draws.
+        size_policy: ``'resize'`` or ``'pad'`` (online mode).
+        label_space: LabelSpace (object, preset name, JSON path or dict) of the dataset's annotation ids; default:
+            the checkpoint's.
+        reduce_zero_label: Whether ``LoadAnnotations`` reduced the zero label; ``None`` = take
+            ``results['reduce_zero_label']`` (set by mmseg datasets), else False.
+        contiguous_labels: The annotation files hold ``label_space``'s contiguous ids (0..C-1, 255), not raw ids.
+        on_missing: Pool mode, label map without pool images: ``'skip'`` (keep the real image) or ``'error'``.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        prob: float = 0.5,
+        mode: str = "online",
+        pool: str | os.PathLike | None = None,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        seed: int = 0,
+        size_policy: str = "resize",
+        label_space: LabelSpace | str | os.PathLike | dict | None = None,
+        reduce_zero_label: bool | None = None,
+        contiguous_labels: bool = False,
+        on_missing: str = "skip",
+    ) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"DPSIMSAugment: prob must lie in [0, 1], got {prob}")
+        if mode not in MODES:
+            raise ValueError(f"DPSIMSAugment: mode must be one of {MODES}, got {mode!r}")
+        if size_policy not in SIZE_POLICIES:
+            raise ValueError(f"DPSIMSAugment: size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+        if on_missing not in ON_MISSING:
+            raise ValueError(f"DPSIMSAugment: on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"DPSIMSAugment: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.prob = float(prob)
+        self.mode = mode
+        self.device = str(device)
+        self.dtype = dtype
+        self.seed = int(seed)
+        self.size_policy = size_policy
+        self.reduce_zero_label = reduce_zero_label
+        self.contiguous_labels = bool(contiguous_labels)
+        self.on_missing = on_missing
+        self.label_space = _as_label_space(label_space)
+        self.checkpoint: Path | None = None
+        self.pool: Path | None = None
+        # Fail at pipeline build time (in the main process), not in a worker halfway through training.
+        if mode == "online":
+            self.checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+            if not self.checkpoint.is_file():
+                hint = "" if checkpoint is not None else " (the bundled default is not installed; pass checkpoint=)"
+                raise FileNotFoundError(f"DPSIMSAugment: generator checkpoint {self.checkpoint} not found{hint}")
+        else:
+            if pool is None:
+                raise ValueError("DPSIMSAugment: mode='pool' needs pool='<folder written by dpsims-aug generate>'")
+            from dpsims_aug.generate import _manifest_files
+
+            self.pool = Path(pool)
+            if not self.pool.is_dir() or not _manifest_files(self.pool):
+                raise FileNotFoundError(
+                    f"DPSIMSAugment: pool {self.pool} is not a folder written by `dpsims-aug generate` "
+                    "(no manifest.jsonl)"
+                )
+        self._reset_process_state()
+
+    # ----------------------------------------------------------------------------------- per-process state
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._synth = None  # online: Synthesizer, built on first use
+        self._luts: dict = {}  # (reduce_zero_label, label_map items) -> uint8 id -> model id lookup table
+        self._pool_index: dict[str, list[str]] | None = None  # pool: key -> image paths
+        self._pool_stems: dict[str, list[str]] | None = None  # pool: output stem -> image paths
+        self._visits: defaultdict[str, int] = defaultdict(int)
+
+    def __getstate__(self) -> dict:
+        # Never ship the model (or per-process indexes/counters) to worker processes: they build their own.
+        state = self.__dict__.copy()
+        for name in ("_synth", "_luts", "_pool_index", "_pool_stems", "_visits", "_pid"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_process_state()
+
+    def _check_process(self) -> None:
+        """Drop state inherited through ``fork`` (a model built in the parent belongs to the parent)."""
+        if self._pid != os.getpid():
+            self._reset_process_state()
+
+    # ----------------------------------------------------------------------------------- online
+
+    def _resolve_device(self) -> str:
+        device = self.device
+        if device == "cuda" and "LOCAL_RANK" in os.environ:
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        if device.startswith("cuda"):
+            import torch
+
+            if torch.cuda._is_in_bad_fork():
+                raise RuntimeError(
+                    "DPSIMSAugment(device='cuda') runs in a dataloader worker forked from a process that had "
+                    "already initialized CUDA, which CUDA does not support. Start workers with 'spawn': "
+                    "env_cfg = dict(mp_cfg=dict(mp_start_method='spawn')) in the mmseg config (or "
+                    "multiprocessing_context='spawn' on the DataLoader), or use device='cpu', num_workers=0, "
+                    "or mode='pool'."
+                )
+        return device
+
+    @property
+    def synthesizer(self):
+        """This process's :class:`~dpsims_aug.synthesis.Synthesizer` (built on first access; online mode)."""
+        self._check_process()
+        if self._synth is None:
+            if self.mode != "online":
+                raise RuntimeError("DPSIMSAugment: mode='pool' has no synthesizer")
+            from dpsims_aug.synthesis import Synthesizer
+
+            synth = Synthesizer.from_checkpoint(
+                self.checkpoint, device=self._resolve_device(), dtype=self.dtype, batch_size=1
+            )
+            self._synth = synth
+        return self._synth
+
+    def _lookup_table(self, reduce_zero_label: bool, label_map: dict | None, source: str | None) -> np.ndarray:
+        """``lut[v]`` = model class of annotation value ``v`` (after LoadAnnotations), ignore index, or -1."""
+        cache_key = (reduce_zero_label, None if not label_map else tuple(sorted(label_map.items())))
+        lut = self._luts.get(cache_key)
+        if lut is not None:
+            return lut
+        model = self.synthesizer.label_space
+        data = self.label_space or model
+        ignore = model.ignore_index
+        if reduce_zero_label and self.contiguous_labels:
+            raise LabelMapError(source, "DPSIMSAugment: reduce_zero_label and contiguous_labels cannot both hold")
+        values = np.arange(256, dtype=np.int64)  # LoadAnnotations always yields uint8
+        # 255 is unlabeled for mmseg (losses and metrics ignore it) whatever the label space says.
+        # 1. Undo mmseg's label_map (new id -> dataset id); 255 stays unlabeled.
+        if label_map:
+            inverse = np.full(256, -1, dtype=np.int64)
+            inverse[255] = 255
+            for old, new in label_map.items():
+                if new != 255:
+                    inverse[int(new)] = int(old)
+            values = inverse
+        is_ignore = values == 255
+        # 2. Annotation values -> classes of `data` (-1 unknown).
+        data_class = np.full(256, -1, dtype=np.int64)
+        if self.contiguous_labels:
+            ok = (values >= 0) & (values < data.num_classes)
+            data_class[ok] = values[ok]
+        else:
+            raw = values + 1 if reduce_zero_label else values.copy()
+            ok = (values >= 0) & ~is_ignore
+            unknown = set(data.unknown_ids(raw[ok]))
+            ok &= ~np.isin(raw, list(unknown))
+            if ok.any():
+                data_class[ok] = data.to_contiguous(raw[ok]).astype(np.int64)
+            is_ignore |= data_class == data.ignore_index
+            data_class[data_class == data.ignore_index] = -1
+        # 3. Classes of `data` -> model classes through their raw ids.
+        if data == model:
+            to_model = np.arange(data.num_classes, dtype=np.int64)
+        else:
+            raw_of = np.asarray(data.raw_ids, dtype=np.int64)
+            known = ~np.isin(raw_of, model.unknown_ids(raw_of))
+            to_model = np.full(data.num_classes, -1, dtype=np.int64)
+            if known.any():
+                mapped = model.to_contiguous(raw_of[known]).astype(np.int64)
+                # A raw id the model treats as unlabeled becomes the model's ignore index.
+                to_model[known] = mapped
+        lut = np.full(256, -1, dtype=np.int64)
+        has_class = data_class >= 0
+        lut[has_class] = to_model[data_class[has_class]]
+        lut[is_ignore] = ignore
+        self._luts[cache_key] = lut
+        return lut
+
+    def model_labels(self, results: dict) -> np.ndarray:
+        """The generator's contiguous ids for ``results['gt_seg_map']`` (see the class docstring)."""
+        gt = np.asarray(results["gt_seg_map"])
+        source = results.get("seg_map_path")
+        if self.reduce_zero_label is not None:
+            reduce = self.reduce_zero_label
+        else:
+            reduce = bool(results.get("reduce_zero_label", False))
+        if gt.dtype != np.uint8:
+            if gt.size and (gt.min() < 0 or gt.max() > 255):
+                bad = np.unique(gt[(gt < 0) | (gt > 255)])[:20].tolist()
+                raise LabelMapError(source, f"DPSIMSAugment: gt_seg_map holds ids {bad} outside 0..255")
+            gt = gt.astype(np.uint8)
+        lut = self._lookup_table(reduce, results.get("label_map"), source)
+        ids = lut[gt]
+        if (ids < 0).any():
+            bad = np.unique(gt[ids < 0]).tolist()
+            model = self.synthesizer.label_space
+            data = self.label_space or model
+            raise LabelMapError(
+                source,
+                f"DPSIMSAugment: gt_seg_map values {bad} (as LoadAnnotations left them: reduce_zero_label={reduce}, "
+                f"label_map={'set' if results.get('label_map') else 'none'}, contiguous_labels="
+                f"{self.contiguous_labels}) are not classes of label space {data.name!r} known to the generator "
+                f"({model.name!r}, {model.num_classes} classes); set label_space=/reduce_zero_label=/"
+                "contiguous_labels= to describe the annotation ids",
+            )
+        return ids.astype(np.uint8)
+
+    def synthesis_size(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(height, width)`` the generator runs at for a ``height x width`` label map (size policy)."""
+        synth = self.synthesizer
+        if self.size_policy == "pad":
+            return synth.padded_size(height, width)
+        stride = synth.stride
+        th, tw = synth.config.image_size
+        scale = min(1.0, math.sqrt(th * tw / float(height * width)))
+        # Round up: never below the training area, and small maps keep their aspect ratio better.
+        return (max(stride, math.ceil(height * scale / stride) * stride),
+                max(stride, math.ceil(width * scale / stride) * stride))
+
+    def _synthesize(self, results: dict, seed: int) -> np.ndarray:
+        import mmcv
+
+        labels = self.model_labels(results)
+        h, w = labels.shape
+        synth = self.synthesizer
+        source = results.get("seg_map_path")
+        size = self.synthesis_size(h, w)
+        if self.size_policy == "pad" or size == (h, w):
+            rgb = synth.synthesize(labels[None], [seed], sources=[source])[0]
+        else:
+            small = mmcv.imresize(labels, (size[1], size[0]), interpolation="nearest")
+            rgb = synth.synthesize(small[None], [seed], sources=[source])[0]
+            rgb = mmcv.imresize(rgb, (w, h), interpolation="bilinear")
+        return np.ascontiguousarray(rgb[..., ::-1])  # RGB -> BGR, as mmcv loads images
+
+    # ----------------------------------------------------------------------------------- pool
+
+    def _build_pool_index(self) -> None:
+        from dpsims_aug.generate import read_manifest_records
+
+        by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        by_stem: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for (key, k), rec in read_manifest_records(self.pool).items():
+            image = str(rec.get("image", ""))
+            if not image:
+                continue
+            by_key[key].append((k, image))
+            # images/<stem>_s<k>.<ext> -> <stem>
+            stem = PurePosixPath(image).relative_to("images").with_suffix("").as_posix().rsplit("_s", 1)[0]
+            by_stem[stem].append((k, image))
+        self._pool_index = {key: [p for _, p in sorted(v)] for key, v in by_key.items()}
+        self._pool_stems = {stem: [p for _, p in sorted(v)] for stem, v in by_stem.items()}
+
+    def pool_images(self, seg_map_path: str) -> list[str]:
+        """Pool image paths (relative to ``pool``) made from the label map ``seg_map_path`` ([] if none)."""
+        self._check_process()
+        if self._pool_index is None:
+            self._build_pool_index()
+        parts = PurePosixPath(Path(seg_map_path).as_posix()).parts
+        for i in range(len(parts)):  # longest suffix first: the most specific match
+            hit = self._pool_index.get("/".join(parts[i:]))
+            if hit:
+                return hit
+        stripped = Path(seg_map_path).as_posix()
+        for suffix in _LABEL_FILE_SUFFIXES:
+            if stripped.endswith(suffix):
+                stripped = stripped[: -len(suffix)]
+                break
+        else:
+            stripped = str(PurePosixPath(stripped).with_suffix(""))
+        parts = PurePosixPath(stripped).parts
+        for i in range(len(parts)):
+            hit = self._pool_stems.get("/".join(parts[i:]))
+            if hit:
+                return hit
+        return []
+
+    def _load_pool_image(self, results: dict, rng: np.random.Generator) -> np.ndarray | None:
+        import mmcv
+
+        source = str(results.get("seg_map_path"))
+        images = self.pool_images(source)
+        if not images:
+            if self.on_missing == "error":
+                raise KeyError(
+                    f"DPSIMSAugment: pool {self.pool} has no synthetic image for label map {source} "
+                    "(run `dpsims-aug generate` on this dataset, or set on_missing='skip')"
+                )
+            return None
+        path = self.pool / images[int(rng.integers(len(images)))]
+        img = mmcv.imfrombytes(path.read_bytes(), flag="color", backend="cv2")  # BGR, like LoadImageFromFile
+        if img is None:
+            raise OSError(f"DPSIMSAugment: cannot decode pool image {path}")
+        gt_shape = np.shape(results["gt_seg_map"])[:2]
+        if img.shape[:2] != gt_shape:
+            raise ValueError(
+                f"DPSIMSAugment: pool image {path} is {img.shape[1]}x{img.shape[0]} but the label map {source} is "
+                f"{gt_shape[1]}x{gt_shape[0]} here; in pool mode place DPSIMSAugment right after LoadAnnotations, "
+                "before any resize or crop"
+            )
+        return img
+
+    # ----------------------------------------------------------------------------------- transform
+
+    def transform(self, results: dict) -> dict:
+        """Maybe replace ``results['img']``; see the class docstring."""
+        if "gt_seg_map" not in results:
+            raise KeyError("DPSIMSAugment needs results['gt_seg_map']: place it after LoadAnnotations")
+        self._check_process()
+        key = str(results.get("seg_map_path", results.get("sample_idx", "")))
+        visit = self._visits[key]
+        self._visits[key] += 1
+        rng = np.random.default_rng(derive_seed(self.seed, key, visit))
+        results["dpsims_augmented"] = False
+        if self.prob <= 0.0 or rng.random() >= self.prob:
+            return results
+        if self.mode == "online":
+            img = self._synthesize(results, int(rng.integers(1 << 62)))
+        else:
+            img = self._load_pool_image(results, rng)
+            if img is None:
+                return results
+        old = results.get("img")
+        if old is not None and old.dtype != np.uint8:  # e.g. LoadImageFromFile(to_float32=True)
+            img = img.astype(old.dtype)
+        results["img"] = img
+        results["dpsims_augmented"] = True
+        return results
+
+    def __repr__(self) -> str:
+        s = f"{self.__class__.__name__}(mode='{self.mode}', prob={self.prob}, "
+        if self.mode == "online":
+            s += (f"checkpoint='{self.checkpoint}', device='{self.device}', dtype='{self.dtype}', "
+                  f"size_policy='{self.size_policy}', ")
+        else:
+            s += f"pool='{self.pool}', on_missing='{self.on_missing}', "
+        s += (f"seed={self.seed}, label_space={_describe(self.label_space)!r}, "
+              f"reduce_zero_label={self.reduce_zero_label}, contiguous_labels={self.contiguous_labels})")
+        return s
+
+
+@TRANSFORMS.register_module()
+class MapLabelIds(BaseTransform):
+    """Map ``gt_seg_map``'s raw ids of ``label_space`` to its contiguous ids ``0..C-1`` (255 = unlabeled).
+
+    For datasets whose files hold other ids than the model trains on, e.g. a ``dpsims-aug generate`` pool made
+    from Cityscapes ``*_labelIds.png`` (35 ids) mixed with mmseg's 19-class trainIds: ``label_space='cityscapes19'``;
+    or from COCO-Stuff stuffthingmaps (0..181) mixed with mmseg's 171 classes: ``'coco_stuff171'``. Place it right
+    after ``LoadAnnotations`` (with ``reduce_zero_label=False``). Unknown ids raise
+    :class:`~dpsims_aug.labels.LabelMapError` naming the file.
+
+    Required keys: ``gt_seg_map``. Modified keys: ``gt_seg_map``.
+
+    Args:
+        label_space: LabelSpace object, preset name, JSON path or dict.
+    """
+
+    def __init__(self, label_space: LabelSpace | str | os.PathLike | dict) -> None:
+        self.label_space = _as_label_space(label_space)
+
+    def transform(self, results: dict) -> dict:
+        """Map ``results['gt_seg_map']`` in place of the old one."""
+        results["gt_seg_map"] = self.label_space.to_contiguous(
+            results["gt_seg_map"], source=results.get("seg_map_path")
+        )
+        return results
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(label_space={self.label_space.name!r})"
+
+
+__all__ = ["DPSIMSAugment", "MapLabelIds"]

@@ -1,0 +1,48 @@
+"""Turn an mmengine training checkpoint into the single-file inference checkpoint (``dpsims-aug export``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.labels import LabelSpace
+from train_gan.hooks import DPSIMS_META_KEY
+
+EMA_PREFIX = "generator_ema.module."
+
+
+def export_training_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> GeneratorCheckpoint:
+    """Extract the EMA generator, its config and LabelSpace from a training checkpoint and save them to ``out``.
+
+    The training checkpoint is read with ``weights_only=True`` (it holds only tensors and plain data, see
+    :class:`train_gan.hooks.SafeCheckpointHook`).
+    """
+    try:
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            checkpoint, "holds pickled objects that safe (weights_only) loading refuses: not a training checkpoint "
+            "written by train_gan"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any failure means the file is not a usable checkpoint
+        first_line = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise CheckpointError(checkpoint, f"unreadable or truncated training checkpoint ({first_line})") from err
+    meta = data.get("meta", {}).get(DPSIMS_META_KEY) if isinstance(data, dict) else None
+    if meta is None or "state_dict" not in data:
+        raise CheckpointError(checkpoint, "not a dpsims-aug training checkpoint (no generator config in its meta)")
+    state = {k[len(EMA_PREFIX):]: v for k, v in data["state_dict"].items() if k.startswith(EMA_PREFIX)}
+    if not state:
+        raise CheckpointError(checkpoint, "holds no EMA generator weights")
+    result = GeneratorCheckpoint(
+        state_dict=state,
+        generator_config=json.loads(meta["generator_config"]),
+        label_space=LabelSpace.from_json(meta["label_space"]),
+        summary={"iterations": data.get("meta", {}).get("iter"), "source": Path(checkpoint).name},
+    )
+    save_generator_checkpoint(out, result)
+    return result

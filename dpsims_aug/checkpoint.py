@@ -46,8 +46,14 @@ class GeneratorCheckpoint:
     summary: dict = field(default_factory=dict)
 
 
-def save_generator_checkpoint(path: str | os.PathLike, checkpoint: GeneratorCheckpoint) -> None:
-    """Write ``checkpoint`` to ``path`` (safetensors, atomically)."""
+def save_generator_checkpoint(
+    path: str | os.PathLike, checkpoint: GeneratorCheckpoint, dtype: torch.dtype | None = None
+) -> None:
+    """Write ``checkpoint`` to ``path`` (safetensors, atomically).
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point weights at that precision, halving the file for the
+    bundled model; loading casts them back to the model's dtype.
+    """
     from safetensors.torch import save_file
 
     metadata = {
@@ -58,7 +64,10 @@ def save_generator_checkpoint(path: str | os.PathLike, checkpoint: GeneratorChec
         "summary": json.dumps(checkpoint.summary),
     }
     # safetensors refuses shared or non-contiguous storage; inference weights need neither.
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in checkpoint.state_dict.items()}
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous().clone()
+        for k, v in checkpoint.state_dict.items()
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 

@@ -89,11 +89,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
     from dpsims_aug.checkpoint import CheckpointError
     from train_gan.export import export_training_checkpoint
 
     try:
-        result = export_training_checkpoint(args.checkpoint, args.out)
+        result = export_training_checkpoint(args.checkpoint, args.out, dtype=torch.float16 if args.half else None)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint", help="training checkpoint (work_dir/iter_N.pth)")
     p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     p.set_defaults(func=_cmd_export)
     return parser
 

@@ -97,6 +97,14 @@ def test_train_resume_is_exact_and_exports(tiny_config, tmp_path):
     assert reloaded.generator_config == export.generator_config and reloaded.label_space == export.label_space
     assert all(torch.equal(reloaded.state_dict[k], v) for k, v in export.state_dict.items())
     assert exported.summary["iterations"] == 4
+    # Half-precision export (the bundled model): float16 on disk, loads into the float32 Synthesizer.
+    from dpsims_aug.synthesis import Synthesizer
+
+    export_training_checkpoint(straight / "iter_4.pth", tmp_path / "half.safetensors", dtype=torch.float16)
+    half = load_generator_checkpoint(tmp_path / "half.safetensors")
+    assert all(v.dtype == torch.float16 for v in half.state_dict.values() if v.is_floating_point())
+    image = Synthesizer.from_checkpoint(tmp_path / "half.safetensors").synthesize([np.zeros((64, 64), np.uint8)], [0])
+    assert image.shape == (1, 64, 64, 3) and image.dtype == np.uint8
     with pytest.raises(CheckpointError, match="not a dpsims-aug training checkpoint"):
         torch.save({"state_dict": {}}, tmp_path / "foreign.pth")
         export_training_checkpoint(tmp_path / "foreign.pth", tmp_path / "x.safetensors")

@@ -16,11 +16,14 @@ from train_gan.hooks import DPSIMS_META_KEY
 EMA_PREFIX = "generator_ema.module."
 
 
-def export_training_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> GeneratorCheckpoint:
+def export_training_checkpoint(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, dtype: torch.dtype | None = None
+) -> GeneratorCheckpoint:
     """Extract the EMA generator, its config and LabelSpace from a training checkpoint and save them to ``out``.
 
     The training checkpoint is read with ``weights_only=True`` (it holds only tensors and plain data, see
-    :class:`train_gan.hooks.SafeCheckpointHook`).
+    :class:`train_gan.hooks.SafeCheckpointHook`). ``dtype`` stores the weights at that precision (see
+    :func:`dpsims_aug.checkpoint.save_generator_checkpoint`).
     """
     try:
         data = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -44,5 +47,5 @@ def export_training_checkpoint(checkpoint: str | os.PathLike, out: str | os.Path
         label_space=LabelSpace.from_json(meta["label_space"]),
         summary={"iterations": data.get("meta", {}).get("iter"), "source": Path(checkpoint).name},
     )
-    save_generator_checkpoint(out, result)
+    save_generator_checkpoint(out, result, dtype=dtype)
     return result

@@ -1,0 +1,7 @@
+# SegFormer MiT-B0 (ImageNet-pretrained backbone) on Cityscapes:
+# real images, half of them replaced on the fly by DPSIMSAugment on the GPU.
+# Each dataloader worker loads its own generator; CUDA cannot be used in workers forked from the CUDA-initialized
+# trainer, so workers are started with 'spawn'.
+_base_ = ['./segformer_mit-b0_cityscapes-512x1024_real.py']
+env_cfg = dict(mp_cfg=dict(mp_start_method='spawn'))
+train_dataloader = dict(dataset=dict(pipeline={{_base_.online_train_pipeline}}))

@@ -1,0 +1,14 @@
+# DeepLabV3+ R-50-D8 (ImageNet-pretrained ResNet-50-V1c) on COCO-Stuff 164k,
+# real images only (baseline). 4 GPUs x batch 4:
+#   torchrun --nproc_per_node=4 <mmseg>/tools/train.py \
+#       augment/coco_stuff/deeplabv3plus_r50-d8_coco-stuff164k-512x512_real.py --launcher pytorch
+_base_ = [
+    '../_base_/models/deeplabv3plus_r50-d8.py', '../_base_/datasets/coco_stuff164k.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/sgd_160k.py'
+]
+crop_size = (512, 512)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    decode_head=dict(num_classes=171),
+    auxiliary_head=dict(num_classes=171))
+train_dataloader = dict(batch_size=4)

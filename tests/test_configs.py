@@ -35,6 +35,12 @@ def test_config_loads_and_is_consistent(path):
     assert {"SafeCheckpointHook", "SampleGridHook", "ExportGeneratorHook"} <= hooks
 
 
+def test_paper_configs_evaluate_fid():
+    for path in CONFIGS:
+        if path.stem != "embedded_small":
+            assert "GANEvaluationHook" in {h["type"] for h in Config.fromfile(path).custom_hooks}, path.stem
+
+
 def test_paper_resolutions():
     by_name = {p.stem: Config.fromfile(p) for p in CONFIGS}
     assert by_name["ade20k"].train_dataloader.dataset.crop_size == 256

@@ -31,6 +31,9 @@ custom_hooks = [
     dict(type="SampleGridHook", interval=2, num_images=2, num_seeds=2,
          dataset=dict(type="SegPairDataset", data_root=data_root, label_space="embedded", crop_size=64,
                       split="val", flip=False)),
+    dict(type="GANEvaluationHook", interval=2, num_images=4, num_seeds=1, batch_size=4,
+         dataset=dict(type="SegPairDataset", data_root=data_root, label_space="embedded", crop_size=64,
+                      split="val", flip=False)),
     dict(type="ExportGeneratorHook"),
 ]
 """
@@ -65,6 +68,8 @@ def _losses(work_dir: Path) -> dict[int, dict[str, float]]:
     for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
         for line in scalars.read_text().splitlines():
             record = json.loads(line)
+            if "iter" not in record:  # evaluation rows (FID) are keyed by step
+                continue
             out[record["iter"]] = {k: v for k, v in record.items() if k.startswith("loss")}
     return out
 
@@ -111,6 +116,10 @@ def test_train_resume_is_exact_and_exports(tiny_config, tmp_path):
     # Checkpoint writes are atomic: no temporary files left; sample grids were written.
     assert not list(straight.glob(".*tmp*"))
     assert len(list(straight.glob("*/samples/iter_*.png"))) == 2
+    # The evaluation hook computed FID of EMA samples at iterations 2 and 4 inside the real Runner.
+    evaluations = [json.loads(line) for line in next(straight.glob("*/metrics.jsonl")).read_text().splitlines()]
+    assert [e["iter"] for e in evaluations] == [2, 4]
+    assert all(e["fid"] > 0 for e in evaluations)
 
 
 def test_corrupt_checkpoint_is_named_on_resume(tiny_config, tmp_path):

@@ -190,3 +190,125 @@ class ExportGeneratorHook(Hook):
         path = Path(runner.work_dir) / self.filename
         export_generator(_gan(runner), path, summary)
         runner.logger.info(f"Exported the EMA generator to {path}")
+
+
+@HOOKS.register_module()
+class GANEvaluationHook(Hook):
+    """Every ``interval`` iterations (and at the end): FID, and mIoU when a segmenter is configured, of EMA samples
+    for the label maps of a held-out split.
+
+    Samples use fixed seeds (``derive_seed(seed, "heldout/<index>", k)``), so successive evaluations differ only by
+    the model. The real images' Inception statistics (and the segmenter's mIoU on them) are computed once. Values
+    go to the message hub (``val/<name>``), the visualizer backends (``add_scalars``) and one JSON line per
+    evaluation in ``<log_dir>/metrics.jsonl``. Under DDP only the main process evaluates.
+
+    Args:
+        dataset: Config of the held-out dataset (a ``SegPairDataset`` without flips).
+        interval: Iterations between evaluations.
+        num_images: Held-out label maps to use (default: all).
+        num_seeds: Samples per label map (FID uses all of them).
+        batch_size: Label maps per sampling / feature-network batch.
+        segmenter_config: mmseg config of a segmenter trained on real images (enables ``miou_*``).
+        segmenter_checkpoint: Its checkpoint.
+        seed: Global seed of the sample seeds.
+    """
+
+    priority = "LOW"
+
+    def __init__(
+        self,
+        dataset: dict,
+        interval: int = 1000,
+        num_images: int | None = None,
+        num_seeds: int = 1,
+        batch_size: int = 16,
+        segmenter_config: str | None = None,
+        segmenter_checkpoint: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if (segmenter_config is None) != (segmenter_checkpoint is None):
+            raise ValueError("GANEvaluationHook: give both segmenter_config and segmenter_checkpoint, or neither")
+        self.dataset_cfg = dataset
+        self.interval = interval
+        self.num_images = num_images
+        self.num_seeds = num_seeds
+        self.batch_size = batch_size
+        self.segmenter_config = segmenter_config
+        self.segmenter_checkpoint = segmenter_checkpoint
+        self.seed = seed
+        self._labels: list[torch.Tensor] | None = None
+        self._reference = None
+        self._segmenter = None
+        self._miou_real: float | None = None
+
+    def _setup(self, device: torch.device, ignore_index: int) -> None:
+        """Load the held-out set; compute the real images' statistics (and segmenter mIoU) once."""
+        from dpsims_aug.metrics.fid import FeatureStats, InceptionFeatures
+        from dpsims_aug.metrics.miou import Segmenter, confusion_matrix, mean_iou
+
+        dataset = DATASETS.build(self.dataset_cfg)
+        n = len(dataset) if self.num_images is None else min(self.num_images, len(dataset))
+        items = [dataset[i] for i in range(n)]
+        self._labels = [it["label"] for it in items]
+        reals = [it["image"].permute(1, 2, 0).numpy() for it in items]
+        features = InceptionFeatures(device, self.batch_size)
+        self._reference = FeatureStats.empty()
+        for start in range(0, n, self.batch_size):
+            self._reference.update(features(reals[start : start + self.batch_size]))
+        if self.segmenter_config is not None:
+            self._segmenter = Segmenter.from_files(self.segmenter_config, self.segmenter_checkpoint, device=device)
+            c = self._segmenter.num_classes
+            confusion = np.zeros((c, c), np.int64)
+            for pred, label in zip(self._segmenter.predict(reals), self._labels):
+                confusion += confusion_matrix(pred, label.numpy(), c, ignore_index)
+            self._miou_real = mean_iou(confusion)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
+            from mmengine.dist import is_main_process
+
+            if is_main_process():
+                self.evaluate(runner)
+
+    def evaluate(self, runner) -> dict[str, float]:
+        """Compute, log and record the metrics for the current EMA generator; returns them."""
+        from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
+        from dpsims_aug.synthesis import derive_seed
+
+        model = _gan(runner)
+        device = model.step.device
+        if self._labels is None:
+            self._setup(device, model.label_space.ignore_index)
+        names = ["fid"] + (["miou"] if self._segmenter is not None else [])
+        options = MetricOptions(device=str(device), batch_size=self.batch_size,
+                                ignore_index=model.label_space.ignore_index, fid_reference=self._reference,
+                                segmenter=self._segmenter)
+        metrics = build_metrics(names, options)
+        for start in range(0, len(self._labels), self.batch_size):
+            labels = self._labels[start : start + self.batch_size]
+            indices = range(start, start + len(labels))
+            per_seed = []
+            for k in range(self.num_seeds):
+                seeds = [derive_seed(self.seed, f"heldout/{i}", k) for i in indices]
+                per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds)))
+            fakes = list(np.stack(per_seed, axis=1))  # per label map: [num_seeds, H, W, 3]
+            batch = EvalBatch(labels=[lab.numpy() for lab in labels], fakes=fakes)
+            for metric in metrics.values():
+                metric.update(batch)
+        values: dict[str, float] = {}
+        for metric in metrics.values():
+            values.update(metric.compute())
+        if self._miou_real is not None:
+            values["miou_real"] = self._miou_real
+            values["miou_ratio"] = values["miou_fake"] / self._miou_real if self._miou_real > 0 else float("nan")
+        step = runner.iter + 1
+        # Image counts go to metrics.jsonl only; curves are for the metrics themselves.
+        scalars = {f"val/{k}": v for k, v in values.items() if "_num_" not in k}
+        for name, value in scalars.items():
+            runner.message_hub.update_scalar(name, value)
+        runner.visualizer.add_scalars(scalars, step=step)
+        record = {"iter": step, **{k: (v if np.isfinite(v) else None) for k, v in values.items()}}
+        with open(Path(runner.log_dir) / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")  # one append per record
+        runner.logger.info("evaluation at iter %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        return values

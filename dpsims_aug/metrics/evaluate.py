@@ -1,0 +1,224 @@
+"""``dpsims-aug evaluate``: fidelity of a generator checkpoint on a dataset split.
+
+For every label map of the split, one image per seed ``derive_seed(seed, key, k)``, ``k < n_seeds`` (the same images
+``dpsims-aug generate`` would write), then in one streaming pass: FID against the split's real images (reference
+statistics cached), mIoU of a segmenter on the generated and on the real images (when one is given), and diversity
+across seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dpsims_aug.fileio import atomic_write_text
+from dpsims_aug.labels import LabelSpace, load_label_map
+from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
+
+__all__ = ["evaluate", "format_table", "iter_eval_batches"]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def _same_size_chunks(labels: Sequence[np.ndarray], max_len: int) -> Iterator[range]:
+    """Consecutive index ranges of at most ``max_len`` label maps that share one size (one synthesis call each)."""
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or i - start == max_len or labels[i].shape != labels[start].shape:
+            yield range(start, i)
+            start = i
+
+
+def iter_eval_batches(
+    synthesizer,
+    pairs: Sequence[tuple[Path, Path]],
+    keys: Sequence[str],
+    label_space: LabelSpace,
+    n_seeds: int,
+    seed: int = 0,
+    maps_per_batch: int = 8,
+    with_reals: bool = False,
+) -> Iterator[EvalBatch]:
+    """Synthesize ``n_seeds`` images per label map and yield them in :class:`EvalBatch` es.
+
+    Args:
+        synthesizer: A :class:`~dpsims_aug.synthesis.Synthesizer`.
+        pairs: ``(image, label map)`` files.
+        keys: The label maps' keys (relative label paths), which seed them.
+        label_space: Raw ids on disk -> contiguous ids.
+        n_seeds: Images per label map.
+        seed: Global seed.
+        maps_per_batch: Label maps per yielded batch.
+        with_reals: Also load the real images.
+    """
+    from dpsims_aug.synthesis import derive_seed
+
+    for start in range(0, len(pairs), maps_per_batch):
+        chunk_pairs = pairs[start : start + maps_per_batch]
+        chunk_keys = list(keys[start : start + maps_per_batch])
+        labels = [load_label_map(label_path, label_space) for _, label_path in chunk_pairs]
+        fakes: list[np.ndarray] = []
+        for idx in _same_size_chunks(labels, len(labels)):
+            maps = [labels[i] for i in idx for _ in range(n_seeds)]
+            seeds = [derive_seed(seed, chunk_keys[i], k) for i in idx for k in range(n_seeds)]
+            sources = [str(chunk_pairs[i][1]) for i in idx for _ in range(n_seeds)]
+            images = synthesizer.synthesize(maps, seeds, sources=sources)
+            fakes.extend(images.reshape(len(idx), n_seeds, *images.shape[1:]))
+        reals = None
+        if with_reals:
+            reals = [_read_rgb(image_path) for image_path, _ in chunk_pairs]
+            for (image_path, label_path), real, lab in zip(chunk_pairs, reals, labels):
+                if real.shape[:2] != lab.shape:
+                    raise ValueError(f"{image_path}: image is {real.shape[1]}x{real.shape[0]} but its label map "
+                                     f"{label_path} is {lab.shape[1]}x{lab.shape[0]}")
+        yield EvalBatch(labels=labels, fakes=fakes, reals=reals, keys=chunk_keys)
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str = "val",
+    n_seeds: int = 3,
+    max_images: int | None = None,
+    segmenter_config: str | os.PathLike | None = None,
+    segmenter_checkpoint: str | os.PathLike | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    seed: int = 0,
+    layout: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a generator checkpoint on the ``split`` of the dataset at ``data``.
+
+    Args:
+        checkpoint: Generator checkpoint (``.safetensors``, from ``dpsims-aug export`` / training).
+        data: Dataset root (any layout :func:`~dpsims_aug.data.readers.find_pairs` reads).
+        split: Split whose label maps are synthesized and whose images are the FID reference.
+        n_seeds: Images per label map (diversity needs at least 2).
+        max_images: Use only the first N label maps (and their images).
+        segmenter_config, segmenter_checkpoint: An mmseg segmenter trained on real images; enables mIoU.
+        batch_size: Images per generator / feature-network forward.
+        device, dtype: Where and how the generator runs.
+        seed: Global seed of :func:`~dpsims_aug.synthesis.derive_seed`.
+        layout: Dataset layout (``auto`` detects it).
+        cache_dir: FID reference statistics cache (default ``~/.cache/dpsims-aug/fid``).
+        out: Also write the result as JSON here (atomically).
+        progress: Show tqdm bars.
+
+    Returns:
+        ``{"metrics": {name: value}, "info": {...}}``.
+    """
+    from tqdm import tqdm
+
+    from dpsims_aug.data.readers import find_pairs
+    from dpsims_aug.metrics.fid import InceptionFeatures, reference_stats
+    from dpsims_aug.metrics.miou import Segmenter
+    from dpsims_aug.synthesis import Synthesizer
+
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    if (segmenter_config is None) != (segmenter_checkpoint is None):
+        raise ValueError("give both --segmenter-config and --segmenter-checkpoint, or neither")
+    started = time.perf_counter()
+    data = Path(data)
+    synthesizer = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
+    pairs = find_pairs(data, layout=layout, split=split)
+    if max_images is not None:
+        pairs = pairs[:max_images]
+    if not pairs:
+        raise ValueError(f"{data}: no image/label pairs in split {split!r}")
+    keys = [label.relative_to(data).as_posix() for _, label in pairs]
+
+    inception = InceptionFeatures(device, batch_size)
+    reference, cached = reference_stats([image for image, _ in pairs], root=data, cache_dir=cache_dir,
+                                        features=inception, progress=progress)
+    segmenter = None
+    if segmenter_config is not None:
+        segmenter = Segmenter.from_files(segmenter_config, segmenter_checkpoint, device=device)
+        if segmenter.num_classes != synthesizer.label_space.num_classes:
+            raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
+                             f"space {synthesizer.label_space.name!r} has {synthesizer.label_space.num_classes}")
+    names = ["fid"] + (["miou"] if segmenter is not None else []) + (["diversity"] if n_seeds >= 2 else [])
+    options = MetricOptions(device=device, batch_size=batch_size, ignore_index=synthesizer.label_space.ignore_index,
+                            fid_reference=reference, segmenter=segmenter)
+    metrics = build_metrics(names, options)  # the Inception network is loaded once (cached) and shared
+
+    bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
+    batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,
+                                maps_per_batch=max(1, batch_size // n_seeds), with_reals=segmenter is not None)
+    for batch in batches:
+        for metric in metrics.values():
+            metric.update(batch)
+        bar.update(len(batch.labels) * n_seeds)
+    bar.close()
+
+    values: dict[str, float] = {}
+    for metric in metrics.values():
+        values.update(metric.compute())
+    result = {
+        "metrics": values,
+        "info": {
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": synthesizer.checkpoint_sha256,
+            "data": str(data),
+            "split": split,
+            "label_space": synthesizer.label_space.name,
+            "label_maps": len(pairs),
+            "n_seeds": n_seeds,
+            "images": len(pairs) * n_seeds,
+            "seed": seed,
+            "device": device,
+            "dtype": dtype,
+            "segmenter_config": None if segmenter_config is None else str(segmenter_config),
+            "segmenter_checkpoint": None if segmenter_checkpoint is None else str(segmenter_checkpoint),
+            "fid_reference_cached": cached,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    }
+    if out is not None:
+        atomic_write_text(out, json.dumps(_json_safe(result), indent=2) + "\n")
+    return result
+
+
+def _json_safe(value):
+    """NaN/inf -> None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+_LABELS = {
+    "fid": ("FID (lower is better)", "{:.2f}"),
+    "miou_fake": ("mIoU on generated images (%)", "{:.2f}"),
+    "miou_real": ("mIoU on real images (%)", "{:.2f}"),
+    "miou_ratio": ("mIoU generated / real", "{:.3f}"),
+    "diversity_pixel_l1": ("diversity, pixel mean |a-b|", "{:.4f}"),
+    "diversity_feature_cosine": ("diversity, feature 1-cos", "{:.4f}"),
+}
+
+
+def format_table(result: dict) -> str:
+    """A short human-readable table of :func:`evaluate`'s result."""
+    info, values = result["info"], result["metrics"]
+    lines = [f"{info['label_maps']} label maps x {info['n_seeds']} seeds from {info['data']} ({info['split']})"]
+    for key, (label, fmt) in _LABELS.items():
+        if key in values:
+            value = values[key]
+            lines.append(f"  {label:<32} {fmt.format(value) if math.isfinite(value) else 'n/a'}")
+    return "\n".join(lines)

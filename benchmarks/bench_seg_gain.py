@@ -1,0 +1,589 @@
+"""Segmentation gain from DP-SIMS data: mmseg segmenters trained on real only vs real + synthetic images.
+
+The study, in the low-data regime (default: 32 labelled images of the embedded dataset, 64x64, ADE layout):
+
+1. ``data``: the labelled training images and >= 200 held-out validation images (``dpsims-aug dataset``).
+2. ``gan``: DP-SIMS trained on the labelled images only (``python -m train_gan.train``, embedded_small config),
+   exporting ``generator_ema.safetensors``.
+3. ``pool_n<k>``: ``generate`` writes k synthetic images per labelled label map with that generator.
+4. ``seg``: Fast-SCNN (augment/embedded configs, random init, mmengine Runner, the same iterations for every
+   variant), seeds 0..S-1 (Runner randomness seed and DPSIMSAugment seed):
+
+   * ``real``: the labelled real images only;
+   * ``pool_n<k>``: real + the offline pool of k images per map. Sampling ratio real:synthetic is 1:1 for every k
+     (``RepeatDataset`` times k for the real part, 1 for the pool), the same share as the online variant;
+   * ``online``: real, with the image replaced by ``DPSIMSAugment`` (prob 0.5, the same generator) on the fly.
+
+   Each run ends with mmseg's ``IoUMetric`` on the held-out real images (the Runner's val loop).
+5. ``report``: mean +- std of mIoU per variant, a plot of mIoU vs k (0 = real only; online as its own marker),
+   a JSON file with every run, and a table printed last.
+
+Every stage writes to its own folder under ``--work-dir`` (named after the parameters it depends on) and marks
+itself done with ``stage.json``; a killed study resumes where it stopped (the GAN and segmenter runs resume from
+their last checkpoint). Segmenter runs are subprocesses of this script, ``--jobs`` at a time with
+``--threads / --jobs`` OpenMP threads each (on 2 cores two 1-thread runs beat one 2-thread run).
+
+Modes on this 2-core machine (estimates from measured step times: GAN 0.5 s/iter with 2 threads, Fast-SCNN
+0.07 s/iter real/pool and 0.10 s/iter online with 1 thread, ~20 s start-up + evaluation per segmenter run):
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_seg_gain.py           # full: ~45-55 min idle
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_seg_gain.py --quick   # ~5 min idle (1 seed, short runs)
+
+While another job holds a core use ``OMP_NUM_THREADS=1`` (one thread, one segmenter at a time; full ~75 min).
+
+GPU datasets (the shipped train_gan/configs/<dataset>.py and augment/<dataset>/<model>_*_{real,pool,online}.py;
+the labelled subset is a folder of symlinks to the first ``--labelled`` training pairs, validation is the whole
+val split; one GPU per segmenter run, ``--jobs`` runs side by side; ``--gan-gpus N`` trains the GAN with torchrun):
+
+    .venv/bin/python benchmarks/bench_seg_gain.py --dataset ade20k --data-root data/ade/ADEChallengeData2016 \\
+        --labelled 1000 --gan-iters 50000 --gan-gpus 8 --seg-iters 40000 --jobs 8
+
+Results: ``benchmarks/results/seg_gain.{json,png}`` (full), ``seg_gain_quick.*`` (``--quick``),
+``seg_gain_<dataset>.*`` (GPU datasets), or ``--results STEM``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+EMBEDDED_GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
+GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, reader layout)
+    "ade20k": ("ade20k", "ade20k.py", "ade20k"),
+    "coco_stuff": ("coco_stuff", "coco_stuff.py", "coco_stuff"),
+    "cityscapes": ("cityscapes", "cityscapes.py", "cityscapes"),
+}
+DONE = "stage.json"
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr (the table goes to stdout)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def stage_done(folder: Path) -> dict | None:
+    """The ``stage.json`` record of a finished stage, else None."""
+    try:
+        return json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def mark_done(folder: Path, record: dict) -> None:
+    """Write ``stage.json`` atomically: the stage is complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{DONE}.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, folder / DONE)
+
+
+def thread_env(threads: int, gpu: int | None = None) -> dict[str, str]:
+    """Environment of a child process: its OpenMP thread budget and, on GPUs, its device."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+# ------------------------------------------------------------------------------------------------ stages 1-3
+
+
+def stage_data(args: argparse.Namespace, root: Path) -> tuple[Path, Path, dict]:
+    """Training root (only the labelled images) and validation root; writes / links them once."""
+    folder = root / "data"
+    if args.dataset == "embedded":
+        if stage_done(folder) is None:
+            from dpsims_aug.data.writers import write_dataset
+
+            write_dataset(folder, "ade20k", n_train=args.labelled, n_val=args.val, size=(args.size, args.size))
+            mark_done(folder, dict(labelled=args.labelled, val=args.val, size=args.size))
+        return folder, folder, dict(train=args.labelled, val=args.val)
+    data_root = Path(args.data_root).resolve()
+    if not args.labelled:
+        return data_root, data_root, dict(train="all", val="all")
+    if stage_done(folder) is None:
+        from dpsims_aug.data.readers import find_pairs
+
+        layout = GPU_DATASETS[args.dataset][2]
+        pairs = find_pairs(data_root, layout=layout, split="train")[: args.labelled]
+        for image, label in pairs:
+            # The image, and every annotation file of that sample (Cityscapes: labelIds + labelTrainIds, ...).
+            base = image.stem.removesuffix("_leftImg8bit")
+            siblings = [p for p in label.parent.iterdir() if p.name.startswith((f"{base}.", f"{base}_"))]
+            for src in [image, *siblings]:
+                dst = folder / src.relative_to(data_root)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if not dst.is_symlink():
+                    dst.symlink_to(src.resolve())
+        mark_done(folder, dict(labelled=len(pairs), source=str(data_root)))
+    return folder, data_root, dict(train=args.labelled, val="all")
+
+
+def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_root: Path) -> list[str]:
+    """The ``train_gan`` command line: the shipped config, its data roots pointed at the study's folders."""
+    from mmengine.config import Config
+
+    cfg_path = EMBEDDED_GAN_CONFIG if args.dataset == "embedded" else (
+        REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1])
+    cfg = Config.fromfile(str(cfg_path), import_custom_modules=False)
+    options = [f"train_dataloader.dataset.data_root={train_root}"]
+    if args.labelled:
+        options.append(f"train_dataloader.dataset.max_samples={args.labelled}")
+    for i, hook in enumerate(cfg.get("custom_hooks", [])):
+        if isinstance(hook.get("dataset"), dict) and "data_root" in hook["dataset"]:
+            options.append(f"custom_hooks.{i}.dataset.data_root={val_root}")  # samples / FID on held-out maps
+    launch = [sys.executable, "-m", "train_gan.train"]
+    if args.gan_gpus > 1:
+        launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.gan_gpus}",
+                  "-m", "train_gan.train", "--launcher", "pytorch"]
+    command = [*launch, str(cfg_path), "--work-dir", str(gan_dir), "--max-iters", str(args.gan_iters)]
+    if (gan_dir / "last_checkpoint").is_file():
+        command.append("--resume")
+    return [*command, "--cfg-options", *options]
+
+
+def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: Path) -> tuple[Path, dict]:
+    """Train DP-SIMS on the labelled images (subprocess); returns the exported EMA generator."""
+    gan_dir = root / f"gan_i{args.gan_iters}"
+    ckpt = gan_dir / "generator_ema.safetensors"
+    done = stage_done(gan_dir)
+    if done is not None and ckpt.is_file():
+        return ckpt, dict(done, cached=True)
+    gan_dir.mkdir(parents=True, exist_ok=True)
+    command = gan_command(args, gan_dir, train_root, val_root)
+    log(f"[gan] {shlex.join(command)}\n[gan] log: {gan_dir / 'train.log'}")
+    started = time.perf_counter()
+    with open(gan_dir / "train.log", "ab") as out:
+        rc = subprocess.call(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                             env=thread_env(args.threads))
+    if rc != 0 or not ckpt.is_file():
+        tail = (gan_dir / "train.log").read_text(errors="replace").splitlines()[-25:]
+        raise SystemExit("\n".join([f"error: GAN training failed (exit {rc}); last lines of its log:", *tail]))
+    record = dict(command=shlex.join(command), iterations=args.gan_iters, threads=args.threads,
+                  seconds=round(time.perf_counter() - started, 1))
+    mark_done(gan_dir, record)
+    return ckpt, dict(record, cached=False)
+
+
+def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: Path, n: int) -> tuple[Path, dict]:
+    """``generate`` n images per labelled label map (resumable on its own; marked done when complete)."""
+    pool = gan_dir / f"pool_n{n}"
+    done = stage_done(pool)
+    if done is not None:
+        return pool, dict(done, cached=True)
+    from dpsims_aug.generate import generate
+
+    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
+    summary = generate(labels=train_root, n=n, out=pool, checkpoint=ckpt, layout=layout, split="train",
+                       device=args.device, progress=False, workers=1, log=lambda m: log(f"[pool_n{n}] {m}"))
+    record = dict(n=n, images=summary.images_total, generated=summary.generated,
+                  seconds=round(summary.seconds, 1), images_per_s=round(summary.images_per_second, 2))
+    mark_done(pool, record)
+    return pool, dict(record, cached=False)
+
+
+# ------------------------------------------------------------------------------------------------ stage 4
+
+
+def seg_config_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The shipped mmseg configs of the three training sets (real / pool / online)."""
+    if args.dataset == "embedded":
+        return {v: REPO / "augment" / "embedded" / f"fastscnn_embedded_{v}.py" for v in ("real", "pool", "online")}
+    folder = REPO / "augment" / GPU_DATASETS[args.dataset][0]
+    paths = {}
+    for v in ("real", "pool", "online"):
+        found = sorted(folder.glob(f"{args.seg_model}_*_{v}.py"))
+        if len(found) != 1:
+            raise SystemExit(f"error: expected one {args.seg_model}_*_{v}.py in {folder}, found {len(found)}")
+        paths[v] = found[0]
+    return paths
+
+
+def _pipelines(node: Any) -> Iterator[list]:
+    """Every ``pipeline`` list inside a (nested) dataset config."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pipeline"), list):
+            yield node["pipeline"]
+        for value in node.values():
+            yield from _pipelines(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _pipelines(value)
+
+
+def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val_root: Path):
+    """The mmengine Config of one segmenter run: a shipped augment/ config plus the study's overrides."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(spec["config"])
+    iters, seed, shipped_iters = args.seg_iters, spec["seed"], cfg.train_cfg.max_iters
+    train = cfg.train_dataloader.dataset
+    if spec["kind"] == "pool":  # ConcatDataset[RepeatDataset(real), RepeatDataset(pool)]: 1:1 for every n
+        real, pool = train.datasets
+        real.times, pool.times = spec["n"], 1
+        real.dataset.data_root, pool.dataset.data_root = str(train_root), spec["pool"]
+    else:
+        train.data_root = str(train_root)
+    if spec["kind"] == "online":
+        steps = [s for p in _pipelines(train) for s in p if s.get("type") == "DPSIMSAugment"]
+        if not steps:
+            raise SystemExit(f"error: {spec['config']} has no DPSIMSAugment step")
+        for step in steps:
+            step.update(checkpoint=spec["checkpoint"], prob=args.online_prob, seed=seed)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = str(val_root)
+    if args.dataset == "embedded":  # 64x64 images decode in microseconds: no worker processes on 2 cores
+        for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+            loader.update(num_workers=0, persistent_workers=False)
+    cfg.work_dir = spec["run_dir"]
+    cfg.randomness = dict(seed=seed)
+    # Same schedule for every variant; no validation while training, one explicit val at the end.
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters, val_begin=iters + 1)
+    scale = iters / shipped_iters  # the shipped schedule (warmup, decay), rescaled to this run's length
+    schedulers = []
+    for sched in cfg.param_scheduler:
+        if sched.get("by_epoch", True) is False:
+            begin = round(sched.get("begin", 0) * scale)
+            sched.update(begin=begin, end=max(begin + 1, round(sched.get("end", shipped_iters) * scale)))
+        schedulers.append(sched)
+    cfg.param_scheduler = schedulers
+    cfg.default_hooks.checkpoint.update(interval=max(100, min(iters // 4, 5000)), max_keep_ckpts=1, save_last=True)
+    cfg.default_hooks.logger.update(interval=min(50, iters))
+    if (Path(spec["run_dir"]) / "last_checkpoint").is_file():
+        cfg.resume, cfg.load_from = True, None
+    return cfg
+
+
+def _resumable_checkpoints_hook():
+    """A hook that keeps mmseg checkpoints loadable by ``torch.load(weights_only=True)`` (what resume uses).
+
+    mmengine pickles the message hub's ``HistoryBuffer`` objects (logged-scalar windows), which the safe unpickler
+    refuses; they only feed the log's running means, so they are left out of the checkpoint, and numpy scalars of
+    the runtime info (the ETA) become Python floats.
+    """
+    import numpy as np
+    from mmengine.hooks import Hook
+
+    class ResumableCheckpoints(Hook):
+        priority = "VERY_HIGH"
+
+        def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+            hub = checkpoint["message_hub"]
+            hub["log_scalars"] = {}
+            hub["runtime_info"] = {k: v.item() if isinstance(v, np.generic) else v
+                                   for k, v in hub["runtime_info"].items()}
+
+    return ResumableCheckpoints()
+
+
+def child_main(run_dir: Path) -> int:
+    """One segmenter run (a subprocess): train, evaluate on the held-out images, write ``result.json``."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    spec = json.loads((run_dir / "spec.json").read_text())
+    cfg = Config.fromfile(str(run_dir / "config.py"))
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(_resumable_checkpoints_hook())
+    resumed = bool(cfg.get("resume"))
+    started = time.perf_counter()
+    runner.train()
+    trained = time.perf_counter()
+    times = runner.message_hub.get_scalar("train/time").data[0] if "train/time" in runner.message_hub.log_scalars \
+        else []
+    metrics = runner.val()
+    result = dict(
+        spec, mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics.get("mAcc", "nan")),
+        iterations=int(runner.iter), resumed=resumed, train_seconds=round(trained - started, 1),
+        eval_seconds=round(time.perf_counter() - trained, 1),
+        s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
+        torch_threads=torch.get_num_threads(),
+    )
+    tmp = run_dir / ".result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, run_dir / "result.json")
+    return 0
+
+
+def stage_seg(args: argparse.Namespace, specs: list[dict], train_root: Path, val_root: Path) -> list[dict]:
+    """Run every segmenter that has no ``result.json`` yet, ``--jobs`` subprocesses at a time."""
+    todo = []
+    for spec in specs:
+        run_dir = Path(spec["run_dir"])
+        if (run_dir / "result.json").is_file():
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        build_seg_config(args, spec, train_root, val_root).dump(str(run_dir / "config.py"))
+        (run_dir / "spec.json").write_text(json.dumps(spec, indent=1) + "\n")
+        todo.append(spec)
+    log(f"[seg] {len(specs) - len(todo)} of {len(specs)} runs done already; {len(todo)} to run, {args.jobs} at a time")
+    threads = max(1, args.threads // args.jobs)
+    running: dict[int, tuple[subprocess.Popen, dict, float]] = {}  # slot -> (process, spec, start)
+    failed = []
+    while todo or running:
+        for slot in range(args.jobs):
+            if slot in running or not todo:
+                continue
+            spec = todo.pop(0)
+            run_dir = Path(spec["run_dir"])
+            command = [sys.executable, str(Path(__file__).resolve()), "--child", str(run_dir)]
+            with open(run_dir / "run.log", "ab") as out:
+                proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                        env=thread_env(threads, slot if args.device == "cuda" else None))
+            running[slot] = (proc, spec, time.perf_counter())
+            log(f"[seg] start {spec['variant']} seed {spec['seed']} (slot {slot}, {threads} thread(s))")
+        time.sleep(0.5)
+        for slot, (proc, spec, start) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[slot]
+            run_dir = Path(spec["run_dir"])
+            if proc.returncode != 0 or not (run_dir / "result.json").is_file():
+                failed.append(spec)
+                tail = (run_dir / "run.log").read_text(errors="replace").splitlines()[-15:]
+                log("\n".join([f"[seg] FAILED {spec['variant']} seed {spec['seed']} (exit {proc.returncode}):",
+                               *tail]))
+                continue
+            res = json.loads((run_dir / "result.json").read_text())
+            log(f"[seg] done {spec['variant']} seed {spec['seed']}: mIoU {res['mIoU']:.2f} "
+                f"({time.perf_counter() - start:.0f} s, {res['s_per_iter_median']} s/iter)")
+    if failed:
+        raise SystemExit(f"error: {len(failed)} segmenter run(s) failed; see run.log in their folders")
+    return [json.loads((Path(s["run_dir"]) / "result.json").read_text()) for s in specs]
+
+
+# ------------------------------------------------------------------------------------------------ stage 5
+
+
+def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
+    """Mean +- std of mIoU (and aAcc) per variant, and the difference to real only."""
+    rows = {}
+    for v in variants:
+        rs = [r for r in runs if r["variant"] == v]
+        m, s = mean_std([r["mIoU"] for r in rs])
+        rows[v] = dict(mIoU_mean=round(m, 2), mIoU_std=round(s, 2), aAcc_mean=round(mean_std(
+            [r["aAcc"] for r in rs])[0], 2), seeds=len(rs), mIoU_per_seed=[round(r["mIoU"], 2) for r in rs])
+    base = rows["real"]["mIoU_mean"]
+    for row in rows.values():
+        row["gain_vs_real"] = round(row["mIoU_mean"] - base, 2)
+    return rows
+
+
+def plot(rows: dict[str, dict], ns: list[int], title: str, path: Path) -> None:
+    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map; online at its own position."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    xs, keys = [0, *ns], ["real", *[f"pool_n{n}" for n in ns]]
+    ax.errorbar(xs, [rows[k]["mIoU_mean"] for k in keys], yerr=[rows[k]["mIoU_std"] for k in keys], marker="o",
+                capsize=4, label="real + offline pool (0 = real only)")
+    for x, k in zip(xs, keys):
+        ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color="C0", alpha=0.4)
+    ticks, labels = list(xs), [str(x) for x in xs]
+    if "online" in rows:
+        x = max(xs) + max(1, max(xs) // 2)
+        ax.errorbar([x], [rows["online"]["mIoU_mean"]], yerr=[rows["online"]["mIoU_std"]], marker="s", color="C3",
+                    capsize=4, linestyle="none", label="real + online DPSIMSAugment (p=0.5)")
+        ax.scatter([x] * len(rows["online"]["mIoU_per_seed"]), rows["online"]["mIoU_per_seed"], s=10, color="C3",
+                   alpha=0.4)
+        ticks.append(x)
+        labels.append("online")
+    ax.axhline(rows["real"]["mIoU_mean"], color="gray", linestyle=":", linewidth=1)
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel("synthetic images per labelled label map (n)")
+    ax.set_ylabel("mIoU on held-out real images (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="GAN 250 iters, segmenters 500 iters, 1 seed (GPU datasets: 1 seed); explicit flags win")
+    parser.add_argument("--dataset", default="embedded", choices=["embedded", *GPU_DATASETS],
+                        help="embedded (CPU, written here) or a GPU dataset at --data-root with the shipped configs")
+    parser.add_argument("--data-root", help="dataset root for --dataset ade20k|coco_stuff|cityscapes")
+    parser.add_argument("--seg-model", default="segformer_mit-b0",
+                        help="GPU datasets: augment/<dataset>/<seg-model>_*_{real,pool,online}.py")
+    parser.add_argument("--labelled", type=int, help="labelled training images (default: 32; GPU datasets: 0 = all)")
+    parser.add_argument("--val", type=int, default=200, help="embedded: held-out validation images (default: 200)")
+    parser.add_argument("--size", type=int, default=64, help="embedded: image size (default: 64)")
+    parser.add_argument("--gan-iters", type=int,
+                        help="GAN iterations (default: 2000; quick: 250; GPU datasets: the config's)")
+    parser.add_argument("--gan-gpus", type=int, default=1, help="GPUs for the GAN (torchrun when > 1)")
+    parser.add_argument("--seg-iters", type=int,
+                        help="iterations of every segmenter run (default: 3000; quick: 500; GPU datasets: the "
+                        "config's); the shipped LR schedule is rescaled to it")
+    parser.add_argument("--seeds", type=int, help="seeds per variant (default: 3; quick: 1)")
+    parser.add_argument("--n", type=int, nargs="+", default=[1, 4], help="pool sizes per label map (default: 1 4)")
+    parser.add_argument("--no-online", action="store_true", help="skip the online DPSIMSAugment variant")
+    parser.add_argument("--online-prob", type=float, default=0.5, help="DPSIMSAugment prob (default: 0.5)")
+    parser.add_argument("--threads", type=int, help="CPU thread budget (default: $OMP_NUM_THREADS or all cores)")
+    parser.add_argument("--jobs", type=int, help="segmenter runs at a time (default: --threads on CPU, 1 on GPU)")
+    parser.add_argument("--device", help="cpu or cuda (default: cpu for embedded, cuda otherwise)")
+    parser.add_argument("--work-dir", type=Path, help="stage folders (default: work_dirs/seg_gain)")
+    parser.add_argument("--results", type=Path, help="results path without extension (.json and .png are written)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: one segmenter run
+    args = parser.parse_args(argv)
+    if args.child:
+        return args
+    gpu = args.dataset != "embedded"
+    if gpu and not args.data_root:
+        parser.error(f"--dataset {args.dataset} needs --data-root")
+    defaults = dict(gan_iters=(250, 2000), seg_iters=(500, 3000), seeds=(1, 3))
+    for name, (quick, full) in defaults.items():
+        if getattr(args, name) is None and not (gpu and name != "seeds"):
+            setattr(args, name, quick if args.quick else full)
+    if gpu:  # GPU datasets: the shipped schedules unless given (there --quick means 1 seed only)
+        from mmengine.config import Config
+
+        if args.gan_iters is None:
+            gan_cfg = REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1]
+            args.gan_iters = Config.fromfile(str(gan_cfg), import_custom_modules=False).train_cfg.max_iters
+        if args.seg_iters is None:
+            real_cfg = seg_config_paths(args)["real"]
+            args.seg_iters = Config.fromfile(str(real_cfg), import_custom_modules=False).train_cfg.max_iters
+    if args.labelled is None:
+        args.labelled = 0 if gpu else 32
+    if not gpu and args.labelled < 1:
+        parser.error("--labelled must be >= 1 on the embedded dataset")
+    args.threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    args.device = args.device or ("cuda" if gpu else "cpu")
+    if args.jobs is None:
+        import torch
+
+        args.jobs = args.threads if args.device == "cpu" else max(1, torch.cuda.device_count())
+    args.n = sorted(set(args.n))
+    suffix = "" if not gpu else f"_{args.dataset}"
+    args.work_dir = (args.work_dir or REPO / "work_dirs" / f"seg_gain{suffix}").resolve()
+    if args.results is None:
+        args.results = RESULTS / f"seg_gain{suffix}{'_quick' if args.quick else ''}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+    if args.dataset == "embedded" and args.val < 200:
+        log(f"warning: --val {args.val} < 200 held-out images: a smoke test, not a measurement")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    load_start, started = os.getloadavg(), time.perf_counter()
+    tag = f"L{args.labelled or 'all'}" + (f"_V{args.val}_S{args.size}" if args.dataset == "embedded" else "")
+    root = args.work_dir / tag
+    stages: dict[str, dict] = {}
+
+    def timed(name: str, record: dict) -> None:
+        stages[name] = record
+        state = "cached" if record.get("cached") else f"{record.get('seconds', 0):.1f} s"
+        log(f"[stage] {name}: {state}")
+
+    t = time.perf_counter()
+    train_root, val_root, counts = stage_data(args, root)
+    timed("data", dict(counts, seconds=round(time.perf_counter() - t, 1), train_root=str(train_root),
+                       val_root=str(val_root)))
+    ckpt, record = stage_gan(args, root, train_root, val_root)
+    timed("gan", record)
+    pools = {}
+    for n in args.n:
+        pools[n], record = stage_pool(args, ckpt.parent, train_root, ckpt, n)
+        timed(f"pool_n{n}", record)
+
+    configs = seg_config_paths(args)
+    seg_root = root / f"seg_i{args.seg_iters}"
+    gan_tag = f"gan_i{args.gan_iters}"
+    variants = ["real", *[f"pool_n{n}" for n in args.n], *([] if args.no_online else ["online"])]
+    specs = []
+    for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
+        for v in variants:
+            kind = v.split("_")[0]
+            spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]))
+            sub = v
+            if kind == "pool":
+                n = int(v.removeprefix("pool_n"))
+                spec.update(n=n, pool=str(pools[n]), checkpoint=str(ckpt))
+                sub = f"{v}_{gan_tag}"
+            elif kind == "online":
+                spec.update(checkpoint=str(ckpt), prob=args.online_prob)
+                sub = f"online_p{args.online_prob}_{gan_tag}"
+            spec["run_dir"] = str(seg_root / sub / f"seed{seed}")
+            specs.append(spec)
+    t = time.perf_counter()
+    runs = stage_seg(args, specs, train_root, val_root)
+    timed("seg", dict(runs=len(runs), seconds=round(time.perf_counter() - t, 1)))
+
+    rows = summarize(runs, variants)
+    load_end = os.getloadavg()
+    title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
+             f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
+    png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
+    plot(rows, args.n, title, png)
+    machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
+                   threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
+                   device=args.device, loadavg_start=[round(x, 2) for x in load_start],
+                   loadavg_end=[round(x, 2) for x in load_end],
+                   note="shared machine: other jobs may run (see the load averages)")
+    if args.device == "cuda" and torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    env_prefix = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
+    result = dict(
+        benchmark="segmentation gain: real only vs real + DP-SIMS synthetic (offline pool, online transform)",
+        command=env_prefix + shlex.join(["python", "benchmarks/bench_seg_gain.py", *(argv or sys.argv[1:])]),
+        settings=dict(dataset=args.dataset, labelled=args.labelled or "all", held_out=stages["data"]["val"],
+                      size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,
+                      seg_iters=args.seg_iters, seeds=args.seeds, n=args.n, online_prob=args.online_prob,
+                      pool_ratio="real:synthetic 1:1 (real RepeatDataset times n, pool times 1)",
+                      seg_configs={k: str(p.relative_to(REPO)) for k, p in configs.items()},
+                      gan_checkpoint=str(ckpt), metric="mmseg IoUMetric mIoU (%) on the held-out real images"),
+        summary=rows, runs=runs, stages=stages, machine=machine,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nwritten {out_json} and {png}")
+    print("stages: " + ", ".join(f"{k} {'cached' if v.get('cached') else str(v.get('seconds')) + ' s'}"
+                                  for k, v in stages.items()))
+    print(f"{'variant':<10} {'mIoU mean':>10} {'std':>6} {'gain':>7} {'seeds':>6}")
+    for v, row in rows.items():
+        print(f"{v:<10} {row['mIoU_mean']:>10.2f} {row['mIoU_std']:>6.2f} {row['gain_vs_real']:>+7.2f} "
+              f"{row['seeds']:>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

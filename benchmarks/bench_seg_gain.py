@@ -274,28 +274,6 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     return cfg
 
 
-def _resumable_checkpoints_hook():
-    """A hook that keeps mmseg checkpoints loadable by ``torch.load(weights_only=True)`` (what resume uses).
-
-    mmengine pickles the message hub's ``HistoryBuffer`` objects (logged-scalar windows), which the safe unpickler
-    refuses; they only feed the log's running means, so they are left out of the checkpoint, and numpy scalars of
-    the runtime info (the ETA) become Python floats.
-    """
-    import numpy as np
-    from mmengine.hooks import Hook
-
-    class ResumableCheckpoints(Hook):
-        priority = "VERY_HIGH"
-
-        def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-            hub = checkpoint["message_hub"]
-            hub["log_scalars"] = {}
-            hub["runtime_info"] = {k: v.item() if isinstance(v, np.generic) else v
-                                   for k, v in hub["runtime_info"].items()}
-
-    return ResumableCheckpoints()
-
-
 def child_main(run_dir: Path) -> int:
     """One segmenter run (a subprocess): train, evaluate on the held-out images, write ``result.json``."""
     import torch
@@ -305,7 +283,6 @@ def child_main(run_dir: Path) -> int:
     spec = json.loads((run_dir / "spec.json").read_text())
     cfg = Config.fromfile(str(run_dir / "config.py"))
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(_resumable_checkpoints_hook())
     resumed = bool(cfg.get("resume"))
     started = time.perf_counter()
     runner.train()

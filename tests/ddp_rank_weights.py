@@ -17,7 +17,7 @@ def main(config: str, work_dir: str) -> None:
     cfg.launcher = "pytorch"
     cfg.env_cfg.dist_cfg.backend = "gloo"
     cfg.train_cfg.max_iters = 2
-    cfg.custom_hooks = [dict(type="SafeCheckpointHook")]
+    cfg.custom_hooks = [dict(type="GANCheckpointHook")]
     cfg.default_hooks.checkpoint.interval = 1000
     runner = build_runner(cfg)
     rank = torch.distributed.get_rank()

@@ -28,7 +28,8 @@ def registries():
     )
     from mmseg.utils import register_all_modules
 
-    import dpsims_aug.transforms  # noqa: F401  (what custom_imports does)
+    import dpsims_aug.engine  # noqa: F401  (what custom_imports does)
+    import dpsims_aug.transforms  # noqa: F401
 
     register_all_modules(init_default_scope=True)
     return dict(models=MODELS, datasets=DATASETS, transforms=TRANSFORMS, samplers=DATA_SAMPLERS, metrics=METRICS,
@@ -98,7 +99,7 @@ def test_the_expected_configs_ship():
 def test_config_loads_and_its_types_are_registered(path: Path, registries):
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope == "mmseg"
-    assert cfg.custom_imports["imports"] == ["dpsims_aug.transforms"]
+    assert cfg.custom_imports["imports"] == ["dpsims_aug.transforms", "dpsims_aug.engine"]
     # Model.
     for name in _types(cfg.model, []):
         assert _exists(registries["models"], name), f"{path.name}: model type {name!r} is not registered"
@@ -124,7 +125,7 @@ def test_config_loads_and_its_types_are_registered(path: Path, registries):
     assert _exists(registries["optimizers"], cfg.optim_wrapper.optimizer.type)
     for sched in cfg.param_scheduler:
         assert _exists(registries["schedulers"], sched.type)
-    for hook in cfg.default_hooks.values():
+    for hook in [*cfg.default_hooks.values(), *cfg.custom_hooks]:
         assert _exists(registries["hooks"], hook.type)
     assert _exists(registries["visualizers"], cfg.visualizer.type)
 

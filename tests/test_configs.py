@@ -32,7 +32,7 @@ def test_config_loads_and_is_consistent(path):
     assert cfg.optim_wrapper.constructor == "PerModuleOptimWrapperConstructor"
     assert {"generator", "discriminator"} <= set(cfg.optim_wrapper)
     hooks = {h["type"] for h in cfg.custom_hooks}
-    assert {"SafeCheckpointHook", "SampleGridHook", "ExportGeneratorHook"} <= hooks
+    assert {"GANCheckpointHook", "SampleGridHook", "ExportGeneratorHook"} <= hooks
 
 
 def test_paper_configs_evaluate_fid():

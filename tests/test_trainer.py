@@ -27,7 +27,7 @@ train_cfg = dict(max_iters=4)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 visualizer = dict(vis_backends=[dict(type="LocalVisBackend")])
 custom_hooks = [
-    dict(type="SafeCheckpointHook"),
+    dict(type="GANCheckpointHook"),
     dict(type="SampleGridHook", interval=2, num_images=2, num_seeds=2,
          dataset=dict(type="SegPairDataset", data_root=data_root, label_space="embedded", crop_size=64,
                       split="val", flip=False)),

@@ -356,3 +356,21 @@ def test_runner_trains_pool_mix_config_with_pool_transform(data, pool, tmp_path)
     rows = _records(record)
     # Real samples got a pool image from DPSIMSAugment (1); pool samples came through the mix untouched (-1).
     assert len(rows) >= 4 and {aug for _, aug in rows} <= {1, -1}
+
+
+def test_augment_configs_resume_with_safe_loading(data, tmp_path):
+    """The augment/ runtime's SafeCheckpointHook: an mmseg run resumes although torch.load is weights_only=True
+    (mmengine 0.10.7 alone fails on its pickled HistoryBuffer)."""
+    from mmengine.runner import Runner
+
+    cfg = _runner_cfg("fastscnn_embedded_real.py", data, tmp_path / "run", None, num_workers=0)
+    assert {"type": "SafeCheckpointHook"} in cfg.custom_hooks
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
+    Runner.from_cfg(cfg).train()
+    assert (tmp_path / "run" / "iter_2.pth").is_file()
+    cfg.train_cfg.max_iters = 3
+    cfg.resume = True
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 3
+    assert len(runner.message_hub.get_scalar("train/loss").data[0]) == 3  # history restored from the checkpoint

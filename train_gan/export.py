@@ -22,7 +22,7 @@ def export_training_checkpoint(
     """Extract the EMA generator, its config and LabelSpace from a training checkpoint and save them to ``out``.
 
     The training checkpoint is read with ``weights_only=True`` (it holds only tensors and plain data, see
-    :class:`train_gan.hooks.SafeCheckpointHook`). ``dtype`` stores the weights at that precision (see
+    :class:`train_gan.hooks.GANCheckpointHook`). ``dtype`` stores the weights at that precision (see
     :func:`dpsims_aug.checkpoint.save_generator_checkpoint`).
     """
     try:

@@ -8,55 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
-from mmengine.logging import HistoryBuffer
 from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
-from dpsims_aug.fileio import atomic_path, atomic_write_bytes
+from dpsims_aug.engine import SafeCheckpointHook
+from dpsims_aug.fileio import atomic_path
 
 DPSIMS_META_KEY = "dpsims"
-
-
-@register_backend("atomic_local")
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend, but every write is atomic: a run killed while saving a checkpoint leaves
-    the previous checkpoint and the ``last_checkpoint`` pointer intact instead of a truncated file."""
-
-    def put(self, obj: bytes, filepath: str | Path) -> None:
-        atomic_write_bytes(filepath, obj)
-
-    def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
-        atomic_write_bytes(filepath, obj.encode(encoding))
-
-
-def _plain(value):
-    """numpy values -> Python/torch values, recursively (what ``torch.load(weights_only=True)`` accepts)."""
-    if isinstance(value, HistoryBuffer):
-        log, count = value.data
-        return {"__history_buffer__": True, "log": log.tolist(), "count": count.tolist(),
-                "max_length": value.max_length}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _restore(value):
-    """Inverse of :func:`_plain` for the message hub's history buffers."""
-    if isinstance(value, dict):
-        if value.get("__history_buffer__"):
-            return HistoryBuffer(np.array(value["log"]), np.array(value["count"]), value["max_length"])
-        return {k: _restore(v) for k, v in value.items()}
-    return value
 
 
 def _gan(runner):
@@ -65,28 +26,18 @@ def _gan(runner):
 
 
 @HOOKS.register_module()
-class SafeCheckpointHook(Hook):
-    """Make mmengine checkpoints loadable with ``weights_only=True`` and self-describing.
-
-    mmengine 0.10.7 pickles numpy-backed ``HistoryBuffer`` objects into the message hub state, which the safe
-    unpickler (torch >= 2.6 default) refuses. We store them as plain lists and rebuild them on load, so resume
-    works without allow-listing any class. The generator config and LabelSpace go into ``meta`` so that
-    ``dpsims-aug export`` can turn any training checkpoint into an inference checkpoint.
-    """
-
-    priority = "VERY_HIGH"
+class GANCheckpointHook(SafeCheckpointHook):
+    """:class:`~dpsims_aug.engine.SafeCheckpointHook` (``weights_only``-loadable checkpoints) that also stores the
+    generator config and LabelSpace in the checkpoint's ``meta``, so ``dpsims-aug export`` can turn any training
+    checkpoint into an inference checkpoint."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint["message_hub"] = _plain(checkpoint["message_hub"])
+        super().before_save_checkpoint(runner, checkpoint)
         model = _gan(runner)
         checkpoint.setdefault("meta", {})[DPSIMS_META_KEY] = {
             "generator_config": json.dumps(model.generator_config.to_dict()),
             "label_space": model.label_space.to_json(),
         }
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if "message_hub" in checkpoint:
-            checkpoint["message_hub"] = _restore(checkpoint["message_hub"])
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:

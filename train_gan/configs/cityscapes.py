@@ -13,7 +13,7 @@ train_dataloader = dict(
                  split="train", scale_range=(1.0, 1.0)),
 )
 custom_hooks = [
-    dict(type="SafeCheckpointHook"),
+    dict(type="GANCheckpointHook"),
     dict(type="SampleGridHook", interval=5000, num_images=4, num_seeds=3,
          dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
                       split="val", flip=False)),

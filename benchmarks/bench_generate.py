@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,6 +126,12 @@ def main(argv: list[str] | None = None) -> dict:
                 fn(run)
                 times[name].append(time.perf_counter() - t)
                 cpu_times[name].append(_cpu_seconds() - c)
+        # Peak memory of the real command alone, in a fresh process (this one holds all three figures' state).
+        cmd = [sys.executable, "-m", "dpsims_aug", "generate", "--labels", str(tmp / "labels"), "--n", str(args.n),
+               "--out", str(tmp / "out_rss"), "--checkpoint", str(ckpt), "--batch-size", str(args.batch_size),
+               "--device", args.device, "--dtype", args.dtype, "--no-progress"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 
     ips = {k: round(total / min(v), 2) for k, v in times.items()}
     result = {
@@ -140,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "images_per_s": ips,
         "generate_over_forward": round(ips["generate"] / ips["forward"], 3),
+        "generate_peak_rss_gib": round(peak_rss_gib, 3),
         # Process CPU seconds (all threads): includes the writer/reader threads' work.
         "images_per_cpu_s": {k: round(total / min(v), 2) for k, v in cpu_times.items()},
         "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},

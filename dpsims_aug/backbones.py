@@ -301,7 +301,19 @@ class FrozenBackbone(nn.Module):
         self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         # Swin and other transformer feature wrappers return NHWC maps
         self._nhwc = str(getattr(model, 'output_fmt', 'NCHW')).upper().endswith('NHWC')
+        self.frozen = True
         self.train(False)
+
+    def unfreeze(self) -> FrozenBackbone:
+        """Make the wrapped model an ordinary trainable module (gradients, train-mode BatchNorm); returns ``self``.
+
+        Only for ablations: DP-SIMS's discriminator keeps its backbone frozen, and testing that choice needs the
+        same network trained instead.
+        """
+        self.frozen = False
+        self.model.requires_grad_(True)
+        self.train(self.training)
+        return self
 
     @classmethod
     def from_name(
@@ -332,7 +344,8 @@ class FrozenBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> FrozenBackbone:
         super().train(mode)
-        self.model.eval()  # frozen: never switch BatchNorm / dropout to training behaviour
+        if self.frozen:
+            self.model.eval()  # frozen: never switch BatchNorm / dropout to training behaviour
         return self
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -115,7 +115,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             max_images=args.max_images, segmenter_config=args.segmenter_config,
             segmenter_checkpoint=args.segmenter_checkpoint, batch_size=args.batch_size, device=args.device,
             dtype=args.dtype, seed=args.seed, layout=args.layout, cache_dir=args.cache_dir, out=args.out,
-            progress=not args.no_progress,
+            progress=not args.no_progress, tstr_config=args.tstr_config, tstr_iters=args.tstr_iters,
+            tstr_maps=args.tstr_maps, tstr_work_dir=args.tstr_work_dir,
         )
     except (CheckpointError, LabelMapError, FileNotFoundError, ModuleNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -203,10 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
-        help="FID, mIoU (with a segmenter) and diversity of a generator checkpoint on a dataset split",
+        help="FID/KID, colour statistics, TSTR, mIoU (with a segmenter) and diversity of a generator checkpoint",
         description="Synthesize --n-seeds images per label map of a split (seeds as in `generate`) and measure FID "
-        "against the split's real images (offline TF-Inception; reference statistics cached), the mIoU of an mmseg "
-        "segmenter trained on real images on generated vs real images, and diversity across seeds.",
+        "and KID against the split's real images (offline TF-Inception; reference statistics cached) with their "
+        "real-vs-real floors, colour statistics against the real images of the same label maps, the mIoU of an "
+        "mmseg segmenter trained on real images on generated vs real images, diversity across seeds, and with "
+        "--tstr-config train-on-synthetic/test-on-real (a segmenter trained on generated images of training label "
+        "maps, tested on the split's real images, as a fraction of the same segmenter trained on the real images).",
     )
     p.add_argument("--checkpoint", required=True, help="generator checkpoint (.safetensors)")
     p.add_argument("--data", required=True, help="dataset root (ADE-20K, Cityscapes, COCO-Stuff or folder layout)")
@@ -223,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="global seed (default: 0)")
     p.add_argument("--cache-dir", help="FID reference statistics cache (default: ~/.cache/dpsims-aug/fid)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tstr-config", help="mmseg config of the TSTR segmenter (its train set a plain dataset with "
+                   "data_root, e.g. augment/embedded/fastscnn_embedded_real.py); enables TSTR")
+    p.add_argument("--tstr-iters", type=int, default=1000, help="TSTR segmenter iterations (default: 1000)")
+    p.add_argument("--tstr-maps", type=int, default=128, help="training label maps used by TSTR (default: 128)")
+    p.add_argument("--tstr-work-dir", help="TSTR runs (default: work_dirs/tstr); the real reference is reused")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -106,7 +106,9 @@ def test_evaluate_cli_writes_metrics_and_reuses_the_fid_cache(setup, tmp_path, c
     first = json.loads((tmp_path / "a.json").read_text())
     metrics = first["metrics"]
     assert set(metrics) >= {"fid", "miou_fake", "miou_real", "miou_ratio", "diversity_pixel_l1",
-                            "diversity_feature_cosine"}
+                            "diversity_feature_cosine", "kid", "kid_floor", "fid_floor", "fid_matched",
+                            "colour_class_distance", "contrast_ratio", "clipped_white_ratio", "clipped_black_ratio"}
+    assert metrics["floor_num_images"] == 2  # 4 real images split in halves
     assert metrics["fid"] > 0 and metrics["fid_num_fake"] == 8 and metrics["fid_num_real"] == 4
     assert 0 <= metrics["miou_fake"] <= 100 and metrics["diversity_pixel_l1"] > 0
     assert first["info"]["label_maps"] == 4 and not first["info"]["fid_reference_cached"]
@@ -149,9 +151,14 @@ def test_gan_evaluation_hook_logs_fid_and_miou(setup, tmp_path):
         dataset=dict(type="SegPairDataset", data_root=str(setup.data), label_space="embedded", crop_size=64,
                      split="val", flip=False),
     ))
+    from mmengine.registry import DATASETS
+
+    train_set = DATASETS.build(dict(type="SegPairDataset", data_root=str(setup.data), label_space="embedded",
+                                    crop_size=64, split="train"))
     runner = SimpleNamespace(model=model, iter=0, max_iters=4, train_loop=SimpleNamespace(max_iters=4),
                              log_dir=str(tmp_path), message_hub=MessageHub.get_instance("hook_test"),
-                             visualizer=_Visualizer(), logger=MMLogger.get_instance("hook_test"))
+                             visualizer=_Visualizer(), logger=MMLogger.get_instance("hook_test"),
+                             train_dataloader=SimpleNamespace(dataset=train_set, batch_size=2))
     hook.after_train_iter(runner, 0)  # iteration 1: not due
     assert not (tmp_path / "metrics.jsonl").exists()
     runner.iter = 1
@@ -161,8 +168,37 @@ def test_gan_evaluation_hook_logs_fid_and_miou(setup, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in records] == [2, 4]
     assert all(r["fid"] > 0 and 0 <= r["miou_fake"] <= 100 and "miou_ratio" in r for r in records)
+    # KID with its real-vs-real floor and the colour statistics come with every evaluation.
+    assert all({"kid", "kid_floor", "fid_floor", "fid_matched", "colour_class_distance", "contrast_ratio",
+                "clipped_white_ratio"} <= set(r) for r in records)
+    assert model.ema_calibrated_step == int(model.step)  # EMA BatchNorm statistics re-collected first
     # The model did not change between the evaluations and the seeds are fixed: identical values.
     assert records[0]["fid"] == pytest.approx(records[1]["fid"], rel=1e-9)
     assert runner.message_hub.get_scalar("val/fid").current() == pytest.approx(records[1]["fid"])
     assert [step for _, step in runner.visualizer.scalars] == [2, 4]
     assert "val/miou_real" in runner.visualizer.scalars[0][0]
+
+
+def test_tstr_trains_on_generated_images_and_reuses_the_real_reference(setup, tmp_path):
+    """TSTR through real mmseg: a Fast-SCNN on generated images of training maps vs on their real images."""
+    from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
+
+    repo = Path(__file__).resolve().parents[1]
+    config = repo / "augment" / "embedded" / "fastscnn_embedded_real.py"
+    out = train_on_synthetic_test_on_real(setup.generator, setup.data, config, tmp_path / "tstr", max_train_maps=4,
+                                          iters=2)
+    assert set(out) == {"tstr_miou_synthetic", "tstr_miou_real", "tstr_ratio"}
+    assert 0 <= out["tstr_miou_synthetic"] <= 100 and 0 <= out["tstr_miou_real"] <= 100
+    if out["tstr_miou_real"] > 0:
+        assert out["tstr_ratio"] == pytest.approx(out["tstr_miou_synthetic"] / out["tstr_miou_real"])
+    real_record = tmp_path / "tstr" / "real" / "result.json"
+    pool = next((tmp_path / "tstr").glob("synthetic_*/pool"))
+    assert len(list((pool / "images").rglob("*.jpg"))) == 4  # one generated image per training label map
+    stamp = real_record.stat().st_mtime_ns
+    again = train_on_synthetic_test_on_real(setup.generator, setup.data, config, tmp_path / "tstr",
+                                            max_train_maps=4, iters=2)
+    assert again == out and real_record.stat().st_mtime_ns == stamp  # both runs reused, nothing retrained
+    pool_config = repo / "augment" / "embedded" / "fastscnn_embedded_pool.py"
+    with pytest.raises(ValueError, match="fastscnn_embedded_pool.py: TSTR needs a plain"):
+        train_on_synthetic_test_on_real(setup.generator, setup.data, pool_config, tmp_path / "other",
+                                        max_train_maps=4, iters=2)

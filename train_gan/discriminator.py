@@ -56,6 +56,8 @@ class DiscriminatorConfig:
             learned 1x1 projection) or ``'none'`` (the 1x1 projection on raw features).
         high_res_channels: width of the trainable full-resolution branch from the image.
         spectral_norm: spectral normalization on every trainable conv.
+        train_backbone: train the backbone with the rest of D instead of freezing it (an ablation of the paper's
+            central claim; with ``weights=None`` it is the same discriminator trained from scratch).
     """
 
     num_classes: int
@@ -67,6 +69,7 @@ class DiscriminatorConfig:
     feature_conditioning: str = 'channel_norm'
     high_res_channels: int = 32
     spectral_norm: bool = True
+    train_backbone: bool = False
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -247,6 +250,8 @@ class DPSIMSDiscriminator(nn.Module):
         self.backbone = FrozenBackbone(
             create_backbone(config.backbone, weights, features_only=True, out_indices=config.out_indices)
         )
+        if config.train_backbone:
+            self.backbone.unfreeze()
         in_channels = self.backbone.channels
         widths = config.stage_widths(len(in_channels))
         sn = config.spectral_norm
@@ -300,5 +305,5 @@ class DPSIMSDiscriminator(nn.Module):
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter except the frozen backbone's: what the discriminator optimizer gets."""
-        frozen = {id(p) for p in self.backbone.parameters()}
+        frozen = {id(p) for p in self.backbone.parameters()} if self.backbone.frozen else set()
         return (p for p in self.parameters() if id(p) not in frozen)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
@@ -17,9 +19,15 @@ EMA_PREFIX = "generator_ema.module."
 
 
 def export_training_checkpoint(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, dtype: torch.dtype | None = None
+    checkpoint: str | os.PathLike, out: str | os.PathLike, dtype: torch.dtype | None = None,
+    recalibrate: Sequence[np.ndarray] | None = None, batch_size: int = 8,
 ) -> GeneratorCheckpoint:
     """Extract the EMA generator, its config and LabelSpace from a training checkpoint and save them to ``out``.
+
+    ``recalibrate``: contiguous training label maps (equal sizes) over which the EMA generator's BatchNorm
+    statistics are re-collected first (:meth:`~dpsims_aug.models.DPSIMSGenerator.recalibrate_batch_norm`, in
+    batches of ``batch_size``). Checkpoints written by train_gan already hold re-collected statistics; this is
+    for older ones, and for re-collecting them on other label maps.
 
     The training checkpoint is read with ``weights_only=True`` (it holds only tensors and plain data, see
     :class:`train_gan.hooks.GANCheckpointHook`). ``dtype`` stores the weights at that precision (see
@@ -47,5 +55,14 @@ def export_training_checkpoint(
         label_space=LabelSpace.from_json(meta["label_space"]),
         summary={"iterations": data.get("meta", {}).get("iter"), "source": Path(checkpoint).name},
     )
+    if recalibrate is not None:
+        from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig
+
+        generator = DPSIMSGenerator(GeneratorConfig.from_dict(result.generator_config))
+        generator.load_state_dict(result.state_dict, strict=True)
+        maps = [torch.as_tensor(np.asarray(m)).long() for m in recalibrate]
+        generator.recalibrate_batch_norm(torch.stack(maps[i : i + batch_size]) for i in range(0, len(maps), batch_size))
+        result.state_dict = {k: v.detach().clone() for k, v in generator.state_dict().items()}
+        result.summary["ema_bn_recalibrated_on"] = len(maps)
     save_generator_checkpoint(out, result, dtype=dtype)
     return result

@@ -34,10 +34,37 @@ class GANCheckpointHook(SafeCheckpointHook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         super().before_save_checkpoint(runner, checkpoint)
         model = _gan(runner)
+        if calibrate_ema(runner) or model.ema_calibrated_step == int(model.step):
+            # The state dict was taken before: store the re-collected EMA statistics, so `dpsims-aug export` of
+            # this checkpoint gives the same generator as the end-of-training export.
+            state = checkpoint.get("state_dict", {})
+            for name, buffer in model.generator_ema.module.named_buffers():
+                key = f"generator_ema.module.{name}"
+                if key in state:
+                    state[key] = buffer.detach().clone().cpu()
         checkpoint.setdefault("meta", {})[DPSIMS_META_KEY] = {
             "generator_config": json.dumps(model.generator_config.to_dict()),
             "label_space": model.label_space.to_json(),
         }
+
+
+def calibrate_ema(runner) -> bool:
+    """Re-collect the EMA generator's BatchNorm statistics on fixed training label maps, once per step.
+
+    Uses ``model.ema_bn_batches`` batches of the training set's label maps at evenly spaced indices (augmentation
+    is a pure function of the index, so the maps are the same in every run and after a resume). Returns whether it
+    recalibrated (False when disabled or already done at this step).
+    """
+    model = _gan(runner)
+    loader = getattr(runner, "train_dataloader", None)
+    if model.ema_bn_batches <= 0 or model.ema_calibrated_step == int(model.step) or loader is None:
+        return False
+    dataset, batch = loader.dataset, max(1, loader.batch_size or 1)
+    total = min(len(dataset), model.ema_bn_batches * batch)
+    indices = np.unique(np.linspace(0, len(dataset) - 1, total).round().astype(int))
+    labels = [dataset[int(i)]["label"] for i in indices]
+    model.recalibrate_ema(torch.stack(labels[s : s + batch]) for s in range(0, len(labels), batch))
+    return True
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -92,6 +119,7 @@ class SampleGridHook(Hook):
             self.write_grid(runner)
 
     def write_grid(self, runner) -> Path:
+        calibrate_ema(runner)
         model = _gan(runner)
         images, labels = self._fixed_batch()
         samples = [
@@ -139,6 +167,7 @@ class ExportGeneratorHook(Hook):
             "final_losses": losses,
         }
         path = Path(runner.work_dir) / self.filename
+        calibrate_ema(runner)
         export_generator(_gan(runner), path, summary)
         runner.logger.info(f"Exported the EMA generator to {path}")
 
@@ -162,6 +191,9 @@ class GANEvaluationHook(Hook):
         segmenter_config: mmseg config of a segmenter trained on real images (enables ``miou_*``).
         segmenter_checkpoint: Its checkpoint.
         seed: Global seed of the sample seeds.
+        tstr: Also train-on-synthetic/test-on-real (:func:`dpsims_aug.metrics.tstr.
+            train_on_synthetic_test_on_real`, minutes per evaluation): ``dict(segmenter_config=..., data_root=...,
+            iters=1000, maps=128)``; the EMA generator is exported to ``<work_dir>/tstr/`` for it.
     """
 
     priority = "LOW"
@@ -176,7 +208,10 @@ class GANEvaluationHook(Hook):
         segmenter_config: str | None = None,
         segmenter_checkpoint: str | None = None,
         seed: int = 0,
+        tstr: dict | None = None,
     ) -> None:
+        if tstr is not None and not {"segmenter_config", "data_root"} <= set(tstr):
+            raise ValueError("GANEvaluationHook: tstr needs segmenter_config and data_root")
         if (segmenter_config is None) != (segmenter_checkpoint is None):
             raise ValueError("GANEvaluationHook: give both segmenter_config and segmenter_checkpoint, or neither")
         self.dataset_cfg = dataset
@@ -187,7 +222,10 @@ class GANEvaluationHook(Hook):
         self.segmenter_config = segmenter_config
         self.segmenter_checkpoint = segmenter_checkpoint
         self.seed = seed
+        self.tstr = tstr
         self._labels: list[torch.Tensor] | None = None
+        self._reals: list[np.ndarray] = []
+        self._real_features: np.ndarray | None = None
         self._reference = None
         self._segmenter = None
         self._miou_real: float | None = None
@@ -204,8 +242,11 @@ class GANEvaluationHook(Hook):
         reals = [it["image"].permute(1, 2, 0).numpy() for it in items]
         features = InceptionFeatures(device, self.batch_size)
         self._reference = FeatureStats.empty()
+        chunks = []
         for start in range(0, n, self.batch_size):
-            self._reference.update(features(reals[start : start + self.batch_size]))
+            chunks.append(features(reals[start : start + self.batch_size]))
+            self._reference.update(chunks[-1])
+        self._reals, self._real_features = reals, torch.cat(chunks).numpy()
         if self.segmenter_config is not None:
             self._segmenter = Segmenter.from_files(self.segmenter_config, self.segmenter_checkpoint, device=device)
             c = self._segmenter.num_classes
@@ -226,14 +267,16 @@ class GANEvaluationHook(Hook):
         from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
         from dpsims_aug.synthesis import derive_seed
 
+        calibrate_ema(runner)
         model = _gan(runner)
         device = model.step.device
         if self._labels is None:
             self._setup(device, model.label_space.ignore_index)
-        names = ["fid"] + (["miou"] if self._segmenter is not None else [])
+        names = ["fid", "colour"] + (["miou"] if self._segmenter is not None else [])
         options = MetricOptions(device=str(device), batch_size=self.batch_size,
                                 ignore_index=model.label_space.ignore_index, fid_reference=self._reference,
-                                segmenter=self._segmenter)
+                                segmenter=self._segmenter, num_classes=model.label_space.num_classes,
+                                real_features=self._real_features)
         metrics = build_metrics(names, options)
         for start in range(0, len(self._labels), self.batch_size):
             labels = self._labels[start : start + self.batch_size]
@@ -243,12 +286,21 @@ class GANEvaluationHook(Hook):
                 seeds = [derive_seed(self.seed, f"heldout/{i}", k) for i in indices]
                 per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds)))
             fakes = list(np.stack(per_seed, axis=1))  # per label map: [num_seeds, H, W, 3]
-            batch = EvalBatch(labels=[lab.numpy() for lab in labels], fakes=fakes)
+            batch = EvalBatch(labels=[lab.numpy() for lab in labels], fakes=fakes,
+                              reals=self._reals[start : start + len(labels)])
             for metric in metrics.values():
                 metric.update(batch)
         values: dict[str, float] = {}
         for metric in metrics.values():
             values.update(metric.compute())
+        if self.tstr is not None:
+            from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
+
+            ckpt = Path(runner.work_dir) / "tstr" / f"generator_iter_{runner.iter + 1}.safetensors"
+            export_generator(model, ckpt)
+            values.update(train_on_synthetic_test_on_real(
+                ckpt, self.tstr["data_root"], self.tstr["segmenter_config"], Path(runner.work_dir) / "tstr",
+                max_train_maps=self.tstr.get("maps", 128), iters=self.tstr.get("iters", 1000), seed=self.seed))
         if self._miou_real is not None:
             values["miou_real"] = self._miou_real
             values["miou_ratio"] = values["miou_fake"] / self._miou_real if self._miou_real > 0 else float("nan")

@@ -85,6 +85,7 @@ def discriminator_adversarial_loss(
     labels: Tensor,
     gamma: float = DEFAULT_FOCAL_GAMMA,
     ignore_index: int = 255,
+    valid: Tensor | None = None,
 ) -> Tensor:
     """OASIS (C+1)-class discriminator loss with the focal modulation.
 
@@ -98,6 +99,8 @@ def discriminator_adversarial_loss(
         labels: LongTensor ``[B, H, W]`` label maps of the real images.
         gamma: focal exponent.
         ignore_index: id of unlabeled pixels.
+        valid: optional ``[B, H, W]`` 0/1 mask of pixels that count in both terms (0 where an augmentation of D's
+            inputs invented the pixel; see :mod:`train_gan.augment`). ``None``: every pixel counts.
 
     Returns:
         Scalar loss (sum of the real and fake terms).
@@ -108,6 +111,8 @@ def discriminator_adversarial_loss(
     fake_target = torch.zeros(logits_fake.shape[:1] + logits_fake.shape[2:], dtype=torch.long,
                               device=logits_fake.device)
     fake_weights = torch.ones(fake_target.shape, dtype=logits_fake.dtype, device=logits_fake.device)
+    if valid is not None:
+        fake_weights = fake_weights * valid.to(fake_weights.dtype)
     loss_fake = pixelwise_focal_loss(logits_fake, fake_target, fake_weights, gamma)
     return loss_real + loss_fake
 

@@ -25,6 +25,14 @@ from torch import nn
 
 from dpsims_aug.labels import LabelSpace, get_label_space
 from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config
+from train_gan.augment import (
+    OPERATIONS,
+    AdaptiveProbability,
+    apply_geometry,
+    augment_batch,
+    overfitting_signal,
+    sample_params,
+)
 from train_gan.discriminator import DiscriminatorConfig, DPSIMSDiscriminator
 from train_gan.losses import (
     discriminator_adversarial_loss,
@@ -73,7 +81,14 @@ class DPSIMSGAN(BaseModel):
             ``min(halflife, ema_rampup * step)`` so early EMA snapshots are not dominated by the random init.
         seed: Base seed of the per-step randomness.
         max_nonfinite_steps: Consecutive skipped (non-finite) updates after which training stops.
+        ema_bn_batches: Training batches over which the EMA generator's BatchNorm statistics are re-collected
+            before it is sampled, evaluated, checkpointed or exported (OASIS; see
+            :meth:`DPSIMSGenerator.recalibrate_batch_norm`); 0 keeps the live generator's statistics.
         backbone_weights: Overrides the discriminator's backbone weights (a state dict or a file).
+        d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.augment`), e.g.
+            ``dict(ops=("colour", "translation", "cutout"), p=1.0)`` (DiffAugment) or ``dict(p=0.0,
+            adaptive=True, target=0.6, interval=4, speed_images=20000)`` (ADA: ``p`` follows D's overfitting).
+            ``None`` (default) or ``p=0`` without ``adaptive``: no augmentation.
     """
 
     def __init__(
@@ -86,7 +101,9 @@ class DPSIMSGAN(BaseModel):
         ema_rampup: float = 0.5,
         seed: int = 0,
         max_nonfinite_steps: int = 5,
+        ema_bn_batches: int = 16,
         backbone_weights: dict | str | None = None,
+        d_augment: dict | None = None,
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -111,7 +128,21 @@ class DPSIMSGAN(BaseModel):
         self.ema_rampup = ema_rampup
         self.seed = seed
         self.max_nonfinite_steps = max_nonfinite_steps
+        self.ema_bn_batches = ema_bn_batches
+        self.ema_calibrated_step: int | None = None  # step at which the EMA statistics were last re-collected
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        aug = dict(d_augment or {})
+        unknown = set(aug) - {"ops", "p", "adaptive", "target", "interval", "speed_images"}
+        if unknown:
+            raise ValueError(f"unknown d_augment settings {sorted(unknown)}")
+        self.augment_ops = tuple(aug.get("ops", OPERATIONS))
+        sample_params(1, 8, 8, 0.0, self.augment_ops)  # validates the names now rather than at step 1
+        self.augment_adaptive = (AdaptiveProbability(aug.get("target", 0.6), aug.get("interval", 4),
+                                                     aug.get("speed_images", 20_000.0))
+                                 if aug.get("adaptive", False) else None)
+        # The augmentation probability and ADA's accumulators are buffers: checkpointed, restored on resume.
+        self.register_buffer("augment_p", torch.tensor(float(aug.get("p", 1.0 if d_augment else 0.0))))
+        self.register_buffer("augment_signal", torch.zeros(2))
         self._nonfinite_streak = 0
 
     # ------------------------------------------------------------------ helpers
@@ -160,6 +191,10 @@ class DPSIMSGAN(BaseModel):
                 if buffer.is_floating_point():
                     all_reduce(buffer, op="mean")
 
+    @property
+    def _augmenting(self) -> bool:
+        return self.augment_adaptive is not None or float(self.augment_p) > 0
+
     def _update_ema(self) -> None:
         step = int(self.step) + 1
         halflife = min(self.ema_halflife_iters, max(1.0, self.ema_rampup * step))
@@ -187,10 +222,22 @@ class DPSIMSGAN(BaseModel):
             if cfg["labelmix"] > 0:
                 mixed, mask = labelmix(real, fake, labels, generator=gen)
                 parts.append(mixed)
+            d_labels, valid = labels, None
+            if self._augmenting:
+                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.augment_ops, gen)
+                ignore = self.label_space.ignore_index
+                real_aug, d_labels, valid = augment_batch(real, labels, params, ignore)
+                parts = [real_aug, *(augment_batch(x, labels, params, ignore)[0] for x in parts[1:])]
+                if cfg["labelmix"] > 0:
+                    mask = apply_geometry(mask, params, 0.0)
             logits = self.discriminator(torch.cat(parts)).float().chunk(len(parts))
             log["loss_d_adv"] = discriminator_adversarial_loss(
-                logits[0], logits[1], labels, gamma=cfg["focal_gamma"], ignore_index=self.label_space.ignore_index
+                logits[0], logits[1], d_labels, gamma=cfg["focal_gamma"], ignore_index=self.label_space.ignore_index,
+                valid=valid,
             )
+            if self.augment_adaptive is not None:
+                signal = torch.stack(overfitting_signal(logits[0].detach(), d_labels, self.label_space.ignore_index))
+                self.augment_signal += signal.to(self.augment_signal)
             loss_d = log["loss_d_adv"]
             if cfg["labelmix"] > 0:
                 log["loss_d_labelmix"] = labelmix_loss(logits[2], logits[0], logits[1], mask.to(logits[0].dtype))
@@ -206,16 +253,22 @@ class DPSIMSGAN(BaseModel):
             label_rep = labels.repeat(seeds_per_map, 1, 1)
             fakes = self.generator(label_rep, noise)
             disc = _unwrap(self.discriminator)
+            d_input, g_labels, real_seen = fakes, label_rep, real
+            if self._augmenting:  # the same draw for both seeds of a map and for its real image (PatchNCE pairs)
+                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.augment_ops, gen)
+                ignore = self.label_space.ignore_index
+                d_input, g_labels, _ = augment_batch(fakes, label_rep, params.repeat(seeds_per_map), ignore)
+                real_seen = augment_batch(real, labels, params, ignore)[0]
             with _no_param_grads(disc):
-                logits_fake, feats_fake = disc.forward_with_features(fakes)
+                logits_fake, feats_fake = disc.forward_with_features(d_input)
                 log["loss_g_adv"] = generator_adversarial_loss(
-                    logits_fake.float(), label_rep, gamma=cfg["focal_gamma"],
+                    logits_fake.float(), g_labels, gamma=cfg["focal_gamma"],
                     ignore_index=self.label_space.ignore_index,
                 )
                 loss_g = log["loss_g_adv"]
                 if cfg["patch_nce"] > 0:
                     with torch.no_grad():
-                        feats_real = disc.backbone_features(real)
+                        feats_real = disc.backbone_features(real_seen)
                     log["loss_g_nce"] = patch_nce_loss(
                         [f[:batch].float() for f in feats_fake], [f.float() for f in feats_real],
                         num_patches=cfg["nce_patches"], temperature=cfg["nce_temperature"], generator=gen,
@@ -228,9 +281,29 @@ class DPSIMSGAN(BaseModel):
         self._count_nonfinite(d_applied and g_applied)
         self._sync_generator_buffers()
         self._update_ema()
+        if self.augment_adaptive is not None and self.augment_adaptive.due(int(self.step)):
+            signal = self.augment_signal.clone()
+            all_reduce(signal, op="sum")  # every rank then moves p identically
+            self.augment_adaptive.update(self.augment_p, float(signal[0]) / max(float(signal[1]), 1.0),
+                                         batch * get_dist_info()[1])
+            self.augment_signal.zero_()
+        if self.augment_adaptive is not None:
+            log["augment_p"] = self.augment_p.clone()
         self.step += 1
         log["loss_d"], log["loss_g"] = loss_d.detach(), loss_g.detach()
         return {k: v.detach() for k, v in log.items()}
+
+    def recalibrate_ema(self, label_batches) -> int:
+        """Re-collect the EMA generator's BatchNorm statistics on ``label_batches`` (contiguous ids ``[B, H, W]``).
+
+        Training copies the live generator's running statistics into the EMA after every update; they belong to
+        other weights. The next update overwrites the re-collected ones again, so training is unaffected.
+        """
+        ema = self.generator_ema.module
+        device = self.step.device
+        used = ema.recalibrate_batch_norm((labels.to(device).long() for labels in label_batches), seed=self.seed)
+        self.ema_calibrated_step = int(self.step)
+        return used
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, seeds: list[int], use_ema: bool = True) -> torch.Tensor:

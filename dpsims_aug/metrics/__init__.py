@@ -1,10 +1,13 @@
-"""Fidelity metrics of generated images: FID (offline TF-Inception), mIoU under a segmenter trained on real images,
-and diversity across seeds, behind a small registry (:data:`METRICS`, :func:`build_metrics`).
+"""Fidelity metrics of generated images: FID and KID (offline TF-Inception) with their real-vs-real floors, colour
+statistics against the real images, mIoU under a segmenter trained on real images, diversity across seeds, and
+train-on-synthetic/test-on-real (:mod:`dpsims_aug.metrics.tstr`); the streaming ones behind a small registry
+(:data:`METRICS`, :func:`build_metrics`).
 
 ``dpsims-aug evaluate`` (:func:`dpsims_aug.metrics.evaluate.evaluate`) runs them on a generator checkpoint and a
 dataset split; the GAN trainer's ``GANEvaluationHook`` runs them during training.
 """
 
+from dpsims_aug.metrics.colour import ColourMetric, ColourStatistics
 from dpsims_aug.metrics.diversity import (
     BackboneFeatures,
     DiversityMetric,
@@ -18,6 +21,7 @@ from dpsims_aug.metrics.fid import (
     dataset_fingerprint,
     fid_from_stats,
     frechet_distance,
+    kernel_inception_distance,
     reference_stats,
 )
 from dpsims_aug.metrics.miou import MIoUMetric, Segmenter, confusion_matrix, iou_per_class, mean_iou
@@ -26,6 +30,8 @@ from dpsims_aug.metrics.registry import METRICS, EvalBatch, Metric, MetricOption
 __all__ = [
     "METRICS",
     "BackboneFeatures",
+    "ColourMetric",
+    "ColourStatistics",
     "DiversityMetric",
     "EvalBatch",
     "FIDMetric",
@@ -41,6 +47,7 @@ __all__ = [
     "fid_from_stats",
     "frechet_distance",
     "iou_per_class",
+    "kernel_inception_distance",
     "mean_iou",
     "mean_pairwise_cosine_distance",
     "mean_pairwise_pixel_distance",

@@ -1,9 +1,10 @@
 """``dpsims-aug evaluate``: fidelity of a generator checkpoint on a dataset split.
 
 For every label map of the split, one image per seed ``derive_seed(seed, key, k)``, ``k < n_seeds`` (the same images
-``dpsims-aug generate`` would write), then in one streaming pass: FID against the split's real images (reference
-statistics cached), mIoU of a segmenter on the generated and on the real images (when one is given), and diversity
-across seeds.
+``dpsims-aug generate`` would write), then in one streaming pass: FID and KID against the split's real images
+(reference statistics cached) with their real-vs-real floors, colour statistics against the real images of the same
+label maps, mIoU of a segmenter on the generated and on the real images (when one is given), and diversity across
+seeds.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ def evaluate(
     cache_dir: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    tstr_config: str | os.PathLike | None = None,
+    tstr_iters: int = 1000,
+    tstr_maps: int | None = 128,
+    tstr_work_dir: str | os.PathLike | None = None,
+    train_split: str = "train",
 ) -> dict:
     """Evaluate a generator checkpoint on the ``split`` of the dataset at ``data``.
 
@@ -118,6 +124,11 @@ def evaluate(
         cache_dir: FID reference statistics cache (default ``~/.cache/dpsims-aug/fid``).
         out: Also write the result as JSON here (atomically).
         progress: Show tqdm bars.
+        tstr_config: mmseg config of a segmenter for TSTR (:func:`~dpsims_aug.metrics.tstr.
+            train_on_synthetic_test_on_real`: trained on generated images of ``tstr_maps`` label maps of
+            ``train_split`` for ``tstr_iters`` iterations, tested on the real images of ``split``); runs in
+            ``tstr_work_dir`` (default ``work_dirs/tstr``).
+        train_split: The training split (TSTR).
 
     Returns:
         ``{"metrics": {name: value}, "info": {...}}``.
@@ -152,14 +163,15 @@ def evaluate(
         if segmenter.num_classes != synthesizer.label_space.num_classes:
             raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
                              f"space {synthesizer.label_space.name!r} has {synthesizer.label_space.num_classes}")
-    names = ["fid"] + (["miou"] if segmenter is not None else []) + (["diversity"] if n_seeds >= 2 else [])
+    names = ["fid", "colour"] + (["miou"] if segmenter is not None else []) + (["diversity"] if n_seeds >= 2 else [])
     options = MetricOptions(device=device, batch_size=batch_size, ignore_index=synthesizer.label_space.ignore_index,
-                            fid_reference=reference, segmenter=segmenter)
+                            fid_reference=reference, segmenter=segmenter,
+                            num_classes=synthesizer.label_space.num_classes)
     metrics = build_metrics(names, options)  # the Inception network is loaded once (cached) and shared
 
     bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
     batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,
-                                maps_per_batch=max(1, batch_size // n_seeds), with_reals=segmenter is not None)
+                                maps_per_batch=max(1, batch_size // n_seeds), with_reals=True)
     for batch in batches:
         for metric in metrics.values():
             metric.update(batch)
@@ -169,6 +181,13 @@ def evaluate(
     values: dict[str, float] = {}
     for metric in metrics.values():
         values.update(metric.compute())
+    if tstr_config is not None:
+        from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
+
+        values.update(train_on_synthetic_test_on_real(
+            checkpoint, data, tstr_config, tstr_work_dir or Path("work_dirs") / "tstr", train_split=train_split,
+            val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, layout=layout, device=device,
+            log=(lambda m: print(m, flush=True)) if progress else None))
     result = {
         "metrics": values,
         "info": {
@@ -185,6 +204,8 @@ def evaluate(
             "dtype": dtype,
             "segmenter_config": None if segmenter_config is None else str(segmenter_config),
             "segmenter_checkpoint": None if segmenter_checkpoint is None else str(segmenter_checkpoint),
+            "tstr_config": None if tstr_config is None else str(tstr_config),
+            "tstr_iters": tstr_iters if tstr_config is not None else None,
             "fid_reference_cached": cached,
             "seconds": round(time.perf_counter() - started, 3),
         },
@@ -205,6 +226,17 @@ def _json_safe(value):
 
 _LABELS = {
     "fid": ("FID (lower is better)", "{:.2f}"),
+    "fid_matched": ("FID at the floor's sample count", "{:.2f}"),
+    "fid_floor": ("FID floor (real vs real)", "{:.2f}"),
+    "kid": ("KID x 1000 (lower is better)", "{:.2f}", 1000.0),
+    "kid_floor": ("KID x 1000 floor (real vs real)", "{:.2f}", 1000.0),
+    "colour_class_distance": ("per-class colour distance (RGB)", "{:.1f}"),
+    "contrast_ratio": ("contrast generated / real", "{:.3f}"),
+    "clipped_white_ratio": ("near-white pixels, gen. / real", "{:.2f}"),
+    "clipped_black_ratio": ("near-black pixels, gen. / real", "{:.2f}"),
+    "tstr_miou_synthetic": ("TSTR: mIoU, trained on generated", "{:.2f}"),
+    "tstr_miou_real": ("TSTR: mIoU, trained on real", "{:.2f}"),
+    "tstr_ratio": ("TSTR generated / real", "{:.3f}"),
     "miou_fake": ("mIoU on generated images (%)", "{:.2f}"),
     "miou_real": ("mIoU on real images (%)", "{:.2f}"),
     "miou_ratio": ("mIoU generated / real", "{:.3f}"),
@@ -217,8 +249,8 @@ def format_table(result: dict) -> str:
     """A short human-readable table of :func:`evaluate`'s result."""
     info, values = result["info"], result["metrics"]
     lines = [f"{info['label_maps']} label maps x {info['n_seeds']} seeds from {info['data']} ({info['split']})"]
-    for key, (label, fmt) in _LABELS.items():
-        if key in values:
-            value = values[key]
+    for key, (label, fmt, *scale) in _LABELS.items():
+        if key in values and values[key] is not None:
+            value = values[key] * (scale[0] if scale else 1.0)
             lines.append(f"  {label:<32} {fmt.format(value) if math.isfinite(value) else 'n/a'}")
     return "\n".join(lines)

@@ -53,6 +53,7 @@ __all__ = [
     "fid_from_stats",
     "frechet_distance",
     "inception_path",
+    "kernel_inception_distance",
     "load_inception",
     "reference_stats",
     "tf1_bilinear_resize",
@@ -337,12 +338,56 @@ def reference_stats(
 
 
 
+def kernel_inception_distance(
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, subset_size: int = 1000, num_subsets: int = 100,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel ``(x.y / d + 1)^3``.
+
+    Unlike FID its estimate has no bias at small sample counts, so a few hundred images can be compared with each
+    other. As StyleGAN2-ADA / torch-fidelity: the mean (and std) over ``num_subsets`` random subsets of
+    ``min(subset_size, len(x), len(y))`` vectors of each set; one subset when that covers both sets entirely.
+
+    Returns:
+        ``(mean, std)`` over subsets (std 0 for a single subset).
+    """
+    x = torch.as_tensor(x).detach().to("cpu", torch.float64).numpy()
+    y = torch.as_tensor(y).detach().to("cpu", torch.float64).numpy()
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"KID needs [N, D] and [M, D] features, got {x.shape} and {y.shape}")
+    size = min(subset_size, len(x), len(y))
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 vectors per set, got {len(x)} and {len(y)}")
+    dim = x.shape[1]
+    rng = np.random.default_rng(seed)
+    runs = 1 if size == len(x) == len(y) else num_subsets
+    values = []
+    for _ in range(runs):
+        a = x if size == len(x) else x[rng.choice(len(x), size, replace=False)]
+        b = y if size == len(y) else y[rng.choice(len(y), size, replace=False)]
+        kxx, kyy, kxy = ((a @ a.T / dim + 1) ** 3, (b @ b.T / dim + 1) ** 3, (a @ b.T / dim + 1) ** 3)
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (size * (size - 1))
+        values.append(within - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _fid_of(x: np.ndarray, y: np.ndarray) -> float:
+    return fid_from_stats(FeatureStats.empty(x.shape[1]).update(x), FeatureStats.empty(y.shape[1]).update(y))
+
+
 @register_metric("fid")
 class FIDMetric:
-    """FID of all generated images (every seed) against the real images.
+    """FID and KID of all generated images (every seed) against the real images, with their real-vs-real floors.
 
-    The reference is ``options.fid_reference`` when given (cached dataset statistics), else the real images of
-    the batches.
+    The FID reference is ``options.fid_reference`` when given (cached dataset statistics), else the real images of
+    the batches. When the batches carry real images, the metric also reports (keys in :meth:`compute`):
+
+    * ``kid`` (+ ``kid_std`` over subsets): all generated vs all real images;
+    * the **floors**, what a perfect generator would score at these sample counts: the real images split in two
+      halves A/B (alternate label maps), ``fid_floor = FID(A, B)``, ``kid_floor = KID(A, B)``;
+    * ``fid_matched``: FID of the first seed's images of the A maps against the real B images, i.e. the same sample
+      counts and layout split as ``fid_floor``, so ``fid_matched - fid_floor`` is the generator's share of a
+      small-sample FID.
     """
 
     def __init__(self, options: MetricOptions) -> None:
@@ -350,17 +395,42 @@ class FIDMetric:
         self.fake = FeatureStats.empty()
         self.reference = options.fid_reference
         self.real = FeatureStats.empty() if self.reference is None else None
+        self.fake_features: list[np.ndarray] = []  # per label map [S, D]
+        self.given_real_features = options.real_features
+        self.real_features: list[np.ndarray] = []  # per label map [D]
 
     def update(self, batch: EvalBatch) -> None:
-        """Add the batch's generated images (and its real images when no reference was given)."""
-        self.fake.update(self.features([im for per_map in batch.fakes for im in per_map]))
-        if self.real is not None:
-            if batch.reals is None:
+        """Add the batch's generated images (and its real images when it carries them)."""
+        seeds = [len(per_map) for per_map in batch.fakes]
+        fake = self.features([im for per_map in batch.fakes for im in per_map])
+        self.fake.update(fake)
+        self.fake_features.extend(np.split(fake.numpy().astype(np.float32), np.cumsum(seeds)[:-1]))
+        if self.given_real_features is not None and self.real is None:
+            return
+        if batch.reals is None:
+            if self.real is not None:
                 raise ValueError("FID without reference statistics needs the real images in every batch")
-            self.real.update(self.features(batch.reals))
+            return
+        real = self.features(batch.reals)
+        self.real_features.extend(real.numpy().astype(np.float32))
+        if self.real is not None:
+            self.real.update(real)
 
     def compute(self) -> dict[str, float]:
-        """``fid`` and the image counts it used."""
+        """``fid`` and its image counts; with real images also ``kid``, ``kid_std``, the floors, ``fid_matched``."""
         reference = self.reference if self.reference is not None else self.real
-        return {"fid": fid_from_stats(reference, self.fake), "fid_num_fake": float(self.fake.count),
-                "fid_num_real": float(reference.count)}
+        out = {"fid": fid_from_stats(reference, self.fake), "fid_num_fake": float(self.fake.count),
+               "fid_num_real": float(reference.count)}
+        reals = (np.asarray(self.given_real_features)[: len(self.fake_features)]
+                 if self.given_real_features is not None else np.stack(self.real_features or [np.zeros(0)]))
+        if len(reals) < 4:
+            return out
+        fakes = np.concatenate(self.fake_features)
+        out["kid"], out["kid_std"] = kernel_inception_distance(fakes, reals)
+        half_a, half_b = reals[0::2], reals[1::2]
+        fakes_a = np.stack([per_map[0] for per_map in self.fake_features[0::2]])
+        out["kid_floor"] = kernel_inception_distance(half_a, half_b)[0]
+        out["fid_floor"] = _fid_of(half_a, half_b)
+        out["fid_matched"] = _fid_of(fakes_a, half_b)
+        out["floor_num_images"] = float(len(half_b))
+        return out

@@ -55,6 +55,9 @@ class MetricOptions:
             accumulates them from ``EvalBatch.reals``.
         segmenter: The segmenter for ``miou``.
         cache_dir: FID statistics cache folder (``None``: the default).
+        num_classes: Number of contiguous classes (per-class metrics such as ``colour``).
+        real_features: Inception features ``[N, D]`` of the real images of the label maps, in stream order,
+            computed once by a caller that evaluates repeatedly (KID and the floors then use them).
     """
 
     device: str = "cpu"
@@ -63,6 +66,8 @@ class MetricOptions:
     fid_reference: FeatureStats | None = None
     segmenter: Segmenter | None = None
     cache_dir: Path | None = None
+    num_classes: int | None = None
+    real_features: np.ndarray | None = None
 
 
 class Metric(Protocol):

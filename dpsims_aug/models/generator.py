@@ -23,7 +23,7 @@ prepare_for_inference` folds spectral norm and batch-norm statistics away and sw
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +341,41 @@ class DPSIMSGenerator(nn.Module):
         for block, f in zip(self.decoder, reversed(feats)):
             x = block(x, f)
         return torch.tanh(self.to_rgb(F.leaky_relu(x, LRELU_SLOPE)))
+
+    @torch.no_grad()
+    def recalibrate_batch_norm(self, label_batches: Iterable[torch.Tensor], seed: int = 0) -> int:
+        """Re-estimate every BatchNorm's running statistics for *these* weights (in place; returns the batches used).
+
+        An EMA generator that copies the live generator's running statistics normalizes with the statistics of
+        other weights; OASIS therefore re-collects them before evaluating its EMA. This does it exactly: the
+        statistics are reset, then set to the plain average over forwards (train mode, no gradients) on
+        ``label_batches`` with noise from ``seed``, and the module returns to its previous mode. Spectral-norm
+        power iterations also advance on these weights during the forwards.
+
+        Raises:
+            ValueError: if ``label_batches`` is empty.
+        """
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not norms:
+            return 0
+        was_training, momenta = self.training, [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average = the mean over the batches
+        self.train()
+        used = 0
+        try:
+            for labels in label_batches:
+                seeds = [int(seed) * 1_000_003 + used * 4096 + i for i in range(labels.shape[0])]
+                self(labels, self.sample_noise(seeds, device=labels.device))
+                used += 1
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.train(was_training)
+        if used == 0:
+            raise ValueError("recalibrate_batch_norm needs at least one batch of label maps")
+        return used
 
     @torch.no_grad()
     def prepare_for_inference(self, channels_last: bool = True, dtype: torch.dtype | None = None) -> DPSIMSGenerator:

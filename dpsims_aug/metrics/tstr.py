@@ -1,0 +1,147 @@
+"""Train on synthetic, test on real (TSTR): the fidelity number that augmentation depends on.
+
+An mmseg segmenter is trained on generated images of the training label maps only, then evaluated on held-out real
+images; the same segmenter, trained the same way on the *real* images of those label maps, is the reference.
+``tstr_ratio = mIoU(synthetic-trained) / mIoU(real-trained)`` says how much of what real images teach a segmenter the
+generated ones teach too. Unlike the mIoU of generated images under a real-trained segmenter (label consistency),
+it drops when images have the right shapes but the wrong appearance: blown-out colours, lighting the real data
+never has, textures a segmenter trained on them cannot transfer.
+
+The segmenter comes from an ordinary mmseg config whose ``train_dataloader.dataset`` is a plain dataset with a
+``data_root`` (e.g. ``augment/embedded/fastscnn_embedded_real.py``); its data roots, iterations and seed are
+overridden. Runs go to ``work_dir``: ``real/`` (the reference; reused while its settings are unchanged) and
+``synthetic_<checkpoint hash>/``, each finished run recorded in ``result.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from dpsims_aug.fileio import atomic_write_text
+
+__all__ = ["train_on_synthetic_test_on_real"]
+
+
+def _subset(data: Path, pairs: list[tuple[Path, Path]], folder: Path) -> Path:
+    """A dataset folder of symlinks to ``pairs`` (same relative paths as under ``data``)."""
+    for image, label in pairs:
+        for src in (image, label):
+            dst = folder / src.relative_to(data)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.is_symlink():
+                dst.symlink_to(src.resolve())
+    return folder
+
+
+def _train_and_test(config: str | os.PathLike, train_root: Path, val_root: Path, run_dir: Path, iters: int,
+                    seed: int, prefixes: dict | None, signature: dict) -> float:
+    """Train the segmenter of ``config`` on ``train_root`` for ``iters`` iterations; mIoU (%) on ``val_root``."""
+    done = run_dir / "result.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        if record.get("signature") == signature:
+            return float(record["mIoU"])
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(str(config))
+    train = cfg.train_dataloader.dataset
+    if "data_root" not in train:
+        raise ValueError(f"{config}: TSTR needs a plain train_dataloader.dataset with a data_root (got a "
+                         f"{train.get('type')!r}); use the config that trains on real images only")
+    train.data_root = str(train_root)
+    if prefixes is not None:
+        train.data_prefix = prefixes
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = str(val_root)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.update(num_workers=0, persistent_workers=False)  # small images: workers cost more than they save
+    shipped = cfg.train_cfg.max_iters
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters, val_begin=iters + 1)
+    scale = iters / shipped
+    for sched in cfg.param_scheduler:  # the shipped schedule, rescaled to this length
+        if sched.get("by_epoch", True) is False:
+            begin = round(sched.get("begin", 0) * scale)
+            sched.update(begin=begin, end=max(begin + 1, round(sched.get("end", shipped) * scale)))
+    cfg.default_hooks.checkpoint.update(interval=iters + 1, save_last=False)
+    cfg.default_hooks.logger.update(interval=max(1, min(50, iters)))
+    cfg.default_hooks.pop("visualization", None)
+    cfg.work_dir = str(run_dir)
+    cfg.randomness = dict(seed=seed)
+    cfg.experiment_name = f"tstr_{run_dir.name}_{time.time_ns()}"
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    miou = float(runner.val()["mIoU"])
+    atomic_write_text(done, json.dumps(dict(signature=signature, mIoU=miou), indent=1) + "\n")
+    return miou
+
+
+def train_on_synthetic_test_on_real(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    segmenter_config: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    train_split: str = "train",
+    val_split: str = "val",
+    max_train_maps: int | None = 128,
+    n: int = 1,
+    iters: int = 1000,
+    seed: int = 0,
+    layout: str = "auto",
+    device: str = "cpu",
+    log=None,
+) -> dict[str, float]:
+    """TSTR of a generator checkpoint (see the module docstring).
+
+    Args:
+        checkpoint: Generator checkpoint.
+        data: Dataset root (a layout :func:`~dpsims_aug.data.readers.find_pairs` reads, with both splits).
+        segmenter_config: mmseg config of the segmenter (its train set: a plain dataset with ``data_root``).
+        work_dir: Where the subset, the generated images and the two segmenter runs go.
+        train_split, val_split: Label maps to synthesize from / real images to test on.
+        max_train_maps: Use the first N training label maps (``None``: all).
+        n: Generated images per training label map.
+        iters: Iterations of both segmenter runs (the config's schedule rescaled).
+        seed: Seed of the generated images and of both segmenter runs.
+        layout: Dataset layout (``auto`` detects it).
+        device: Where the generator runs (the segmenter follows mmengine's default device).
+        log: Optional callable receiving progress lines.
+
+    Returns:
+        ``tstr_miou_synthetic``, ``tstr_miou_real`` (mIoU %, held-out real images) and ``tstr_ratio``.
+    """
+    from dpsims_aug.data.readers import find_pairs
+    from dpsims_aug.generate import generate
+    from dpsims_aug.synthesis import Synthesizer
+
+    data, work_dir = Path(data), Path(work_dir)
+    pairs = find_pairs(data, layout=layout, split=train_split)[: max_train_maps or None]
+    if not pairs:
+        raise ValueError(f"{data}: no training pairs in split {train_split!r}")
+    subset = _subset(data, pairs, work_dir / "subset")
+    ckpt_hash = Synthesizer.from_checkpoint(checkpoint, device="cpu").checkpoint_sha256 or hashlib.sha256(
+        str(checkpoint).encode()).hexdigest()
+    config_hash = hashlib.sha256(Path(segmenter_config).read_bytes()).hexdigest()[:16]
+    common = dict(config=config_hash, maps=len(pairs), iters=iters, seed=seed, val=val_split)
+    say = log or (lambda _msg: None)
+
+    say(f"[tstr] real reference: {len(pairs)} real training images, {iters} iterations")
+    miou_real = _train_and_test(segmenter_config, subset, data, work_dir / "real", iters, seed, None,
+                                dict(common, kind="real"))
+    pool = work_dir / f"synthetic_{ckpt_hash[:12]}"
+    say(f"[tstr] generating {n} image(s) per training label map into {pool}")
+    summary = generate(labels=subset, n=n, out=pool / "pool", checkpoint=checkpoint, layout=layout,
+                       split=train_split, device=device, seed=seed, progress=False, workers=1)
+    if summary.skipped:
+        raise ValueError(f"TSTR: {len(summary.skipped)} training label maps could not be synthesized, first: "
+                         f"{summary.skipped[0]}")
+    say(f"[tstr] segmenter on the synthetic images, {iters} iterations")
+    miou_syn = _train_and_test(segmenter_config, pool / "pool", data, pool / "run", iters, seed,
+                               dict(img_path="images", seg_map_path="annotations"),
+                               dict(common, kind="synthetic", checkpoint=ckpt_hash, n=n))
+    return {"tstr_miou_synthetic": miou_syn, "tstr_miou_real": miou_real,
+            "tstr_ratio": miou_syn / miou_real if miou_real > 0 else float("nan")}

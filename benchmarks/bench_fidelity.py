@@ -20,7 +20,8 @@ import os
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+
 SEGMENTER_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
 
 
@@ -77,7 +78,7 @@ def main() -> None:
         **result,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    args.out.write_text(json.dumps(repo_relative(record), indent=1) + "\n")
     metrics = result["metrics"]
     print(f"\n{'metric':34s} value")
     for key, value in metrics.items():

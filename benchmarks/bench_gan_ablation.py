@@ -43,7 +43,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+
 RESULTS = REPO / "benchmarks" / "results"
 GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 SEG_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
@@ -55,6 +56,12 @@ VARIANTS: dict[str, dict] = {
     "no_bn_recal": dict(options=[], recal=False, about="baseline GAN, EMA exported with the live BN statistics"),
     "div0": dict(options=["model.loss.diversity=0"], about="no mode-seeking term"),
     "div0.1": dict(options=["model.loss.diversity=0.1"], about="mode-seeking weight 0.1"),
+    # 0.28 = the embedded data's own diversity: two renderings of one layout differ by 0.16 (mean |a-b| in [0, 1])
+    # = 0.32 in [-1, 1], over a noise distance of 1.13.
+    "div_cap": dict(options=["model.loss.diversity_max_ratio=0.28"],
+                    about="mode seeking capped at the real data's own diversity (ratio 0.28)"),
+    "diffaug_tc": dict(options=["model.d_augment.p=1.0", "model.d_augment.ops=['translation','cutout']"],
+                       about="DiffAugment translation+cutout (no colour), p=1"),
     "nce0": dict(options=["model.loss.patch_nce=0"], about="no PatchNCE"),
     "focal0": dict(options=["model.loss.focal_gamma=0"], about="plain class-balanced CE (OASIS)"),
     "labelmix0": dict(options=["model.loss.labelmix=0"], about="no LabelMix"),
@@ -66,8 +73,8 @@ VARIANTS: dict[str, dict] = {
     "ada": dict(options=["model.d_augment.p=0.0", "model.d_augment.adaptive=True"],
                 about="ADA-style adaptive p (target r_t 0.6)"),
 }
-DEFAULT_VARIANTS = ["baseline", "no_bn_recal", "div0", "div0.1", "nce0", "focal0", "labelmix0", "no_feat_cond",
-                    "scratch_d", "diffaug", "ada"]
+DEFAULT_VARIANTS = ["baseline", "no_bn_recal", "div0", "div0.1", "div_cap", "nce0", "focal0", "labelmix0",
+                    "no_feat_cond", "scratch_d", "diffaug", "diffaug_tc", "ada"]
 
 
 def log(msg: str) -> None:
@@ -188,7 +195,8 @@ def child_eval(args: argparse.Namespace, eval_dir: Path) -> int:
 
 
 def run_tasks(args: argparse.Namespace, tasks: list[dict]) -> None:
-    """Run tasks (dicts with ``name``, ``command``, ``log``, ``done`` path, ``after``: names) ``--jobs`` at a time."""
+    """Run tasks (dicts with ``name``, ``command``, ``log``, ``done`` path, ``after``: names) ``--jobs`` at a time,
+    those waiting on others first once they may start."""
     pending = [t for t in tasks if not Path(t["done"]).is_file()]
     finished = {t["name"] for t in tasks if Path(t["done"]).is_file()}
     log(f"[tasks] {len(finished)} of {len(tasks)} done already; {len(pending)} to run, {args.jobs} at a time")
@@ -196,7 +204,8 @@ def run_tasks(args: argparse.Namespace, tasks: list[dict]) -> None:
     failed: list[str] = []
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     while pending or running:
-        for task in list(pending):
+        # Ready evaluations first: they are short and report what the long trainings are for.
+        for task in sorted(pending, key=lambda t: not t.get("after")):
             if len(running) >= args.jobs:
                 break
             if not set(task.get("after", [])) <= finished:
@@ -361,7 +370,6 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             eval_dir = root / "eval" / spec["name"] / f"seed{seed}"
             run = json.loads((eval_dir / "result.json").read_text())
-            run["gan_dir"] = os.path.relpath(run["gan_dir"], REPO)
             runs.append(run)
             if seed == 0:
                 (grids / f"{spec['name']}.png").write_bytes((eval_dir / "grid.png").read_bytes())
@@ -384,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                      loadavg_end=[round(x, 2) for x in os.getloadavg()]),
         seconds=round(time.perf_counter() - started, 1),
     )
-    write_json(args.results.with_suffix(".json"), result)
+    write_json(args.results.with_suffix(".json"), repo_relative(result))
     print(f"\nwritten {args.results.with_suffix('.json').relative_to(REPO)} and grids in "
           f"{grids.relative_to(REPO)}/")
     print(f"TSTR reference (segmenter on the real images of the same {args.tstr_maps} maps): {tstr_real:.2f} mIoU")

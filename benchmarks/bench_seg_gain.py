@@ -57,7 +57,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+
 RESULTS = REPO / "benchmarks" / "results"
 EMBEDDED_GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, reader layout)
@@ -163,7 +164,19 @@ def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_r
 
 
 def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: Path) -> tuple[Path, dict]:
-    """Train DP-SIMS on the labelled images (subprocess); returns the exported EMA generator."""
+    """Train DP-SIMS on the labelled images (subprocess); returns the exported EMA generator.
+
+    With ``--gan-checkpoint`` the given generator is used instead (copied into the stage folder, named by its hash,
+    so its pools are kept apart from those of other generators)."""
+    if args.gan_checkpoint is not None:
+        from dpsims_aug.checkpoint import file_sha256
+
+        digest = file_sha256(args.gan_checkpoint)[:12]
+        ckpt = root / f"given_{digest}" / "generator_ema.safetensors"
+        if not ckpt.is_file():
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.write_bytes(Path(args.gan_checkpoint).read_bytes())
+        return ckpt, dict(given=str(args.gan_checkpoint), sha256=digest, cached=True)
     gan_dir = root / f"gan_i{args.gan_iters}"
     ckpt = gan_dir / "generator_ema.safetensors"
     done = stage_done(gan_dir)
@@ -421,6 +434,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gan-iters", type=int,
                         help="GAN iterations (default: 2000; quick: 250; GPU datasets: the config's)")
     parser.add_argument("--gan-gpus", type=int, default=1, help="GPUs for the GAN (torchrun when > 1)")
+    parser.add_argument("--gan-checkpoint", type=Path,
+                        help="use this generator (e.g. the bundled one) instead of training one on the labelled images")
     parser.add_argument("--seg-iters", type=int,
                         help="iterations of every segmenter run (default: 3000; quick: 500; GPU datasets: the "
                         "config's); the shipped LR schedule is rescaled to it")
@@ -503,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
-    gan_tag = f"gan_i{args.gan_iters}"
+    gan_tag = ckpt.parent.name
     variants = ["real", *[f"pool_n{n}" for n in args.n], *([] if args.no_online else ["online"])]
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
@@ -551,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds=round(time.perf_counter() - started, 1),
     )
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    out_json.write_text(json.dumps(repo_relative(result), indent=1) + "\n")
     print(f"\nwritten {out_json} and {png}")
     print("stages: " + ", ".join(f"{k} {'cached' if v.get('cached') else str(v.get('seconds')) + ' s'}"
                                   for k, v in stages.items()))

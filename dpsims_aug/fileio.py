@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -18,17 +15,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file lives in the same folder so the final ``os.replace`` is atomic on POSIX: a reader (or a
     resumed run after ``kill -9``) sees either the old file, no file, or the complete new one, never half of it.
-    The suffix is kept so libraries that pick a format from the extension (PIL, torch) still work.
+    The suffix is kept so libraries that pick a format from the extension (PIL, torch) still work. The data is
+    fsync'ed before the rename, so after a power loss the new name never points at unwritten blocks.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    # mkstemp creates 0600 files; outputs are shared datasets, so give them the usual 0666 & ~umask.
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    tmp_path = Path(tmp)
+    while True:
+        tmp_path = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
+        try:
+            # Created like any output file (0666 minus the process umask, applied by the kernel): outputs are
+            # shared datasets, unlike mkstemp's private 0600.
+            os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

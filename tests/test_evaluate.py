@@ -18,7 +18,8 @@ from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.metrics.miou import Segmenter, load_mmengine_checkpoint
 from dpsims_aug.models import DPSIMSGenerator, generator_config
 
-# A tiny Fast-SCNN with the embedded set's 10 classes; complete (no mmseg:: base configs, see ENVIRONMENT.md).
+# A tiny Fast-SCNN with the embedded set's 10 classes; complete (no mmseg:: base configs: the mmseg fork
+# in the pinned environment cannot resolve them).
 SEGMENTER_CONFIG = """
 norm_cfg = dict(type='BN', requires_grad=True)
 default_scope = 'mmseg'

@@ -209,3 +209,21 @@ def test_config_round_trip_and_validation() -> None:
         GeneratorConfig.from_dict({"num_classes": 3, "bogus": 1})
     with pytest.raises(ValueError, match="ignore_index"):
         GeneratorConfig(num_classes=10, ignore_index=0)
+
+
+def test_prepare_for_inference_on_a_deep_copy_leaves_the_original_intact() -> None:
+    """A copy shares torch's injected parametrization class with its original: removing spectral norm from the
+    copy must not take the original's weights away (it used to raise AttributeError on the next copy)."""
+    import copy
+
+    torch.manual_seed(0)
+    g = DPSIMSGenerator(generator_config("tiny", num_classes=10))
+    labels = torch.randint(0, 10, (2, 32, 32))
+    g(labels, g.sample_noise([0, 1])).mean().backward()
+    first = copy.deepcopy(g).prepare_for_inference()
+    second = copy.deepcopy(g).prepare_for_inference()  # the original still has its spectral norms
+    g.eval()
+    with torch.no_grad():
+        reference = g(labels, g.sample_noise([0, 1]))
+        for fused in (first, second):
+            assert torch.allclose(fused(labels, fused.sample_noise([0, 1])), reference, atol=1e-5)

@@ -253,3 +253,19 @@ def test_diversity_loss_formula_and_grad():
     torch.testing.assert_close(loss, (1 / (ratio + 1e-5)).mean())
     loss.backward()
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_capped_diversity_loss_stops_pushing_beyond_the_cap():
+    from train_gan.losses import diversity_loss
+
+    noise_a, noise_b = torch.zeros(2, 4), torch.ones(2, 4)  # noise distance 1
+    images_a = torch.zeros(2, 3, 4, 4)
+    images_b = torch.full((2, 3, 4, 4), 0.5, requires_grad=True)  # ratio 0.5
+    capped = diversity_loss(images_a, images_b, noise_a, noise_b, max_ratio=0.25)
+    capped.backward()
+    assert capped.item() == pytest.approx(1 / (0.25 + 1e-5)) and images_b.grad.abs().sum() == 0
+    images_c = torch.full((2, 3, 4, 4), 0.1, requires_grad=True)  # ratio 0.1: below the cap, pushed apart
+    below = diversity_loss(images_a, images_c, noise_a, noise_b, max_ratio=0.25)
+    below.backward()
+    assert below.item() == pytest.approx(diversity_loss(images_a, images_c.detach(), noise_a, noise_b).item())
+    assert images_c.grad.sum() < 0  # increasing the distance lowers the loss

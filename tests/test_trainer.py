@@ -195,8 +195,12 @@ def test_non_finite_steps_are_skipped_then_stop_the_run():
     labels = torch.from_numpy(np.random.default_rng(0).integers(0, 10, (2, 64, 64)))
     good = {"image": torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8), "label": labels}
     bad = {"image": torch.full((2, 3, 64, 64), float("nan")), "label": labels}
-    model.train_step(good, optim)
-    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    for _ in range(2):  # after two updates the EMA differs from the live generator
+        model.train_step(good, optim)
+    ema_gap = [(e - g).abs().max() for e, g in zip(model.generator_ema.module.parameters(),
+                                                   model.generator.parameters())]
+    assert max(ema_gap) > 0
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}  # the EMA's parameters included
     for _ in range(2):
         model.train_step(bad, optim)  # skipped, not applied
     after = dict(model.named_parameters())

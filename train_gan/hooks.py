@@ -116,7 +116,10 @@ class SampleGridHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
-            self.write_grid(runner)
+            from mmengine.dist import is_main_process
+
+            if is_main_process():  # one grid per run, not one per rank racing for the same file
+                self.write_grid(runner)
 
     def write_grid(self, runner) -> Path:
         calibrate_ema(runner)
@@ -151,7 +154,7 @@ def export_generator(model, path: str | os.PathLike, summary: dict | None = None
 
 @HOOKS.register_module()
 class ExportGeneratorHook(Hook):
-    """At the end of training, export the EMA generator to ``<work_dir>/<filename>`` (see DESIGN "Checkpoints")."""
+    """At the end of training, export the EMA generator to ``<work_dir>/<filename>`` (weights + generator config + LabelSpace, safetensors)."""
 
     priority = "LOWEST"
 

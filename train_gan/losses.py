@@ -243,7 +243,7 @@ def patch_nce_loss(
 
 
 def diversity_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise_b: Tensor,
-                   eps: float = 1e-5) -> Tensor:
+                   eps: float = 1e-5, max_ratio: float | None = None) -> Tensor:
     """MSGAN mode-seeking loss for two samples generated from the same label map with different noise.
 
     Per sample: ``ratio = mean|images_a - images_b| / mean|noise_a - noise_b|`` (means over all non-batch
@@ -255,10 +255,15 @@ def diversity_loss(images_a: Tensor, images_b: Tensor, noise_a: Tensor, noise_b:
         images_a, images_b: ``[B, ...]`` generated images.
         noise_a, noise_b: ``[B, ...]`` the noise inputs that produced them.
         eps: numerical guard.
+        max_ratio: cap on the ratio (DSGAN's bound): beyond it the term no longer pushes samples apart, so
+            diversity is sought up to a level instead of without limit. ``None``: unbounded (MSGAN).
 
     Returns:
         Scalar loss.
     """
     img_dist = (images_a - images_b).abs().flatten(1).mean(dim=1)
     noise_dist = (noise_a - noise_b).abs().flatten(1).mean(dim=1).clamp_min(eps)
-    return (1.0 / (img_dist / noise_dist + eps)).mean()
+    ratio = img_dist / noise_dist
+    if max_ratio is not None:
+        ratio = ratio.clamp(max=max_ratio)
+    return (1.0 / (ratio + eps)).mean()

@@ -46,7 +46,8 @@ from train_gan.losses import (
 # Defaults where the paper is silent come from OASIS (lambda_LM = 10) and CUT (PatchNCE weight 1, 256 patches,
 # tau = 0.07); the mode-seeking weight from MSGAN (1.0). Focal gamma: the usual 2.0 of Lin et al.
 DEFAULT_LOSS_WEIGHTS = dict(
-    focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07, diversity=1.0
+    focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07, diversity=1.0,
+    diversity_max_ratio=None,
 )
 
 
@@ -275,12 +276,14 @@ class DPSIMSGAN(BaseModel):
                     )
                     loss_g = loss_g + cfg["patch_nce"] * log["loss_g_nce"]
             if seeds_per_map == 2:
-                log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:])
+                log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:],
+                                                   max_ratio=cfg["diversity_max_ratio"])
                 loss_g = loss_g + cfg["diversity"] * log["loss_g_div"]
         g_applied = self._update(g_wrapper, loss_g, "generator")
         self._count_nonfinite(d_applied and g_applied)
         self._sync_generator_buffers()
-        self._update_ema()
+        if g_applied:  # a skipped generator update leaves nothing new to average
+            self._update_ema()
         if self.augment_adaptive is not None and self.augment_adaptive.due(int(self.step)):
             signal = self.augment_signal.clone()
             all_reduce(signal, op="sum")  # every rank then moves p identically

@@ -1,4 +1,5 @@
-# Runtime shared by every augment/ config (complete: no mmseg:: base configs, see ENVIRONMENT.md).
+# Runtime shared by every augment/ config (complete: no mmseg:: base configs, because mmengine
+# resolves `mmseg::` by the distribution name `mmsegmentation`, which the onedl-mmsegmentation fork does not have).
 default_scope = 'mmseg'
 # Registers DPSIMSAugment and MapLabelIds in mmseg's TRANSFORMS (works whether or not dpsims_aug was imported before),
 # and SafeCheckpointHook (dpsims_aug.engine), which keeps checkpoints loadable with torch.load(weights_only=True) so

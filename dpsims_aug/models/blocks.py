@@ -52,11 +52,20 @@ def remove_spectral_norm(module: nn.Module) -> int:
 
     Call in eval mode: in train mode reading the parametrized weight runs a power iteration and changes it.
     Returns the number of parametrizations removed.
+
+    torch's ``remove_parametrizations`` deletes the property from the module's injected class, and a deep copy
+    shares that class with its original, so removing it from a copy would break the original. Here each module
+    just gets its plain class back and a plain ``weight`` parameter; the shared class is left alone.
     """
     removed = 0
     for sub in module.modules():
         if parametrize.is_parametrized(sub, "weight"):
-            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
+            original = sub.parametrizations["weight"].original
+            with torch.no_grad():
+                weight = sub.weight.detach().clone()
+            sub.__class__ = sub.__class__.__bases__[0]  # the class parametrize subclassed
+            del sub._modules["parametrizations"]
+            sub.weight = nn.Parameter(weight, requires_grad=original.requires_grad)
             removed += 1
     return removed
 

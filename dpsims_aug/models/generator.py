@@ -1,6 +1,6 @@
 """The DP-SIMS generator: label map (+ noise tokens, + optional instance edges) -> RGB image in one pass.
 
-Architecture (DESIGN.md, "Generator"):
+Architecture:
 
 * **Label encoder.** Contiguous class ids go through an ``nn.Embedding`` with ``C + 1`` rows (row ``C`` is
   the "unlabeled" input, so ignore pixels are seen by the model and never pass as class 0). This equals a

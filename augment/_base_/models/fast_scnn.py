@@ -1,5 +1,5 @@
 # Fast-SCNN for CPU-scale runs: random init (init_cfg=None, nothing is downloaded), plain BN (one process, no DDP),
-# softmax cross-entropy. ~1 s/iter at crop 256, batch 4 on a 2-core CPU (ENVIRONMENT.md).
+# softmax cross-entropy. ~1 s/iter at crop 256, batch 4 on a 2-core CPU.
 norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -154,7 +154,8 @@ def export_generator(model, path: str | os.PathLike, summary: dict | None = None
 
 @HOOKS.register_module()
 class ExportGeneratorHook(Hook):
-    """At the end of training, export the EMA generator to ``<work_dir>/<filename>`` (weights + generator config + LabelSpace, safetensors)."""
+    """At the end of training, export the EMA generator to ``<work_dir>/<filename>`` (weights + generator config +
+    LabelSpace, safetensors)."""
 
     priority = "LOWEST"
 

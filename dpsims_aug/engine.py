@@ -24,7 +24,9 @@ from dpsims_aug.fileio import atomic_write_bytes
 @register_backend("atomic_local")
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend, but every write is atomic: a run killed while saving a checkpoint leaves
-    the previous checkpoint and the ``last_checkpoint`` pointer intact instead of a truncated file.
+    the previous checkpoint intact instead of a truncated file. (mmengine's ``CheckpointHook`` writes the
+    ``last_checkpoint`` pointer itself with a plain ``open()``, not through the backend; ``train_gan``'s resume falls
+    back to the newest checkpoint on disk when that pointer is torn.)
 
     Use it with ``CheckpointHook(backend_args=dict(backend='atomic_local'))``.
     """

@@ -132,6 +132,19 @@ def test_corrupt_checkpoint_is_named_on_resume(tiny_config, tmp_path):
     assert f"cannot resume from {ckpt}" in result.stderr and "truncated" in result.stderr
 
 
+def test_resume_survives_a_torn_last_checkpoint_pointer(tiny_config, tmp_path):
+    """mmengine writes `last_checkpoint` with a plain open(); killed in that instant it is empty. Resume then
+    falls back to the newest checkpoint on disk instead of silently starting over."""
+    work = tmp_path / "run"
+    _train(tiny_config, work, "--max-iters", "2")
+    (work / "last_checkpoint").write_text("")
+    _train(tiny_config, work, "--resume")
+    assert (work / "iter_4.pth").is_file()
+    second_run = sorted(work.glob("*/vis_data/scalars.json"))[-1]
+    iterations = [json.loads(line).get("iter") for line in second_run.read_text().splitlines()]
+    assert [i for i in iterations if i is not None] == [3, 4]  # continued from iteration 2, not started over
+
+
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
 def test_two_process_ddp_keeps_ranks_identical(tiny_config, tmp_path):
     """Real 2-process DDP on CPU (gloo, torchrun): after the steps both ranks hold identical weights."""

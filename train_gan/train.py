@@ -65,6 +65,14 @@ def check_resume_checkpoint(cfg) -> None:
     if not cfg.get("resume"):
         return
     path = cfg.get("load_from") or find_latest_checkpoint(cfg.work_dir)
+    if path is not None and not cfg.get("load_from") and not Path(path).is_file():
+        path = None  # a torn or stale pointer: fall back to the newest checkpoint on disk
+    if path is None and not cfg.get("load_from"):
+        # mmengine writes `last_checkpoint` with a plain open(): a run killed in that instant leaves it empty.
+        found = sorted(Path(cfg.work_dir).glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
+        if found:
+            path = str(found[-1])
+            cfg.load_from = path
     if path is None:
         return  # nothing to resume: mmengine starts from scratch
     try:

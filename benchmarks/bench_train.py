@@ -27,6 +27,9 @@ RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
 # name -> (config, batch, model overrides)
 CASES = {
     "embedded_small (small G, Lite0 D) 64x64": ("train_gan/configs/embedded_small.py", 8, {}),
+    "embedded_small, backbone channels_last": (
+        "train_gan/configs/embedded_small.py", 8, {"discriminator": {"backbone_channels_last": True}},
+    ),
     "ade20k preset, Lite0 D (offline) 256x256": (
         "train_gan/configs/ade20k.py", 1,
         {"discriminator": {"backbone": "tf_efficientnet_lite0", "weights": "offline"}},
@@ -83,6 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 steps, small case only")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--small", action="store_true",
+                        help="the two embedded_small cases only, alternated --rounds times (same-run ratio); "
+                        "results in train_speed_small.json")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     args = parser.parse_args()
     steps = 2 if args.quick else args.steps
@@ -92,6 +99,8 @@ def main() -> None:
         return
 
     names = list(CASES)[:1] if args.quick else list(CASES)
+    if args.small:
+        names = list(CASES)[:2] * args.rounds
     rows = []
     load_start = os.getloadavg()[0]
     for name in names:
@@ -101,14 +110,22 @@ def main() -> None:
         print(f"done: {name}", flush=True)
     result = {
         "benchmark": "train_gan train_step (D update + G update + EMA), synthetic batch",
-        "command": "python benchmarks/bench_train.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_train.py" + (" --quick" if args.quick else "") + (
+            f" --small --rounds {args.rounds} --steps {args.steps}" if args.small else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                     "load_avg_1m_start": load_start, "load_avg_1m_end": os.getloadavg()[0]},
         "rows": rows,
     }
-    if not args.quick:
+    if args.small:
+        by_case = {n: [r["seconds_per_iter_median"] for r in rows if r["case"] == n] for n in dict.fromkeys(names)}
+        plain, fast = (statistics.median(v) for v in by_case.values())
+        result["channels_last_speedup"] = round(plain / fast, 3)
+        print(f"channels_last backbone: {plain:.3f} -> {fast:.3f} s/iter (x{plain / fast:.2f}, medians of "
+              f"{args.rounds} alternated rounds)")
+        (RESULTS.parent / "train_speed_small.json").write_text(json.dumps(result, indent=1) + "\n")
+    elif not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     header = ("case", "batch", "s/iter", "peak GiB", "G M", "D train M", "D frozen M")

@@ -287,7 +287,7 @@ class FrozenBackbone(nn.Module):
     is trained against a discriminator built on it.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, channels_last: bool = False) -> None:
         super().__init__()
         # classifiers carry a plain list as feature_info; features_only wrappers a FeatureInfo object
         if not hasattr(getattr(model, 'feature_info', None), 'channels'):
@@ -302,6 +302,11 @@ class FrozenBackbone(nn.Module):
         # Swin and other transformer feature wrappers return NHWC maps
         self._nhwc = str(getattr(model, 'output_fmt', 'NCHW')).upper().endswith('NHWC')
         self.frozen = True
+        # channels_last: same results up to float rounding; on CPU the input-gradient convs run ~1.5x faster
+        # (benchmarks/bench_backbone_precision.py).
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.train(False)
 
     def unfreeze(self) -> FrozenBackbone:
@@ -352,6 +357,8 @@ class FrozenBackbone(nn.Module):
         """images [B, 3, H, W] in [-1, 1] -> list of [B, C_i, H / r_i, W / r_i] feature maps, finest first."""
         x = (images + 1) * 0.5
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         feats = self.model(x)
         if self._nhwc:
             feats = [f.permute(0, 3, 1, 2) for f in feats]

@@ -26,8 +26,8 @@ Tasks run as subprocesses, ``--jobs`` at a time with one OpenMP thread each (two
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --variants baseline div0 --seeds 2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --quick                # smoke: minutes
 
-Results: ``benchmarks/results/gan_ablation.json`` (every run and the summary), ``gan_ablation/<variant>.png``
-(grids), the table printed last.
+Results: ``benchmarks/results/gan_ablation.json`` (every run and the summary), ``gan_ablation.png`` (every variant
+on the same held-out layouts), ``gan_ablation/<variant>.png`` (grids), the table printed last.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
         rs = [r for r in runs if r["name"] == v]
         if not rs:
             continue
-        row: dict = dict(seeds=len(rs), about=rs[0]["about"])
+        row: dict = dict(seeds=len(rs), about=variant_spec(v)["about"])
         for key in KEYS:
             values = [r[key] for r in rs if r.get(key) is not None]
             if values:
@@ -281,6 +281,35 @@ def print_table(rows: dict[str, dict]) -> None:
               f"{r.get('contrast_ratio', float('nan')):>8.3f} {r.get('clipped_white_ratio', float('nan')):>8.2f} "
               f"{r.get('clipped_black_ratio', float('nan')):>8.2f} {r.get('tstr_miou_synthetic', float('nan')):>7.2f} "
               f"{r.get('tstr_ratio', float('nan')):>9.3f}")
+
+
+def comparison_figure(grids: dict[str, Path], path: Path, rows: int = 4, tile: int = 64, pad: int = 2) -> None:
+    """One picture of the variants on the same held-out layouts: label | real | seed 0 of each variant.
+
+    Tiles are cut out of each variant's ``grid.png`` (label | real | 3 seeds, as ``train_gan.hooks.sample_grid``
+    draws it)."""
+    from PIL import Image, ImageDraw
+
+    names = list(grids)
+    header = 12
+    cols = 2 + len(names)
+    sheet = Image.new("RGB", (pad + cols * (tile + pad), header + pad + rows * (tile + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    first = Image.open(grids[names[0]]).convert("RGB")
+
+    def cut(img, r: int, c: int):
+        x, y = pad + c * (tile + pad), pad + r * (tile + pad)
+        return img.crop((x, y, x + tile, y + tile))
+
+    for c, title in enumerate(["label", "real", *names]):
+        draw.text((pad + c * (tile + pad), 0), title[:11], fill=(0, 0, 0))
+    for r in range(rows):
+        y = header + pad + r * (tile + pad)
+        sheet.paste(cut(first, r, 0), (pad, y))
+        sheet.paste(cut(first, r, 1), (pad + tile + pad, y))
+        for i, name in enumerate(names):
+            sheet.paste(cut(Image.open(grids[name]).convert("RGB"), r, 2), (pad + (2 + i) * (tile + pad), y))
+    sheet.save(path)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -313,7 +342,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = args.variants or (["baseline", "no_bn_recal", "diffaug"] if args.quick else DEFAULT_VARIANTS)
     args.work_dir = (args.work_dir or REPO / "work_dirs" / ("gan_ablation_quick" if args.quick else "gan_ablation")
                      ).resolve() / f"T{args.train}_V{args.val}_S{args.size}"
-    args.results = args.results or RESULTS / ("gan_ablation_quick" if args.quick else "gan_ablation")
+    args.results = (args.results or RESULTS / ("gan_ablation_quick" if args.quick else "gan_ablation")).resolve()
     return args
 
 
@@ -376,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             if seed == 0:
                 (grids / f"{spec['name']}.png").write_bytes((eval_dir / "grid.png").read_bytes())
+    comparison_figure({v: grids / f"{v}.png" for v in args.variants}, args.results.with_suffix(".png"))
     rows = summarize(runs, args.variants)
     tstr_real = read_json(root / "tstr" / DONE)["miou_real"]
     import torch
@@ -396,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=round(time.perf_counter() - started, 1),
     )
     write_json(args.results.with_suffix(".json"), repo_relative(result))
-    print(f"\nwritten {args.results.with_suffix('.json').relative_to(REPO)} and grids in "
-          f"{grids.relative_to(REPO)}/")
+    print(f"\nwritten {args.results.with_suffix('.json').relative_to(REPO)}, "
+          f"{args.results.with_suffix('.png').relative_to(REPO)} and grids in {grids.relative_to(REPO)}/")
     print(f"TSTR reference (segmenter on the real images of the same {args.tstr_maps} maps): {tstr_real:.2f} mIoU")
     print_table(rows)
     return 0

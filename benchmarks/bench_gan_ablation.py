@@ -127,22 +127,12 @@ def gan_command(args: argparse.Namespace, spec: dict, seed: int, gan_dir: Path, 
 
 def child_tstr_real(args: argparse.Namespace) -> int:
     """The TSTR reference: the segmenter trained on the real images of the TSTR training maps."""
-    from dpsims_aug.data.readers import find_pairs
-    from dpsims_aug.metrics.tstr import _subset, _train_and_test  # the same code path TSTR itself uses
+    from dpsims_aug.metrics.tstr import tstr_real_reference
 
-    root, data = args.work_dir, args.work_dir / "data"
-    pairs = find_pairs(data, split="train")[: args.tstr_maps]
-    miou = _train_and_test(SEG_CONFIG, _subset(data, pairs, root / "tstr" / "subset"), data, root / "tstr" / "real",
-                           args.tstr_iters, 0, None, tstr_signature(args, "real"))
-    write_json(root / "tstr" / DONE, dict(miou_real=miou))
+    miou, _ = tstr_real_reference(args.work_dir / "data", SEG_CONFIG, args.work_dir / "tstr",
+                                  max_train_maps=args.tstr_maps, iters=args.tstr_iters, seed=0)
+    write_json(args.work_dir / "tstr" / DONE, dict(miou_real=miou))
     return 0
-
-
-def tstr_signature(args: argparse.Namespace, kind: str) -> dict:
-    import hashlib
-
-    return dict(config=hashlib.sha256(SEG_CONFIG.read_bytes()).hexdigest()[:16], maps=args.tstr_maps,
-                iters=args.tstr_iters, seed=0, val="val", kind=kind)
 
 
 def training_label_maps(data: Path, count: int):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dpsims_aug.fileio import atomic_write_text
 
-__all__ = ["train_on_synthetic_test_on_real"]
+__all__ = ["train_on_synthetic_test_on_real", "tstr_real_reference"]
 
 
 def _subset(data: Path, pairs: list[tuple[Path, Path]], folder: Path) -> Path:
@@ -80,6 +80,40 @@ def _train_and_test(config: str | os.PathLike, train_root: Path, val_root: Path,
     return miou
 
 
+def _signature(segmenter_config, maps: int, iters: int, seed: int, val_split: str, **extra) -> dict:
+    """What a cached segmenter run depends on (a changed config file, count or schedule retrains it)."""
+    config_hash = hashlib.sha256(Path(segmenter_config).read_bytes()).hexdigest()[:16]
+    return dict(config=config_hash, maps=maps, iters=iters, seed=seed, val=val_split, **extra)
+
+
+def tstr_real_reference(
+    data: str | os.PathLike,
+    segmenter_config: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    train_split: str = "train",
+    val_split: str = "val",
+    max_train_maps: int | None = 128,
+    iters: int = 1000,
+    seed: int = 0,
+    layout: str = "auto",
+) -> tuple[float, Path]:
+    """The TSTR reference: mIoU (%) of the segmenter trained on the *real* images of the first ``max_train_maps``
+    training maps, tested on ``val_split``; trained once in ``work_dir/real`` and reused while its settings hold.
+
+    Returns:
+        ``(mIoU, subset folder)``; the folder holds (links to) those training pairs in the dataset's layout.
+    """
+    from dpsims_aug.data.readers import find_pairs
+
+    data, work_dir = Path(data), Path(work_dir)
+    pairs = find_pairs(data, layout=layout, split=train_split)[: max_train_maps or None]
+    if not pairs:
+        raise ValueError(f"{data}: no training pairs in split {train_split!r}")
+    subset = _subset(data, pairs, work_dir / "subset")
+    signature = _signature(segmenter_config, len(pairs), iters, seed, val_split, kind="real")
+    return _train_and_test(segmenter_config, subset, data, work_dir / "real", iters, seed, None, signature), subset
+
+
 def train_on_synthetic_test_on_real(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,
@@ -114,24 +148,15 @@ def train_on_synthetic_test_on_real(
     Returns:
         ``tstr_miou_synthetic``, ``tstr_miou_real`` (mIoU %, held-out real images) and ``tstr_ratio``.
     """
-    from dpsims_aug.data.readers import find_pairs
+    from dpsims_aug.checkpoint import file_sha256
     from dpsims_aug.generate import generate
-    from dpsims_aug.synthesis import Synthesizer
 
     data, work_dir = Path(data), Path(work_dir)
-    pairs = find_pairs(data, layout=layout, split=train_split)[: max_train_maps or None]
-    if not pairs:
-        raise ValueError(f"{data}: no training pairs in split {train_split!r}")
-    subset = _subset(data, pairs, work_dir / "subset")
-    ckpt_hash = Synthesizer.from_checkpoint(checkpoint, device="cpu").checkpoint_sha256 or hashlib.sha256(
-        str(checkpoint).encode()).hexdigest()
-    config_hash = hashlib.sha256(Path(segmenter_config).read_bytes()).hexdigest()[:16]
-    common = dict(config=config_hash, maps=len(pairs), iters=iters, seed=seed, val=val_split)
     say = log or (lambda _msg: None)
-
-    say(f"[tstr] real reference: {len(pairs)} real training images, {iters} iterations")
-    miou_real = _train_and_test(segmenter_config, subset, data, work_dir / "real", iters, seed, None,
-                                dict(common, kind="real"))
+    say(f"[tstr] real reference: up to {max_train_maps} real training images, {iters} iterations")
+    miou_real, subset = tstr_real_reference(data, segmenter_config, work_dir, train_split, val_split, max_train_maps,
+                                            iters, seed, layout)
+    ckpt_hash = file_sha256(checkpoint)
     pool = work_dir / f"synthetic_{ckpt_hash[:12]}"
     say(f"[tstr] generating {n} image(s) per training label map into {pool}")
     summary = generate(labels=subset, n=n, out=pool / "pool", checkpoint=checkpoint, layout=layout,
@@ -140,8 +165,9 @@ def train_on_synthetic_test_on_real(
         raise ValueError(f"TSTR: {len(summary.skipped)} training label maps could not be synthesized, first: "
                          f"{summary.skipped[0]}")
     say(f"[tstr] segmenter on the synthetic images, {iters} iterations")
+    signature = _signature(segmenter_config, summary.label_maps, iters, seed, val_split, kind="synthetic",
+                           checkpoint=ckpt_hash, n=n)
     miou_syn = _train_and_test(segmenter_config, pool / "pool", data, pool / "run", iters, seed,
-                               dict(img_path="images", seg_map_path="annotations"),
-                               dict(common, kind="synthetic", checkpoint=ckpt_hash, n=n))
+                               dict(img_path="images", seg_map_path="annotations"), signature)
     return {"tstr_miou_synthetic": miou_syn, "tstr_miou_real": miou_real,
             "tstr_ratio": miou_syn / miou_real if miou_real > 0 else float("nan")}

@@ -10,8 +10,9 @@ The study, in the low-data regime (default: 32 labelled images of the embedded d
    variant), seeds 0..S-1 (Runner randomness seed and DPSIMSAugment seed):
 
    * ``real``: the labelled real images only;
-   * ``pool_n<k>``: real + the offline pool of k images per map. Sampling ratio real:synthetic is 1:1 for every k
-     (``RepeatDataset`` times k for the real part, 1 for the pool), the same share as the online variant;
+   * ``pool_n<k>``: real + the offline pool of k images per map, half the samples synthetic for every k
+     (``SyntheticMixDataset``, ``synthetic_share=0.5``), the same share as the online variant;
+     ``pool_n<k>_s<share>``: the same pool at another synthetic share (``--shares``);
    * ``online``: real, with the image replaced by ``DPSIMSAugment`` (prob 0.5, the same generator) on the fly.
 
    Each run ends with mmseg's ``IoUMetric`` on the held-out real images (the Runner's val loop).
@@ -218,6 +219,17 @@ def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: 
 # ------------------------------------------------------------------------------------------------ stage 4
 
 
+def pool_variant(n: int, share: float) -> str:
+    """Variant name of a pool run: ``pool_n<n>`` at the default share 0.5, else ``pool_n<n>_s<share>``."""
+    return f"pool_n{n}" if share == 0.5 else f"pool_n{n}_s{share:g}"
+
+
+def parse_pool_variant(name: str) -> tuple[int, float]:
+    """Inverse of :func:`pool_variant`."""
+    n, _, share = name.removeprefix("pool_n").partition("_s")
+    return int(n), float(share) if share else 0.5
+
+
 def seg_config_paths(args: argparse.Namespace) -> dict[str, Path]:
     """The shipped mmseg configs of the three training sets (real / pool / online)."""
     if args.dataset == "embedded":
@@ -251,10 +263,9 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     cfg = Config.fromfile(spec["config"])
     iters, seed, shipped_iters = args.seg_iters, spec["seed"], cfg.train_cfg.max_iters
     train = cfg.train_dataloader.dataset
-    if spec["kind"] == "pool":  # ConcatDataset[RepeatDataset(real), RepeatDataset(pool)]: 1:1 for every n
-        real, pool = train.datasets
-        real.times, pool.times = spec["n"], 1
-        real.dataset.data_root, pool.dataset.data_root = str(train_root), spec["pool"]
+    if spec["kind"] == "pool":  # SyntheticMixDataset(real, pool) at the run's synthetic share
+        train.synthetic_share = spec["share"]
+        train.real.data_root, train.synthetic.data_root = str(train_root), spec["pool"]
     else:
         train.data_root = str(train_root)
     if spec["kind"] == "online":
@@ -380,19 +391,24 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
     return rows
 
 
-def plot(rows: dict[str, dict], ns: list[int], title: str, path: Path) -> None:
-    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map; online at its own position."""
+def plot(rows: dict[str, dict], ns: list[int], shares: list[float], title: str, path: Path) -> None:
+    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map, one line per synthetic share; online
+    at its own position."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
-    xs, keys = [0, *ns], ["real", *[f"pool_n{n}" for n in ns]]
-    ax.errorbar(xs, [rows[k]["mIoU_mean"] for k in keys], yerr=[rows[k]["mIoU_std"] for k in keys], marker="o",
-                capsize=4, label="real + offline pool (0 = real only)")
-    for x, k in zip(xs, keys):
-        ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color="C0", alpha=0.4)
+    xs = [0, *ns]
+    for i, share in enumerate(shares):
+        keys = ["real", *[pool_variant(n, share) for n in ns]]
+        colour = f"C{i if i < 3 else i + 1}"  # C3 is the online marker's
+        ax.errorbar(xs, [rows[k]["mIoU_mean"] for k in keys], yerr=[rows[k]["mIoU_std"] for k in keys],
+                    marker="o", capsize=4, color=colour,
+                    label=f"real + offline pool, synthetic share {share:g} (0 = real only)")
+        for x, k in zip(xs, keys):
+            ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]
     if "online" in rows:
         x = max(xs) + max(1, max(xs) // 2)
@@ -441,6 +457,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "config's); the shipped LR schedule is rescaled to it")
     parser.add_argument("--seeds", type=int, help="seeds per variant (default: 3; quick: 1)")
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4], help="pool sizes per label map (default: 1 4)")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.5],
+                        help="synthetic shares of the pool variants (default: 0.5)")
     parser.add_argument("--no-online", action="store_true", help="skip the online DPSIMSAugment variant")
     parser.add_argument("--online-prob", type=float, default=0.5, help="DPSIMSAugment prob (default: 0.5)")
     parser.add_argument("--threads", type=int, help="CPU thread budget (default: $OMP_NUM_THREADS or all cores)")
@@ -519,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
     gan_tag = ckpt.parent.name
-    variants = ["real", *[f"pool_n{n}" for n in args.n], *([] if args.no_online else ["online"])]
+    variants = ["real", *[pool_variant(n, share) for share in args.shares for n in args.n],
+                *([] if args.no_online else ["online"])]
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
@@ -527,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]))
             sub = v
             if kind == "pool":
-                n = int(v.removeprefix("pool_n"))
-                spec.update(n=n, pool=str(pools[n]), checkpoint=str(ckpt))
+                n, share = parse_pool_variant(v)
+                spec.update(n=n, share=share, pool=str(pools[n]), checkpoint=str(ckpt))
                 sub = f"{v}_{gan_tag}"
             elif kind == "online":
                 spec.update(checkpoint=str(ckpt), prob=args.online_prob)
@@ -544,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
-    plot(rows, args.n, title, png)
+    plot(rows, args.n, args.shares, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
                    device=args.device, loadavg_start=[round(x, 2) for x in load_start],
@@ -559,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=dict(dataset=args.dataset, labelled=args.labelled or "all", held_out=stages["data"]["val"],
                       size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,
                       seg_iters=args.seg_iters, seeds=args.seeds, n=args.n, online_prob=args.online_prob,
-                      pool_ratio="real:synthetic 1:1 (real RepeatDataset times n, pool times 1)",
+                      shares=args.shares, pool_mix="SyntheticMixDataset(real, pool, synthetic_share)",
                       seg_configs={k: str(p.relative_to(REPO)) for k, p in configs.items()},
                       gan_checkpoint=str(ckpt), metric="mmseg IoUMetric mIoU (%) on the held-out real images"),
         summary=rows, runs=runs, stages=stages, machine=machine,

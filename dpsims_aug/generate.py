@@ -140,8 +140,10 @@ def dataset_config_text(out: Path, space: LabelSpace, img_suffix: str, reduce_ze
     palette = ",\n".join("        " + ", ".join(colours[i : i + 6]) for i in range(0, len(colours), 6))
     return f'''# mmseg dataset config for the images written by `dpsims-aug generate` (label space {space.name!r}).
 # Use it with `_base_ = ['{out.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
-# pipeline and combine it with your real data, e.g.
-#   train_dataloader = dict(dataset=dict(type='ConcatDataset', datasets=[real_train_dataset, dpsims_train_dataset]))
+# pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
+# by `custom_imports = dict(imports=['dpsims_aug.engine'])`), e.g.
+#   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
+#                                        synthetic=dpsims_train_dataset, synthetic_share=0.25))
 dpsims_data_root = {str(out.resolve())!r}
 dpsims_metainfo = dict(
     classes=(

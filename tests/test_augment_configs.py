@@ -69,6 +69,8 @@ def _exists(registry, name: str) -> bool:
 
 
 def _pipelines(dataset) -> list[list]:
+    if dataset.type == "SyntheticMixDataset":
+        return [*_pipelines(dataset.real), *_pipelines(dataset.synthetic)]
     if dataset.type == "ConcatDataset":
         return [p for d in dataset.datasets for p in _pipelines(d)]
     if dataset.type == "RepeatDataset":
@@ -77,6 +79,8 @@ def _pipelines(dataset) -> list[list]:
 
 
 def _leaf_datasets(dataset) -> list:
+    if dataset.type == "SyntheticMixDataset":
+        return [*_leaf_datasets(dataset.real), *_leaf_datasets(dataset.synthetic)]
     if dataset.type == "ConcatDataset":
         return [leaf for d in dataset.datasets for leaf in _leaf_datasets(d)]
     if dataset.type == "RepeatDataset":
@@ -114,7 +118,7 @@ def test_config_loads_and_its_types_are_registered(path: Path, registries):
     loader = cfg.train_dataloader
     assert _exists(registries["samplers"], loader.sampler.type)
     for ds in [loader.dataset, cfg.val_dataloader.dataset]:
-        assert _exists(registries["datasets"], ds.type)  # also the ConcatDataset/RepeatDataset wrappers
+        assert _exists(registries["datasets"], ds.type)  # also the SyntheticMixDataset wrapper
         for leaf in _leaf_datasets(ds):
             assert _exists(registries["datasets"], leaf.type), f"{path.name}: dataset type {leaf.type!r}"
         for pipeline in _pipelines(ds):
@@ -139,11 +143,12 @@ def test_variants_are_what_their_names_say(path: Path, registries, tmp_path):
     steps = [s["type"] for p in _pipelines(dataset) for s in p]
     variant = path.stem.rsplit("_", 1)[1]
     if variant == "real":
-        assert dataset.type != "ConcatDataset" and "DPSIMSAugment" not in steps
+        assert dataset.type != "SyntheticMixDataset" and "DPSIMSAugment" not in steps
     elif variant == "pool":
-        real, synthetic = (d.dataset for d in dataset.datasets)
-        assert dataset.type == "ConcatDataset" and synthetic.data_root.rstrip("/").endswith("_dpsims")
-        assert real.type == synthetic.type  # equal metainfo: ConcatDataset refuses mixed class lists
+        real, synthetic = dataset.real, dataset.synthetic
+        assert dataset.type == "SyntheticMixDataset" and synthetic.data_root.rstrip("/").endswith("_dpsims")
+        assert 0 < dataset.synthetic_share < 1
+        assert real.type == synthetic.type  # equal metainfo: SyntheticMixDataset refuses mixed class lists
         assert "DPSIMSAugment" not in steps
         if path.parent.name in ("coco_stuff", "cityscapes"):  # pool annotations keep the generator's raw ids
             (mapper,) = [s for s in synthetic.pipeline if s["type"] == "MapLabelIds"]

@@ -8,8 +8,7 @@ data_root = 'data/ade/ADEChallengeData2016'
 pool_root = 'data/ade/ADEChallengeData2016_dpsims'
 dpsims_checkpoint = 'work_dirs/ade20k/generator_ema.safetensors'  # train_gan/configs/ade20k.py's export
 crop_size = (512, 512)
-real_repeat = 4  # real:synthetic per label map = real_repeat : n * pool_repeat (1:1 with generate --n 4)
-pool_repeat = 1
+synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
 
 _augment = [
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
@@ -48,11 +47,10 @@ pool_train_dataset = dict(
     pipeline=train_pipeline)
 pool_mix_dataset = dict(
     _delete_=True,
-    type='ConcatDataset',
-    datasets=[
-        dict(type='RepeatDataset', times=real_repeat, dataset=real_train_dataset),
-        dict(type='RepeatDataset', times=pool_repeat, dataset=pool_train_dataset),
-    ])
+    type='SyntheticMixDataset',
+    real=real_train_dataset,
+    synthetic=pool_train_dataset,
+    synthetic_share=synthetic_share)
 
 train_dataloader = dict(
     batch_size=4,

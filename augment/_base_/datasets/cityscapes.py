@@ -10,8 +10,7 @@ data_root = 'data/cityscapes/'
 pool_root = 'data/cityscapes_dpsims'
 dpsims_checkpoint = 'work_dirs/cityscapes/generator_ema.safetensors'
 crop_size = (512, 1024)
-real_repeat = 4
-pool_repeat = 1
+synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
 
 _augment = [
     dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
@@ -55,11 +54,10 @@ pool_train_dataset = dict(
     pipeline=pool_train_pipeline)
 pool_mix_dataset = dict(
     _delete_=True,
-    type='ConcatDataset',
-    datasets=[
-        dict(type='RepeatDataset', times=real_repeat, dataset=real_train_dataset),
-        dict(type='RepeatDataset', times=pool_repeat, dataset=pool_train_dataset),
-    ])
+    type='SyntheticMixDataset',
+    real=real_train_dataset,
+    synthetic=pool_train_dataset,
+    synthetic_share=synthetic_share)
 
 train_dataloader = dict(
     batch_size=2,

@@ -15,10 +15,7 @@ metainfo = dict(
     palette=[[112, 170, 235], [235, 235, 240], [120, 95, 80], [40, 90, 170], [225, 205, 140], [90, 170, 60],
              [25, 100, 40], [130, 130, 125], [190, 80, 60], [70, 70, 75]])
 crop_size = (128, 128)
-# Real:synthetic sampling ratio of the pool mix = real_repeat : (images per label map in the pool) * pool_repeat,
-# per label map; with `generate --n 4`, 4:1 repeats give 1:1.
-real_repeat = 4
-pool_repeat = 1
+synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -69,11 +66,10 @@ pool_train_dataset = dict(
     pipeline=train_pipeline)
 pool_mix_dataset = dict(
     _delete_=True,
-    type='ConcatDataset',
-    datasets=[
-        dict(type='RepeatDataset', times=real_repeat, dataset=real_train_dataset),
-        dict(type='RepeatDataset', times=pool_repeat, dataset=pool_train_dataset),
-    ])
+    type='SyntheticMixDataset',
+    real=real_train_dataset,
+    synthetic=pool_train_dataset,
+    synthetic_share=synthetic_share)
 
 train_dataloader = dict(
     batch_size=4,

@@ -219,15 +219,50 @@ def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: 
 # ------------------------------------------------------------------------------------------------ stage 4
 
 
-def pool_variant(n: int, share: float) -> str:
-    """Variant name of a pool run: ``pool_n<n>`` at the default share 0.5, else ``pool_n<n>_s<share>``."""
-    return f"pool_n{n}" if share == 0.5 else f"pool_n{n}_s{share:g}"
+RECIPES = {"plain": "", "filter": "f", "resample": "r", "filter+resample": "fr"}  # recipe -> variant tag
 
 
-def parse_pool_variant(name: str) -> tuple[int, float]:
-    """Inverse of :func:`pool_variant`."""
-    n, _, share = name.removeprefix("pool_n").partition("_s")
-    return int(n), float(share) if share else 0.5
+def pool_variant(n: int, share: float, recipe: str = "plain") -> str:
+    """Variant name of a pool run: ``pool_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled pool,
+    then ``_s<share>`` unless the synthetic share is the default 0.5."""
+    tag = RECIPES[recipe]
+    return f"pool_n{n}" + (f"_{tag}" if tag else "") + ("" if share == 0.5 else f"_s{share:g}")
+
+
+def parse_pool_variant(name: str) -> tuple[int, float, str]:
+    """Inverse of :func:`pool_variant`: ``(n, share, recipe)``."""
+    n, *parts = name.removeprefix("pool_n").split("_")
+    share, recipe = 0.5, "plain"
+    by_tag = {tag: r for r, tag in RECIPES.items()}
+    for part in parts:
+        if part.startswith("s"):
+            share = float(part[1:])
+        else:
+            recipe = by_tag[part]
+    return int(n), share, recipe
+
+
+def stage_filter(args: argparse.Namespace, pool: Path, recipe: str, real_run: Path, seed: int,
+                 train_root: Path) -> tuple[Path, dict]:
+    """``dpsims-aug filter`` on a pool with the real-only segmenter of the same seed (FreeMask: the filter model
+    is trained on the real images); returns the filtered pool's folder."""
+    out = pool.with_name(f"{pool.name}_{RECIPES[recipe]}_m{args.filter_margin:g}_seed{seed}")
+    done = stage_done(out)
+    if done is not None:
+        return out, dict(done, cached=True)
+    from dpsims_aug.pool.filter import filter_pool
+
+    checkpoint = Path((real_run / "last_checkpoint").read_text().strip())
+    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
+    summary = filter_pool(pool, train_root, real_run / "config.py", checkpoint, out, layout=layout, split="train",
+                          margin=args.filter_margin if "f" in RECIPES[recipe] else None,
+                          resample="r" in RECIPES[recipe], device=args.device, progress=False,
+                          log=lambda m: log(f"[{out.name}] {m}"))
+    record = dict(recipe=recipe, seed=seed, margin=args.filter_margin, images=summary.images_selected,
+                  images_pool=summary.images_pool, kept_fraction=round(summary.kept_fraction, 4),
+                  seconds=round(summary.seconds, 1))
+    mark_done(out, record)
+    return out, dict(record, cached=False)
 
 
 def seg_config_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -266,6 +301,9 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     if spec["kind"] == "pool":  # SyntheticMixDataset(real, pool) at the run's synthetic share
         train.synthetic_share = spec["share"]
         train.real.data_root, train.synthetic.data_root = str(train_root), spec["pool"]
+        if spec["recipe"] != "plain":  # a filtered pool: the source pool's images, its annotations and sample list
+            train.synthetic.update(ann_file="samples.txt", data_prefix=dict(
+                img_path=str(Path(spec["source_pool"]) / "images"), seg_map_path="annotations"))
     else:
         train.data_root = str(train_root)
     if spec["kind"] == "online":
@@ -391,8 +429,9 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
     return rows
 
 
-def plot(rows: dict[str, dict], ns: list[int], shares: list[float], title: str, path: Path) -> None:
-    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map, one line per synthetic share; online
+def plot(rows: dict[str, dict], ns: list[int], shares: list[float], recipes: list[str], title: str,
+         path: Path) -> None:
+    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map, one line per recipe and share; online
     at its own position."""
     import matplotlib
 
@@ -401,12 +440,12 @@ def plot(rows: dict[str, dict], ns: list[int], shares: list[float], title: str, 
 
     fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
     xs = [0, *ns]
-    for i, share in enumerate(shares):
-        keys = ["real", *[pool_variant(n, share) for n in ns]]
+    for i, (recipe, share) in enumerate((r, s) for r in recipes for s in shares):
+        keys = ["real", *[pool_variant(n, share, recipe) for n in ns]]
         colour = f"C{i if i < 3 else i + 1}"  # C3 is the online marker's
         ax.errorbar(xs, [rows[k]["mIoU_mean"] for k in keys], yerr=[rows[k]["mIoU_std"] for k in keys],
                     marker="o", capsize=4, color=colour,
-                    label=f"real + offline pool, synthetic share {share:g} (0 = real only)")
+                    label=f"real + {recipe} pool, synthetic share {share:g} (0 = real only)")
         for x, k in zip(xs, keys):
             ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]
@@ -459,6 +498,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4], help="pool sizes per label map (default: 1 4)")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.5],
                         help="synthetic shares of the pool variants (default: 0.5)")
+    parser.add_argument("--recipes", nargs="+", default=["plain"], choices=list(RECIPES),
+                        help="pool recipes: plain, filter (FreeMask pixel filter), resample (hardness-aware), "
+                        "filter+resample (default: plain)")
+    parser.add_argument("--filter-margin", type=float, default=1.25, help="FreeMask loss margin (default: 1.25)")
     parser.add_argument("--no-online", action="store_true", help="skip the online DPSIMSAugment variant")
     parser.add_argument("--online-prob", type=float, default=0.5, help="DPSIMSAugment prob (default: 0.5)")
     parser.add_argument("--threads", type=int, help="CPU thread budget (default: $OMP_NUM_THREADS or all cores)")
@@ -537,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
     gan_tag = ckpt.parent.name
-    variants = ["real", *[pool_variant(n, share) for share in args.shares for n in args.n],
-                *([] if args.no_online else ["online"])]
+    variants = ["real", *[pool_variant(n, share, recipe) for recipe in args.recipes for share in args.shares
+                          for n in args.n], *([] if args.no_online else ["online"])]
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
@@ -546,16 +589,27 @@ def main(argv: list[str] | None = None) -> int:
             spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]))
             sub = v
             if kind == "pool":
-                n, share = parse_pool_variant(v)
-                spec.update(n=n, share=share, pool=str(pools[n]), checkpoint=str(ckpt))
-                sub = f"{v}_{gan_tag}"
+                n, share, recipe = parse_pool_variant(v)
+                spec.update(n=n, share=share, recipe=recipe, pool=str(pools[n]), source_pool=str(pools[n]),
+                            checkpoint=str(ckpt))
+                sub = f"{v}_{gan_tag}" + (f"_m{args.filter_margin:g}" if "f" in RECIPES[recipe] else "")
             elif kind == "online":
                 spec.update(checkpoint=str(ckpt), prob=args.online_prob)
                 sub = f"online_p{args.online_prob}_{gan_tag}"
             spec["run_dir"] = str(seg_root / sub / f"seed{seed}")
             specs.append(spec)
     t = time.perf_counter()
-    runs = stage_seg(args, specs, train_root, val_root)
+    # Filtered / resampled pools need the real-only segmenter of their seed: those runs go second.
+    first = [s for s in specs if s.get("recipe", "plain") == "plain"]
+    runs = stage_seg(args, first, train_root, val_root)
+    second = [s for s in specs if s.get("recipe", "plain") != "plain"]
+    for spec in second:
+        real_run = next(Path(s["run_dir"]) for s in first if s["variant"] == "real" and s["seed"] == spec["seed"])
+        out, record = stage_filter(args, Path(spec["source_pool"]), spec["recipe"], real_run, spec["seed"],
+                                   train_root)
+        spec["pool"] = str(out)
+        timed(f"{out.name}", record)
+    runs += stage_seg(args, second, train_root, val_root) if second else []
     timed("seg", dict(runs=len(runs), seconds=round(time.perf_counter() - t, 1)))
 
     rows = summarize(runs, variants)
@@ -563,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
-    plot(rows, args.n, args.shares, title, png)
+    plot(rows, args.n, args.shares, args.recipes, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
                    device=args.device, loadavg_start=[round(x, 2) for x in load_start],
@@ -578,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         settings=dict(dataset=args.dataset, labelled=args.labelled or "all", held_out=stages["data"]["val"],
                       size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,
                       seg_iters=args.seg_iters, seeds=args.seeds, n=args.n, online_prob=args.online_prob,
-                      shares=args.shares, pool_mix="SyntheticMixDataset(real, pool, synthetic_share)",
+                      shares=args.shares, recipes=args.recipes, filter_margin=args.filter_margin,
+                      pool_mix="SyntheticMixDataset(real, pool, synthetic_share)",
                       seg_configs={k: str(p.relative_to(REPO)) for k, p in configs.items()},
                       gan_checkpoint=str(ckpt), metric="mmseg IoUMetric mIoU (%) on the held-out real images"),
         summary=rows, runs=runs, stages=stages, machine=machine,
@@ -589,9 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwritten {out_json} and {png}")
     print("stages: " + ", ".join(f"{k} {'cached' if v.get('cached') else str(v.get('seconds')) + ' s'}"
                                   for k, v in stages.items()))
-    print(f"{'variant':<10} {'mIoU mean':>10} {'std':>6} {'gain':>7} {'seeds':>6}")
+    print(f"{'variant':<18} {'mIoU mean':>10} {'std':>6} {'gain':>7} {'seeds':>6}")
     for v, row in rows.items():
-        print(f"{v:<10} {row['mIoU_mean']:>10.2f} {row['mIoU_std']:>6.2f} {row['gain_vs_real']:>+7.2f} "
+        print(f"{v:<18} {row['mIoU_mean']:>10.2f} {row['mIoU_std']:>6.2f} {row['gain_vs_real']:>+7.2f} "
               f"{row['seeds']:>6}")
     return 0
 

@@ -28,6 +28,23 @@ from dpsims_aug.labels import LabelMapError, list_label_maps, read_label_map
 LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as ``[H, W, 3]`` uint8 RGB.
+
+    Raises:
+        ValueError: naming the file, if it is missing, unreadable or truncated.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path}: image not found") from err
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable or truncated image ({err})") from err
+
+
 # Split aliases per layout: what users type -> the folder name of that layout.
 _ADE_SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
 _CITY_SPLITS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}

@@ -18,18 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dpsims_aug.data.readers import read_rgb
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelSpace, load_label_map
 from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
 
 __all__ = ["evaluate", "format_table", "iter_eval_batches"]
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
 
 
 def _same_size_chunks(labels: Sequence[np.ndarray], max_len: int) -> Iterator[range]:
@@ -78,7 +72,7 @@ def iter_eval_batches(
             fakes.extend(images.reshape(len(idx), n_seeds, *images.shape[1:]))
         reals = None
         if with_reals:
-            reals = [_read_rgb(image_path) for image_path, _ in chunk_pairs]
+            reals = [read_rgb(image_path) for image_path, _ in chunk_pairs]
             for (image_path, label_path), real, lab in zip(chunk_pairs, reals, labels):
                 if real.shape[:2] != lab.shape:
                     raise ValueError(f"{image_path}: image is {real.shape[1]}x{real.shape[0]} but its label map "

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from dpsims_aug.data.readers import read_rgb
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, register_metric
 
@@ -288,13 +289,6 @@ def dataset_fingerprint(paths: Iterable[str | os.PathLike], root: str | os.PathL
     return h.hexdigest()
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
-
 def reference_stats(
     image_paths: Sequence[str | os.PathLike],
     root: str | os.PathLike | None = None,
@@ -329,7 +323,7 @@ def reference_stats(
     stats = FeatureStats.empty()
     bar = tqdm(total=len(image_paths), desc="FID reference", unit="img", disable=not progress)
     for start in range(0, len(image_paths), features.batch_size):
-        chunk = [_read_rgb(Path(p)) for p in image_paths[start : start + features.batch_size]]
+        chunk = [read_rgb(Path(p)) for p in image_paths[start : start + features.batch_size]]
         stats.update(features(chunk))
         bar.update(len(chunk))
     bar.close()

@@ -162,24 +162,47 @@ class Segmenter:
         return cls(model.to(torch.device(device)))
 
     @torch.inference_mode()
+    def pixel_losses(self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                     ignore_index: int = IGNORE_INDEX) -> list[np.ndarray]:
+        """Per-pixel cross-entropy of the segmenter's prediction against contiguous ``labels`` (``[H, W]`` float32
+        per image, at the image's size; ``nan`` where the label is ``ignore_index``)."""
+        out = []
+        for logits, label in zip(self._logits(images), labels):
+            label = torch.from_numpy(np.asarray(label, dtype=np.int64))
+            valid = label != ignore_index
+            log_p = torch.log_softmax(logits.float(), dim=0)
+            loss = torch.full(label.shape, float("nan"))
+            loss[valid] = -log_p.gather(0, label.clamp(0, logits.shape[0] - 1)[None])[0][valid]
+            out.append(loss.numpy())
+        return out
+
+    @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``[H, W, 3]`` uint8 RGB images (any sizes) -> ``[H, W]`` int64 class maps at the images' sizes.
 
         Runs the config's ``test_pipeline`` (resize, normalisation by the model's data preprocessor), like
         ``mmseg.apis.inference_model``.
         """
+        return [result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64) for result in self._infer(images)]
+
+    def _logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """``[C, H, W]`` class logits per image, at the image's size (CPU)."""
+        return [result.seg_logits.data.cpu() for result in self._infer(images)]
+
+    def _infer(self, images: Sequence[np.ndarray]) -> list:
+        """mmseg's ``SegDataSample`` result of each image (``mmseg.apis.inference_model``)."""
         from mmseg.apis import inference_model
 
         # mmseg's data preprocessor batches only same-size inputs at test time: one call per image size.
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
             by_shape.setdefault(np.shape(image), []).append(i)
-        out: list[np.ndarray | None] = [None] * len(images)
+        out: list = [None] * len(images)
         for indices in by_shape.values():
             # mmseg pipelines expect images as mmcv reads them (BGR); the data preprocessor converts back.
             bgr = [np.ascontiguousarray(np.asarray(images[i])[..., ::-1]) for i in indices]
             for i, result in zip(indices, inference_model(self.model, bgr)):
-                out[i] = result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64)
+                out[i] = result
         return out
 
 

@@ -127,6 +127,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_filter(args: argparse.Namespace) -> int:
+    from dpsims_aug.pool.filter import FilterError, filter_pool
+
+    try:
+        summary = filter_pool(
+            pool=args.pool, real=args.real, seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
+            out=args.out, layout=args.layout, split=args.split, margin=None if args.no_pixel_filter else args.margin,
+            resample=args.resample, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+        )
+    except (FilterError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{summary.images_selected} of {summary.images_pool} pool images selected, {summary.filtered_now} "
+          f"filtered now; {100 * summary.kept_fraction:.1f}% of their labelled pixels kept")
+    print(f"output folder: {summary.out}")
+    print(f"mmseg dataset config: {summary.dataset_config}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -180,6 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="decoding and encoding threads (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "filter",
+        help="FreeMask recipe for a generated pool: drop implausible pixels, resample by hardness",
+        description="With a segmenter trained on the real images: measure its mean pixel loss per class on the real "
+        "training set, then mark every synthetic pixel of class c whose loss exceeds margin x that mean as "
+        "unlabeled, in a filtered copy of the pool's annotations (the pool is not modified); with --resample "
+        "keep 1 (easiest) to N (hardest) of the pool's N images per label map, ranked by the label map's mean "
+        "class loss. Writes annotations/, samples.txt, dataset_config.py, filter.json. Re-running resumes.",
+    )
+    p.add_argument("--pool", required=True, help="folder written by `dpsims-aug generate`")
+    p.add_argument("--real", required=True, help="root of the real training dataset the segmenter was trained on")
+    p.add_argument("--seg-config", required=True, help="mmseg config of that segmenter")
+    p.add_argument("--seg-checkpoint", required=True, help="its checkpoint (mmengine .pth)")
+    p.add_argument("--out", help="output folder (default: <pool>_filtered)")
+    p.add_argument("--layout", default="auto", help="layout of --real: auto | ade20k | cityscapes | coco_stuff | folder")
+    p.add_argument("--split", default="train", help="split of --real (default: train)")
+    p.add_argument("--margin", type=float, default=1.25, help="loss margin over the class mean (default: 1.25)")
+    p.add_argument("--no-pixel-filter", action="store_true", help="keep every pixel (resampling only)")
+    p.add_argument("--resample", action="store_true", help="hardness-aware number of images per label map")
+    p.add_argument("--batch-size", type=int, default=16, help="images per segmenter call (default: 16)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_filter)
 
     p = sub.add_parser(
         "train",

@@ -307,7 +307,11 @@ def filter_pool(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="img", desc="filter")
-    with open(manifest_path, "a", encoding="utf-8") as manifest:
+    with open(manifest_path, "a+", encoding="utf-8") as manifest:
+        if manifest.tell() > 0:
+            manifest.seek(manifest.tell() - 1)
+            if manifest.read(1) != "\n":  # a torn last line (killed while appending): end it, it stays unread
+                manifest.write("\n")
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             images, labels = [], []

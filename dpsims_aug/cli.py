@@ -146,6 +146,30 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer ids, got {text!r}") from err
+
+
+def _cmd_layouts(args: argparse.Namespace) -> int:
+    from dpsims_aug.labels import LabelMapError
+    from dpsims_aug.layouts import LayoutAugment, write_layouts
+
+    params = LayoutAugment(flip=not args.no_flip, scale=(1.0, args.max_zoom), max_pastes=args.max_pastes,
+                           paste_ids=args.paste_ids or None, ignore_ids=args.ignore_ids)
+    try:
+        summary = write_layouts(args.labels, args.k, args.out, layout=args.layout, split=args.split,
+                                seed=args.seed, params=params, progress=not args.no_progress)
+    except (LabelMapError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"output folder: {summary.out} (render images for it with: dpsims-aug generate --labels {summary.out} "
+          "--layout bare --n 1)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -199,6 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="decoding and encoding threads (default: 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "layouts",
+        help="new label maps from the dataset's own (flip, zoom, class-aware copy-paste) to render images for",
+        description="Write K new label maps per label map: horizontal flip, a random zoom window, and connected "
+        "regions (objects) of other maps of the dataset pasted at the same height with a random horizontal "
+        "shift. Render images for them with `dpsims-aug generate --labels OUT --layout bare`. Re-running resumes.",
+    )
+    p.add_argument("--labels", required=True, help="dataset root or folder of label maps")
+    p.add_argument("--k", type=int, default=4, help="new label maps per label map (default: 4)")
+    p.add_argument("--out", required=True, help="output folder of label maps")
+    p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
+    p.add_argument("--split", help="only this split (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--max-zoom", type=float, default=1.5, help="largest zoom factor, 1 = none (default: 1.5)")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
+    p.add_argument("--max-pastes", type=int, default=3, help="objects pasted per new map at most (default: 3)")
+    p.add_argument("--paste-ids", type=_ids, help="raw ids that may be pasted, e.g. 7,8,9 (default: any)")
+    p.add_argument("--ignore-ids", type=_ids, default=(0, 255), help="raw ids never pasted (default: 0,255)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_layouts)
 
     p = sub.add_parser(
         "filter",

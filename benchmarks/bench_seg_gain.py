@@ -220,18 +220,26 @@ def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: 
 
 
 RECIPES = {"plain": "", "filter": "f", "resample": "r", "filter+resample": "fr"}  # recipe -> variant tag
+# Where a pool's images come from -> variant prefix. "pool": the GAN, n images per labelled map; "layouts": the GAN on
+# n new label maps per labelled map (`dpsims-aug layouts`), one image each; "oracle": the embedded renderer, n new
+# appearances of each labelled layout (a perfect appearance synthesizer); "oracle_new": the renderer, n new scenes
+# per labelled map (a perfect layout + image synthesizer).
+SOURCES = {"pool": "pool", "layouts": "layouts", "oracle": "oracle", "oracle_new": "oraclenew"}
+THING_IDS = (2, 7, 8, 9)  # embedded raw ids of cloud, tree, rock, building: what `layouts` pastes in the study
 
 
-def pool_variant(n: int, share: float, recipe: str = "plain") -> str:
-    """Variant name of a pool run: ``pool_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled pool,
-    then ``_s<share>`` unless the synthetic share is the default 0.5."""
+def pool_variant(n: int, share: float, recipe: str = "plain", source: str = "pool") -> str:
+    """Variant name of a pool run: ``<source>_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled
+    pool, then ``_s<share>`` unless the synthetic share is the default 0.5."""
     tag = RECIPES[recipe]
-    return f"pool_n{n}" + (f"_{tag}" if tag else "") + ("" if share == 0.5 else f"_s{share:g}")
+    return f"{SOURCES[source]}_n{n}" + (f"_{tag}" if tag else "") + ("" if share == 0.5 else f"_s{share:g}")
 
 
-def parse_pool_variant(name: str) -> tuple[int, float, str]:
-    """Inverse of :func:`pool_variant`: ``(n, share, recipe)``."""
-    n, *parts = name.removeprefix("pool_n").split("_")
+def parse_pool_variant(name: str) -> tuple[int, float, str, str]:
+    """Inverse of :func:`pool_variant`: ``(n, share, recipe, source)``."""
+    prefix, _, rest = name.partition("_n")
+    source = {v: k for k, v in SOURCES.items()}[prefix]
+    n, *parts = rest.split("_")
     share, recipe = 0.5, "plain"
     by_tag = {tag: r for r, tag in RECIPES.items()}
     for part in parts:
@@ -239,7 +247,65 @@ def parse_pool_variant(name: str) -> tuple[int, float, str]:
             share = float(part[1:])
         else:
             recipe = by_tag[part]
-    return int(n), share, recipe
+    return int(n), share, recipe, source
+
+
+def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool) -> tuple[Path, dict]:
+    """A pool drawn by the embedded renderer, in ``generate``'s folder format: n new appearances of every labelled
+    layout (``new_scenes=False``) or n entirely new scenes per labelled map (``True``)."""
+    folder = root / (f"oracle_new_n{n}" if new_scenes else f"oracle_n{n}")
+    done = stage_done(folder)
+    if done is not None:
+        return folder, dict(done, cached=True)
+    import numpy as np
+
+    from dpsims_aug.data.scenes import render_scene, scene_seeds
+    from dpsims_aug.fileio import atomic_write_bytes
+    from dpsims_aug.labels import embedded_label_space, write_label_map
+    from io import BytesIO
+    from PIL import Image
+
+    started, space, size = time.perf_counter(), embedded_label_space(), (args.size, args.size)
+    for i in range(args.labelled):
+        layout_seed, appearance_seed = scene_seeds(0, i, 0)  # the study's labelled scene i (write_dataset, seed 0)
+        for k in range(n):
+            if new_scenes:  # stream 7: scenes no split of the study uses
+                image, labels = render_scene(*scene_seeds(0, i * n + k, 7), size=size)
+            else:
+                seq = np.random.SeedSequence([appearance_seed, k, 0x0AC1E])
+                image, labels = render_scene(layout_seed, int(seq.generate_state(1)[0]), size=size)
+            name = f"training/scene_{i:06d}_s{k}"
+            buf = BytesIO()
+            Image.fromarray(image).save(buf, format="JPEG", quality=95)
+            atomic_write_bytes(folder / "images" / f"{name}.jpg", buf.getvalue())
+            write_label_map(folder / "annotations" / f"{name}.png", space.to_raw(labels))
+    record = dict(n=n, new_scenes=new_scenes, images=args.labelled * n, seconds=round(time.perf_counter() - started, 1))
+    mark_done(folder, record)
+    return folder, dict(record, cached=False)
+
+
+def stage_layouts(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: Path, k: int) -> tuple[Path, dict]:
+    """``dpsims-aug layouts`` (k new label maps per labelled map, pasting the embedded "thing" classes), then
+    ``generate`` one image per new map with the study's generator."""
+    pool = gan_dir / f"layouts_k{k}"
+    done = stage_done(pool)
+    if done is not None:
+        return pool, dict(done, cached=True)
+    from dpsims_aug.generate import generate
+    from dpsims_aug.layouts import LayoutAugment, write_layouts
+
+    started = time.perf_counter()
+    maps = gan_dir.parent / f"layouts_k{k}_maps"
+    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
+    params = LayoutAugment(paste_ids=THING_IDS if args.dataset == "embedded" else None)
+    write_layouts(train_root, k, maps, layout=layout, split="train", params=params, progress=False,
+                  log=lambda m: log(f"[layouts_k{k}] {m}"))
+    generate(labels=maps, n=1, out=pool, checkpoint=ckpt, layout="bare", device=args.device, progress=False,
+             workers=1, log=lambda m: log(f"[layouts_k{k}] {m}"))
+    record = dict(k=k, images=len(list((pool / "images").rglob("*.jpg"))),
+                  seconds=round(time.perf_counter() - started, 1))
+    mark_done(pool, record)
+    return pool, dict(record, cached=False)
 
 
 def stage_filter(args: argparse.Namespace, pool: Path, recipe: str, real_run: Path, seed: int,
@@ -429,24 +495,28 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
     return rows
 
 
-def plot(rows: dict[str, dict], ns: list[int], shares: list[float], recipes: list[str], title: str,
-         path: Path) -> None:
-    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map, one line per recipe and share; online
-    at its own position."""
+def plot(rows: dict[str, dict], ns: list[int], title: str, path: Path) -> None:
+    """mIoU (mean +- std over seeds, seeds as dots) vs images per label map, one line per pool source, recipe and
+    share; online at its own position."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=120)
     xs = [0, *ns]
-    for i, (recipe, share) in enumerate((r, s) for r in recipes for s in shares):
-        keys = ["real", *[pool_variant(n, share, recipe) for n in ns]]
+    series: dict[tuple[str, str, float], dict[int, str]] = {}
+    for v in rows:
+        if v not in ("real", "online"):
+            n, share, recipe, source = parse_pool_variant(v)
+            series.setdefault((source, recipe, share), {})[n] = v
+    for i, ((source, recipe, share), by_n) in enumerate(series.items()):
+        points = [(0, "real"), *sorted(by_n.items())]
         colour = f"C{i if i < 3 else i + 1}"  # C3 is the online marker's
-        ax.errorbar(xs, [rows[k]["mIoU_mean"] for k in keys], yerr=[rows[k]["mIoU_std"] for k in keys],
-                    marker="o", capsize=4, color=colour,
-                    label=f"real + {recipe} pool, synthetic share {share:g} (0 = real only)")
-        for x, k in zip(xs, keys):
+        ax.errorbar([x for x, _ in points], [rows[k]["mIoU_mean"] for _, k in points],
+                    yerr=[rows[k]["mIoU_std"] for _, k in points], marker="o", capsize=4, color=colour,
+                    label=f"{source}{'' if recipe == 'plain' else ' ' + recipe}, share {share:g}")
+        for x, k in points:
             ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]
     if "online" in rows:
@@ -459,7 +529,7 @@ def plot(rows: dict[str, dict], ns: list[int], shares: list[float], recipes: lis
         labels.append("online")
     ax.axhline(rows["real"]["mIoU_mean"], color="gray", linestyle=":", linewidth=1)
     ax.set_xticks(ticks, labels)
-    ax.set_xlabel("synthetic images per labelled label map (n)")
+    ax.set_xlabel("synthetic images (or new layouts) per labelled label map (n); 0 = real only")
     ax.set_ylabel("mIoU on held-out real images (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
@@ -498,6 +568,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4], help="pool sizes per label map (default: 1 4)")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.5],
                         help="synthetic shares of the pool variants (default: 0.5)")
+    parser.add_argument("--sources", nargs="+", default=["pool"], choices=list(SOURCES),
+                        help="where pool images come from: pool (the GAN), layouts (the GAN on new label maps), "
+                        "oracle (renderer, new appearances of the labelled layouts), oracle_new (renderer, new "
+                        "scenes); default: pool")
     parser.add_argument("--recipes", nargs="+", default=["plain"], choices=list(RECIPES),
                         help="pool recipes: plain, filter (FreeMask pixel filter), resample (hardness-aware), "
                         "filter+resample (default: plain)")
@@ -572,27 +646,38 @@ def main(argv: list[str] | None = None) -> int:
                        val_root=str(val_root)))
     ckpt, record = stage_gan(args, root, train_root, val_root)
     timed("gan", record)
-    pools = {}
-    for n in args.n:
-        pools[n], record = stage_pool(args, ckpt.parent, train_root, ckpt, n)
-        timed(f"pool_n{n}", record)
+    pools: dict[tuple[str, int], Path] = {}  # (source, n) -> pool folder
+    if args.dataset != "embedded" and {"oracle", "oracle_new"} & set(args.sources):
+        raise SystemExit("error: the oracle sources need the embedded dataset (its renderer)")
+    for source in args.sources:
+        for n in args.n:
+            if source == "pool":
+                pools[source, n], record = stage_pool(args, ckpt.parent, train_root, ckpt, n)
+            elif source == "layouts":
+                pools[source, n], record = stage_layouts(args, ckpt.parent, train_root, ckpt, n)
+            else:
+                pools[source, n], record = stage_oracle(args, root, n, new_scenes=source == "oracle_new")
+            timed(pools[source, n].name, record)
 
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
     gan_tag = ckpt.parent.name
-    variants = ["real", *[pool_variant(n, share, recipe) for recipe in args.recipes for share in args.shares
-                          for n in args.n], *([] if args.no_online else ["online"])]
+    variants = ["real", *[pool_variant(n, share, recipe, source) for source in args.sources
+                          for recipe in (args.recipes if source in ("pool", "layouts") else ["plain"])
+                          for share in args.shares for n in args.n], *([] if args.no_online else ["online"])]
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
-            kind = v.split("_")[0]
+            kind = v if v in ("real", "online") else "pool"
             spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]))
             sub = v
             if kind == "pool":
-                n, share, recipe = parse_pool_variant(v)
-                spec.update(n=n, share=share, recipe=recipe, pool=str(pools[n]), source_pool=str(pools[n]),
-                            checkpoint=str(ckpt))
-                sub = f"{v}_{gan_tag}" + (f"_m{args.filter_margin:g}" if "f" in RECIPES[recipe] else "")
+                n, share, recipe, source = parse_pool_variant(v)
+                folder = str(pools[source, n])
+                spec.update(n=n, share=share, recipe=recipe, source=source, pool=folder, source_pool=folder,
+                            checkpoint=str(ckpt) if source in ("pool", "layouts") else None)
+                sub = v + (f"_{gan_tag}" if source in ("pool", "layouts") else "")
+                sub += f"_m{args.filter_margin:g}" if "f" in RECIPES[recipe] else ""
             elif kind == "online":
                 spec.update(checkpoint=str(ckpt), prob=args.online_prob)
                 sub = f"online_p{args.online_prob}_{gan_tag}"
@@ -617,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
-    plot(rows, args.n, args.shares, args.recipes, title, png)
+    plot(rows, args.n, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
                    device=args.device, loadavg_start=[round(x, 2) for x in load_start],
@@ -632,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         settings=dict(dataset=args.dataset, labelled=args.labelled or "all", held_out=stages["data"]["val"],
                       size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,
                       seg_iters=args.seg_iters, seeds=args.seeds, n=args.n, online_prob=args.online_prob,
-                      shares=args.shares, recipes=args.recipes, filter_margin=args.filter_margin,
+                      shares=args.shares, recipes=args.recipes, sources=args.sources,
+                      filter_margin=args.filter_margin,
                       pool_mix="SyntheticMixDataset(real, pool, synthetic_share)",
                       seg_configs={k: str(p.relative_to(REPO)) for k, p in configs.items()},
                       gan_checkpoint=str(ckpt), metric="mmseg IoUMetric mIoU (%) on the held-out real images"),

@@ -568,6 +568,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4], help="pool sizes per label map (default: 1 4)")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.5],
                         help="synthetic shares of the pool variants (default: 0.5)")
+    parser.add_argument("--variants", nargs="+",
+                        help="exactly these variants (e.g. pool_n4 pool_n4_f_s0.25 oracle_n4 layouts_n4 online), "
+                        "instead of the product of --sources/--recipes/--shares/--n; real is always included")
     parser.add_argument("--sources", nargs="+", default=["pool"], choices=list(SOURCES),
                         help="where pool images come from: pool (the GAN), layouts (the GAN on new label maps), "
                         "oracle (renderer, new appearances of the labelled layouts), oracle_new (renderer, new "
@@ -646,25 +649,29 @@ def main(argv: list[str] | None = None) -> int:
                        val_root=str(val_root)))
     ckpt, record = stage_gan(args, root, train_root, val_root)
     timed("gan", record)
-    pools: dict[tuple[str, int], Path] = {}  # (source, n) -> pool folder
-    if args.dataset != "embedded" and {"oracle", "oracle_new"} & set(args.sources):
+    if args.variants:  # an explicit list instead of the product of --sources, --recipes, --shares and --n
+        variants = ["real", *[v for v in args.variants if v != "real"]]
+    else:
+        variants = ["real", *[pool_variant(n, share, recipe, source) for source in args.sources
+                              for recipe in (args.recipes if source in ("pool", "layouts") else ["plain"])
+                              for share in args.shares for n in args.n], *([] if args.no_online else ["online"])]
+    needed = sorted({(parse_pool_variant(v)[3], parse_pool_variant(v)[0]) for v in variants
+                     if v not in ("real", "online")})  # (source, n) of every pool the variants read
+    pools: dict[tuple[str, int], Path] = {}
+    if args.dataset != "embedded" and {"oracle", "oracle_new"} & {source for source, _ in needed}:
         raise SystemExit("error: the oracle sources need the embedded dataset (its renderer)")
-    for source in args.sources:
-        for n in args.n:
-            if source == "pool":
-                pools[source, n], record = stage_pool(args, ckpt.parent, train_root, ckpt, n)
-            elif source == "layouts":
-                pools[source, n], record = stage_layouts(args, ckpt.parent, train_root, ckpt, n)
-            else:
-                pools[source, n], record = stage_oracle(args, root, n, new_scenes=source == "oracle_new")
-            timed(pools[source, n].name, record)
+    for source, n in needed:
+        if source == "pool":
+            pools[source, n], record = stage_pool(args, ckpt.parent, train_root, ckpt, n)
+        elif source == "layouts":
+            pools[source, n], record = stage_layouts(args, ckpt.parent, train_root, ckpt, n)
+        else:
+            pools[source, n], record = stage_oracle(args, root, n, new_scenes=source == "oracle_new")
+        timed(pools[source, n].name, record)
 
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
     gan_tag = ckpt.parent.name
-    variants = ["real", *[pool_variant(n, share, recipe, source) for source in args.sources
-                          for recipe in (args.recipes if source in ("pool", "layouts") else ["plain"])
-                          for share in args.shares for n in args.n], *([] if args.no_online else ["online"])]
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
@@ -702,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
-    plot(rows, args.n, title, png)
+    plot(rows, sorted({n for _, n in needed}) or args.n, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
                    device=args.device, loadavg_start=[round(x, 2) for x in load_start],

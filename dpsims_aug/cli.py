@@ -1,7 +1,9 @@
 """The ``dpsims-aug`` console script.
 
 Each subcommand is a ``_cmd_<name>(args)`` function registered in :func:`build_parser`; heavy imports happen
-inside them so ``dpsims-aug --help`` stays instant.
+inside them so ``dpsims-aug --help`` stays instant. Other packages add subcommands through the ``dpsims_aug.commands``
+entry point group: each entry is a function that takes the subparsers object and adds its parser (``train_gan``
+adds ``train`` and ``export`` this way, so the toolkit never imports the trainer).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+COMMAND_GROUP = "dpsims_aug.commands"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -77,30 +82,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         print(f"preview: {summary.preview}")
     if summary.hf_dataset is not None:
         print(f"HF dataset: {summary.hf_dataset}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    # The trainer is a separate package of this distribution (train_gan); it is only imported here, lazily, so
-    # that inference users never load it.
-    from train_gan.train import main as train_main
-
-    return train_main([args.config, *args.train_args])
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    import torch
-
-    from dpsims_aug.checkpoint import CheckpointError
-    from train_gan.export import export_training_checkpoint
-
-    try:
-        result = export_training_checkpoint(args.checkpoint, args.out, dtype=torch.float16 if args.half else None)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Exported the EMA generator ({result.label_space.name}, {result.label_space.num_classes} classes) "
-          f"to {args.out}")
     return 0
 
 
@@ -270,27 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_filter)
 
     p = sub.add_parser(
-        "train",
-        help="train DP-SIMS with mmengine's Runner (same as python -m train_gan.train)",
-        description="Train DP-SIMS from an mmengine config (train_gan/configs/*.py). Options after CONFIG go to "
-        "the trainer: --work-dir, --resume [CKPT], --max-iters, --amp, --launcher, --cfg-options.",
-    )
-    p.add_argument("config", help="training config")
-    p.add_argument("train_args", nargs=argparse.REMAINDER, help="trainer options")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser(
-        "export",
-        help="turn a training checkpoint into the single-file inference checkpoint (EMA generator)",
-        description="Write the EMA generator, its config and LabelSpace from a training checkpoint (iter_N.pth) "
-        "to one safetensors file that `generate` and DPSIMSAugment load.",
-    )
-    p.add_argument("checkpoint", help="training checkpoint (work_dir/iter_N.pth)")
-    p.add_argument("--out", required=True, help="output .safetensors file")
-    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser(
         "evaluate",
         help="FID/KID, colour statistics, TSTR, mIoU (with a segmenter) and diversity of a generator checkpoint",
         description="Synthesize --n-seeds images per label map of a split (seeds as in `generate`) and measure FID "
@@ -321,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tstr-maps", type=int, default=128, help="training label maps used by TSTR (default: 128)")
     p.add_argument("--tstr-work-dir", help="TSTR runs (default: work_dirs/tstr); the real reference is reused")
     p.set_defaults(func=_cmd_evaluate)
+
+    # Subcommands of other packages of the distribution (train_gan's `train` and `export`), found through an entry
+    # point group so that the toolkit never imports the trainer.
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 

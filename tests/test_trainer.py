@@ -102,6 +102,11 @@ def test_train_resume_is_exact_and_exports(tiny_config, tmp_path):
     assert reloaded.generator_config == export.generator_config and reloaded.label_space == export.label_space
     assert all(torch.equal(reloaded.state_dict[k], v) for k, v in export.state_dict.items())
     assert exported.summary["iterations"] == 4
+    # ... and so does the console command (train_gan's subcommand, found through the entry point group).
+    from dpsims_aug.cli import main as cli_main
+
+    assert cli_main(["export", str(straight / "iter_4.pth"), "--out", str(tmp_path / "cli.safetensors")]) == 0
+    assert (tmp_path / "cli.safetensors").read_bytes() == (tmp_path / "exported.safetensors").read_bytes()
     # Half-precision export (the bundled model): float16 on disk, loads into the float32 Synthesizer.
     from dpsims_aug.synthesis import Synthesizer
 

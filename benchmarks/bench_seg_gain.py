@@ -257,13 +257,14 @@ def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool)
     done = stage_done(folder)
     if done is not None:
         return folder, dict(done, cached=True)
+    from io import BytesIO
+
     import numpy as np
+    from PIL import Image
 
     from dpsims_aug.data.scenes import render_scene, scene_seeds
     from dpsims_aug.fileio import atomic_write_bytes
     from dpsims_aug.labels import embedded_label_space, write_label_map
-    from io import BytesIO
-    from PIL import Image
 
     started, space, size = time.perf_counter(), embedded_label_space(), (args.size, args.size)
     for i in range(args.labelled):

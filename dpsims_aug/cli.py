@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seg-config", required=True, help="mmseg config of that segmenter")
     p.add_argument("--seg-checkpoint", required=True, help="its checkpoint (mmengine .pth)")
     p.add_argument("--out", help="output folder (default: <pool>_filtered)")
-    p.add_argument("--layout", default="auto", help="layout of --real: auto | ade20k | cityscapes | coco_stuff | folder")
+    p.add_argument("--layout", default="auto", help="layout of --real (default: auto)")
     p.add_argument("--split", default="train", help="split of --real (default: train)")
     p.add_argument("--margin", type=float, default=1.25, help="loss margin over the class mean (default: 1.25)")
     p.add_argument("--no-pixel-filter", action="store_true", help="keep every pixel (resampling only)")

@@ -36,6 +36,7 @@ except ImportError:  # mmcv alone: still usable with mmcv's Compose
 MODES = ("online", "pool")
 SIZE_POLICIES = ("resize", "pad")
 ON_MISSING = ("skip", "error")
+DONORS = 8  # new_layouts: copy-paste donors kept per process (the last label maps seen)
 # mmseg names of label files that hold other ids than the file `dpsims-aug generate` read (pool lookup by stem).
 _LABEL_FILE_SUFFIXES = ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png", "_labelTrainIds.png")
 
@@ -129,6 +130,12 @@ class DPSIMSAugment(BaseTransform):
             ``results['reduce_zero_label']`` (set by mmseg datasets), else False.
         contiguous_labels: The annotation files hold ``label_space``'s contiguous ids (0..C-1, 255), not raw ids.
         on_missing: Pool mode, label map without pool images: ``'skip'`` (keep the real image) or ``'error'``.
+        new_layouts: Online mode: also give replaced samples a *new label map* first, then synthesize the image for
+            it (image and labels stay consistent; ``gt_seg_map`` is replaced too). A dict of
+            :class:`~dpsims_aug.layouts.LayoutAugment` fields (flip, zoom ``scale``, copy-paste ``max_pastes``,
+            ``paste_ids``, ...), with ids as they are in ``gt_seg_map`` (``ignore_ids`` defaults to ``(255,)``);
+            ``{}`` takes the defaults. Copy-paste donors are the last 8 label maps this process has seen.
+            ``None`` (default): labels are never changed.
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class DPSIMSAugment(BaseTransform):
         reduce_zero_label: bool | None = None,
         contiguous_labels: bool = False,
         on_missing: str = "skip",
+        new_layouts: dict | None = None,
     ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"DPSIMSAugment: prob must lie in [0, 1], got {prob}")
@@ -166,6 +174,21 @@ class DPSIMSAugment(BaseTransform):
         self.contiguous_labels = bool(contiguous_labels)
         self.on_missing = on_missing
         self.label_space = _as_label_space(label_space)
+        self.new_layouts = None
+        if new_layouts is not None:
+            from dpsims_aug.layouts import LayoutAugment
+
+            if mode != "online":
+                raise ValueError("DPSIMSAugment: new_layouts needs mode='online' (a pool has no images for new maps)")
+            options = dict(new_layouts)
+            options.setdefault("ignore_ids", (255,))
+            for name in ("scale", "paste_ids", "ignore_ids"):
+                if options.get(name) is not None:
+                    options[name] = tuple(options[name])
+            try:
+                self.new_layouts = LayoutAugment(**options)
+            except TypeError as err:
+                raise ValueError(f"DPSIMSAugment: bad new_layouts {new_layouts!r} ({err})") from err
         self.checkpoint: Path | None = None
         self.pool: Path | None = None
         # Fail at pipeline build time (in the main process), not in a worker halfway through training.
@@ -196,11 +219,12 @@ class DPSIMSAugment(BaseTransform):
         self._pool_index: dict[str, list[str]] | None = None  # pool: key -> image paths
         self._pool_stems: dict[str, list[str]] | None = None  # pool: output stem -> image paths
         self._visits: defaultdict[str, int] = defaultdict(int)
+        self._donors: list[np.ndarray] = []  # new_layouts: the last label maps seen (copy-paste donors)
 
     def __getstate__(self) -> dict:
         # Never ship the model (or per-process indexes/counters) to worker processes: they build their own.
         state = self.__dict__.copy()
-        for name in ("_synth", "_luts", "_pool_index", "_pool_stems", "_visits", "_pid"):
+        for name in ("_synth", "_luts", "_pool_index", "_pool_stems", "_visits", "_pid", "_donors"):
             state.pop(name, None)
         return state
 
@@ -437,10 +461,18 @@ class DPSIMSAugment(BaseTransform):
         self._visits[key] += 1
         rng = np.random.default_rng(derive_seed(self.seed, key, visit))
         results["dpsims_augmented"] = False
+        donors = list(self._donors)
+        if self.new_layouts is not None:
+            self._donors = [*self._donors[-(DONORS - 1):], np.asarray(results["gt_seg_map"])]
         if self.prob <= 0.0 or rng.random() >= self.prob:
             return results
         if self.mode == "online":
-            img = self._synthesize(results, int(rng.integers(1 << 62)))
+            noise_seed = int(rng.integers(1 << 62))
+            if self.new_layouts is not None:
+                from dpsims_aug.layouts import augment_layout
+
+                results["gt_seg_map"] = augment_layout(results["gt_seg_map"], rng, donors, self.new_layouts)
+            img = self._synthesize(results, noise_seed)
         else:
             img = self._load_pool_image(results, rng)
             if img is None:
@@ -456,7 +488,7 @@ class DPSIMSAugment(BaseTransform):
         s = f"{self.__class__.__name__}(mode='{self.mode}', prob={self.prob}, "
         if self.mode == "online":
             s += (f"checkpoint='{self.checkpoint}', device='{self.device}', dtype='{self.dtype}', "
-                  f"size_policy='{self.size_policy}', ")
+                  f"size_policy='{self.size_policy}', new_layouts={self.new_layouts}, ")
         else:
             s += f"pool='{self.pool}', on_missing='{self.on_missing}', "
         s += (f"seed={self.seed}, label_space={_describe(self.label_space)!r}, "

@@ -22,7 +22,11 @@ from dpsims_aug.generate import generate  # noqa: E402
 from dpsims_aug.labels import embedded_label_space, read_label_map  # noqa: E402
 from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 from dpsims_aug.pool.filter import (  # noqa: E402
-    FilterError, filter_mask, filter_pool, hardness_counts, map_hardness,
+    FilterError,
+    filter_mask,
+    filter_pool,
+    hardness_counts,
+    map_hardness,
 )
 
 REPO = Path(__file__).resolve().parents[1]

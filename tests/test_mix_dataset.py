@@ -15,6 +15,7 @@ import dpsims_aug.engine  # noqa: E402, F401  (registers SyntheticMixDataset, as
 from dpsims_aug.data.writers import write_dataset  # noqa: E402
 from dpsims_aug.engine import SyntheticMixDataset  # noqa: E402
 
+
 @pytest.fixture(autouse=True, scope="module")
 def mmseg_scope():
     """Build in mmseg's default scope, as a Runner with ``default_scope = 'mmseg'`` does."""

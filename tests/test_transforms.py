@@ -16,6 +16,7 @@ from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.generate import generate, read_manifest_records
 from dpsims_aug.labels import LabelMapError, cityscapes_label_space, embedded_label_space
 from dpsims_aug.models import DPSIMSGenerator, generator_config
+from dpsims_aug.synthesis import derive_seed
 from dpsims_aug.transforms import DPSIMSAugment, MapLabelIds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -377,3 +378,30 @@ def test_augment_configs_resume_with_safe_loading(data, tmp_path):
     runner.train()
     assert runner.iter == 3
     assert len(runner.message_hub.get_scalar("train/loss").data[0]) == 3  # history restored from the checkpoint
+
+
+def test_online_new_layouts_change_labels_and_image_together(ckpt, data):
+    t = DPSIMSAugment(checkpoint=ckpt, prob=1.0, new_layouts=dict(scale=(1.2, 1.6), max_pastes=2, paste_prob=1.0))
+    assert t.new_layouts.ignore_ids == (255,)
+    changed = 0
+    for i in range(4):
+        r = _results(data, i)
+        before = r["gt_seg_map"].copy()
+        out = t(r)
+        assert out["dpsims_augmented"] and out["gt_seg_map"].shape == before.shape
+        assert set(np.unique(out["gt_seg_map"]).tolist()) <= set(range(10)) | {255}
+        changed += not np.array_equal(out["gt_seg_map"], before)
+        # The image is the generator's image of the *new* label map (same noise seed as without new_layouts).
+        rng = np.random.default_rng(derive_seed(0, out["seg_map_path"], 0))
+        rng.random()
+        direct = DPSIMSAugment(checkpoint=ckpt, prob=1.0)._synthesize(out, int(rng.integers(1 << 62)))
+        assert np.array_equal(direct, out["img"])
+    assert changed >= 3
+    # Deterministic per (seed, map, visit) in a fresh process state.
+    a = DPSIMSAugment(checkpoint=ckpt, prob=1.0, new_layouts={})(_results(data, 1))
+    b = DPSIMSAugment(checkpoint=ckpt, prob=1.0, new_layouts={})(_results(data, 1))
+    assert np.array_equal(a["gt_seg_map"], b["gt_seg_map"]) and np.array_equal(a["img"], b["img"])
+    with pytest.raises(ValueError, match="needs mode='online'"):
+        DPSIMSAugment(mode="pool", pool=data, new_layouts={})
+    with pytest.raises(ValueError, match="bad new_layouts"):
+        DPSIMSAugment(checkpoint=ckpt, new_layouts=dict(zoom=2))

@@ -153,8 +153,8 @@ def _ignore_raw(space: LabelSpace) -> int:
 def _dataset_config_text(out: Path, pool: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool) -> str:
     names = ", ".join(repr(c) for c in space.class_names)
     colours = ", ".join(f"[{r}, {g}, {b}]" for r, g, b in space.palette)
-    return f'''# mmseg dataset config for the pool filtered by `dpsims-aug filter` (images of the pool, filtered annotations,
-# the samples listed in samples.txt). Mix it with the real data at a chosen synthetic share, e.g.
+    return f'''# mmseg dataset config for the pool filtered by `dpsims-aug filter` (images of the pool, filtered
+# annotations, the samples listed in samples.txt). Mix it with the real data at a chosen synthetic share, e.g.
 #   custom_imports = dict(imports=['dpsims_aug.engine'], allow_failed_imports=False)
 #   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
 #                                        synthetic=dpsims_filtered_dataset, synthetic_share=0.25))

@@ -90,7 +90,10 @@ def _leaf_datasets(dataset) -> list:
 
 def test_the_expected_configs_ship():
     names = {p.relative_to(REPO / "augment").as_posix() for p in CONFIGS}
-    assert len(names) == 30
+    assert len(names) == 34
+    for stage in ("pretrain", "finetune"):  # the two-stage schedule, for the embedded set and SegFormer-B0 on ADE
+        assert f"embedded/fastscnn_embedded_{stage}.py" in names
+        assert f"ade20k/segformer_mit-b0_ade20k-512x512_{stage}.py" in names
     for variant in ("real", "pool", "online"):
         assert f"embedded/fastscnn_embedded_{variant}.py" in names
         for model in ("segformer_mit-b0", "segformer_mit-b2", "deeplabv3plus_r50-d8"):
@@ -144,7 +147,15 @@ def test_variants_are_what_their_names_say(path: Path, registries, tmp_path):
     variant = path.stem.rsplit("_", 1)[1]
     if variant == "real":
         assert dataset.type != "SyntheticMixDataset" and "DPSIMSAugment" not in steps
-    elif variant == "pool":
+    elif variant == "finetune":  # stage 2 starts from stage 1's last checkpoint, on real images only
+        assert dataset.type != "SyntheticMixDataset" and "DPSIMSAugment" not in steps
+        pretrain = Config.fromfile(str(path.with_name(path.name.replace("_finetune", "_pretrain"))))
+        assert cfg.load_from == f"work_dirs/{path.stem.replace('_finetune', '_pretrain')}/" \
+            f"iter_{pretrain.train_cfg.max_iters}.pth"
+        assert pretrain.train_cfg.max_iters % pretrain.default_hooks.checkpoint.interval == 0  # that file is saved
+        assert cfg.train_cfg.max_iters < pretrain.train_cfg.max_iters
+        assert cfg.optim_wrapper.optimizer.lr < pretrain.optim_wrapper.optimizer.lr
+    elif variant in ("pool", "pretrain"):
         real, synthetic = dataset.real, dataset.synthetic
         assert dataset.type == "SyntheticMixDataset" and synthetic.data_root.rstrip("/").endswith("_dpsims")
         assert 0 < dataset.synthetic_share < 1

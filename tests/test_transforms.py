@@ -405,3 +405,23 @@ def test_online_new_layouts_change_labels_and_image_together(ckpt, data):
         DPSIMSAugment(mode="pool", pool=data, new_layouts={})
     with pytest.raises(ValueError, match="bad new_layouts"):
         DPSIMSAugment(checkpoint=ckpt, new_layouts=dict(zoom=2))
+
+
+def test_two_stage_configs_pretrain_on_the_mix_and_finetune_from_it(data, pool, tmp_path):
+    from mmengine.runner import Runner
+
+    from dpsims_aug.metrics.miou import load_mmengine_checkpoint
+
+    pre = _runner_cfg("fastscnn_embedded_pretrain.py", data, tmp_path / "pre", None, num_workers=0, pool=pool)
+    assert pre.train_dataloader.dataset.synthetic_share == 0.75
+    pre.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
+    Runner.from_cfg(pre).train()
+    fin = _runner_cfg("fastscnn_embedded_finetune.py", data, tmp_path / "fin", None, num_workers=0)
+    assert fin.train_dataloader.dataset.type == "BaseSegDataset"
+    fin.load_from = str(tmp_path / "pre" / "iter_2.pth")  # the shipped path names the full stage-1 run
+    runner = Runner.from_cfg(fin)
+    runner.load_or_resume()
+    stage1 = load_mmengine_checkpoint(tmp_path / "pre" / "iter_2.pth")["state_dict"]
+    assert all(torch.equal(v.cpu(), stage1[k]) for k, v in runner.model.state_dict().items())
+    runner.train()
+    assert runner.iter == 2

@@ -25,6 +25,31 @@ from dpsims_aug.fileio import atomic_path
 
 IGNORE_INDEX = 255
 LABEL_SUFFIXES = (".png",)
+# Largest label map / image (pixels) the readers decode: a file whose header claims more is refused by name before
+# any pixel is decoded (a 60000x60000 PNG is a few kB on disk but 3.6 GB in memory). The default is PIL's own
+# decompression-bomb limit (2 x PIL.Image.MAX_IMAGE_PIXELS); raise it with the environment variable
+# DPSIMS_AUG_MAX_PIXELS (PIL's limit is raised to match when the readers open a file).
+MAX_PIXELS = int(os.environ.get("DPSIMS_AUG_MAX_PIXELS", 2 * 89478485))
+
+
+def open_image(path: str | os.PathLike):
+    """``PIL.Image.open(path)``, refusing (with :class:`LabelMapError` naming the file) a header that claims more
+    than :data:`MAX_PIXELS` pixels; nothing is decoded yet."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2 + 1  # PIL refuses at twice its setting: let ours decide
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise LabelMapError(path, f"claims more pixels than the limit of {MAX_PIXELS} ({err}); raise it with "
+                                  "DPSIMS_AUG_MAX_PIXELS if the file is genuine") from err
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        img.close()
+        raise LabelMapError(path, f"claims {width}x{height} pixels, more than the limit of {MAX_PIXELS} (raise it "
+                                  "with DPSIMS_AUG_MAX_PIXELS if the file is genuine)")
+    return img
 
 
 class LabelMapError(ValueError):
@@ -329,10 +354,10 @@ def read_label_map(path: str | os.PathLike) -> np.ndarray:
     Raises:
         LabelMapError: naming the file, if it is missing, unreadable or truncated, or a colour image.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # the pixel limit is checked from the header, before decoding
             img.load()
             mode = img.mode
             if mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr", "HSV"):
@@ -386,8 +411,11 @@ def list_label_maps(folder: str | os.PathLike, suffixes: Sequence[str] = LABEL_S
     folder = Path(folder)
     if not folder.is_dir():
         raise LabelMapError(folder, "is not a folder")
+    # Entries that are not readable files (e.g. a symbolic link whose target is gone) are listed too, so that a
+    # reader names them (and `generate --on-error skip` lists them) instead of their vanishing silently.
     found = sorted(
-        (p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.name.startswith(".")),
+        (p for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith(".")
+         and (p.is_file() or (p.is_symlink() and not p.exists()))),
         key=lambda p: p.relative_to(folder).as_posix(),
     )
     if not found:

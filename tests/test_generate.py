@@ -295,3 +295,36 @@ def test_odd_sizes_and_png_format(ckpt, tmp_path):
     with Image.open(summary.out / "images" / "map_01_s0.png") as image:
         assert image.size == (70, 50)
     assert "img_suffix='.png'" in (summary.out / "dataset_config.py").read_text()
+
+
+def _png_claiming(path: Path, width: int, height: int) -> None:
+    """A small valid PNG whose header (IHDR, CRC fixed up) claims ``width x height`` pixels."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    path.write_bytes(bytes(data))
+
+
+def test_decompression_bomb_and_dangling_link_are_named_and_skipped(ckpt, tmp_path, capsys):
+    labels = _write_maps(tmp_path / "labels", 2)
+    _png_claiming(labels / "bomb.png", 60000, 60000)
+    (labels / "gone.png").symlink_to(tmp_path / "no_such_target.png")
+    out = tmp_path / "out"
+    with pytest.raises(GenerateError) as err:  # stop mode: refused, by name, before anything is written
+        generate(labels, n=1, out=out, checkpoint=ckpt, batch_size=2, progress=False)
+    msg = str(err.value)
+    assert "bomb.png" in msg and "3600000000 pixels" in msg and "DPSIMS_AUG_MAX_PIXELS" in msg
+    assert "gone.png" in msg and "not found" in msg
+    assert not (out / "images").exists()
+    rc = main(["generate", "--labels", str(labels), "--n", "1", "--out", str(out), "--checkpoint", str(ckpt),
+               "--on-error", "skip", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "skipped 2 label map(s)" in printed and "bomb.png" in printed and "gone.png" in printed
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["map_00_s0.jpg", "map_01_s0.jpg"]

@@ -180,3 +180,18 @@ def test_import_without_openmmlab():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_pixel_limit_refuses_by_name_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from dpsims_aug import labels
+    from dpsims_aug.labels import LabelMapError, read_label_map
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)
+    monkeypatch.setattr(labels, "MAX_PIXELS", 1000)
+    with pytest.raises(LabelMapError, match=r"big\.png.*64x64 pixels, more than the limit of 1000"):
+        read_label_map(path)
+    monkeypatch.setattr(labels, "MAX_PIXELS", 4096)
+    assert read_label_map(path).shape == (64, 64)

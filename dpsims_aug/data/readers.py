@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from dpsims_aug.labels import LabelMapError, list_label_maps, read_label_map
+from dpsims_aug.labels import LabelMapError, list_label_maps, open_image, read_label_map
 
 LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -34,10 +34,10 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     Raises:
         ValueError: naming the file, if it is missing, unreadable or truncated.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # refuses decompression bombs by name
             return np.asarray(img.convert("RGB"))
     except FileNotFoundError as err:
         raise ValueError(f"{path}: image not found") from err

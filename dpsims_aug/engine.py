@@ -2,8 +2,9 @@
 
 Importing this module needs mmengine (``import dpsims_aug`` does not import it). It registers:
 
-* ``SafeCheckpointHook``: makes every checkpoint a run writes loadable with ``torch.load(weights_only=True)``, the
-  torch >= 2.6 default that mmengine 0.10.7's own resume trips over;
+* ``SafeCheckpointHook``: ``resume`` with ``torch.load(weights_only=True)``, the torch >= 2.6 default that mmengine
+  0.10.7's own resume trips over (importing this module allows mmengine's checkpoint classes, see
+  :mod:`dpsims_aug.safe_loading`);
 * the ``atomic_local`` file backend: checkpoint writes that a killed run cannot leave half-written;
 * ``SyntheticMixDataset``: real + synthetic samples with the synthetic share of every epoch (and so, in
   expectation, of every batch) set by one number.
@@ -15,13 +16,15 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DATASETS, HOOKS
 
 from dpsims_aug.fileio import atomic_write_bytes
+from dpsims_aug.safe_loading import allow_mmengine_checkpoints
+
+allow_mmengine_checkpoints()
 
 
 @register_backend("atomic_local")
@@ -41,26 +44,9 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write_bytes(filepath, obj.encode(encoding))
 
 
-def plain_message_hub(value):
-    """numpy values and ``HistoryBuffer`` objects -> plain Python/torch data, recursively (what
-    ``torch.load(weights_only=True)`` accepts)."""
-    if isinstance(value, HistoryBuffer):
-        log, count = value.data
-        return {"__history_buffer__": True, "log": log.tolist(), "count": count.tolist(),
-                "max_length": value.max_length}
-    if isinstance(value, dict):
-        return {k: plain_message_hub(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain_message_hub(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def restore_message_hub(value):
-    """Inverse of :func:`plain_message_hub` for the history buffers."""
+    """Message hubs of checkpoints written by earlier versions of :class:`SafeCheckpointHook` (history buffers
+    stored as plain ``{"__history_buffer__": True, ...}`` dicts) -> ``HistoryBuffer`` objects again."""
     if isinstance(value, dict):
         if value.get("__history_buffer__"):
             return HistoryBuffer(np.array(value["log"]), np.array(value["count"]), value["max_length"])
@@ -70,17 +56,18 @@ def restore_message_hub(value):
 
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
-    """Keep checkpoints loadable with ``weights_only=True`` so that ``resume`` works on torch >= 2.6.
+    """Make ``resume`` work with ``torch.load(weights_only=True)`` (the torch >= 2.6 default).
 
-    mmengine 0.10.7 pickles numpy-backed ``HistoryBuffer`` objects into the message hub state, which the safe
-    unpickler refuses. They are stored as plain lists and rebuilt on load, so resume works without allow-listing
-    any class (and without ``weights_only=False``).
+    Registers mmengine's checkpoint classes with torch's safe unpickler
+    (:func:`~dpsims_aug.safe_loading.allow_mmengine_checkpoints`, which importing this module already does) and
+    reads the plain message hubs that earlier versions of this hook wrote. Checkpoints are saved as mmengine saves
+    them, so stock tools read them too.
     """
 
     priority = "VERY_HIGH"
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint["message_hub"] = plain_message_hub(checkpoint["message_hub"])
+    def before_run(self, runner) -> None:
+        allow_mmengine_checkpoints()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if "message_hub" in checkpoint:

@@ -26,12 +26,17 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
+from dpsims_aug.safe_loading import allow_mmengine_checkpoints
 from dpsims_aug.synthesis import DTYPES, default_checkpoint_path, derive_seed
 
 try:  # mmseg's registry is where mmseg configs (default_scope='mmseg') look transforms up.
     from mmseg.registry import TRANSFORMS
 except ImportError:  # mmcv alone: still usable with mmcv's Compose
     from mmcv.transforms import TRANSFORMS
+
+# Configs that use the toolkit import this module: from then on stock mmengine resume and mmseg's init_model read
+# mmengine checkpoints with torch.load(weights_only=True).
+allow_mmengine_checkpoints()
 
 MODES = ("online", "pool")
 SIZE_POLICIES = ("resize", "pad")

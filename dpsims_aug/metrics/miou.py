@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -69,52 +68,25 @@ def mean_iou(confusion: np.ndarray) -> float:
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
-class _InertState:
-    """Stands in for mmengine's ``HistoryBuffer`` while unpickling: keeps its state as data, runs none of its code."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-def _attribute_name(obj: object, name: str) -> str:
-    """Stands in for ``getattr`` in pickles (HistoryBuffer stores its statistics methods by attribute): the name
-    only, so the unpickler never looks anything up."""
-    return str(name)
-
-
-def _numpy_safe_globals() -> list:
-    """What ``torch.load(weights_only=True)`` needs for the numpy arrays and scalars mmengine stores."""
-    from numpy._core import multiarray
-
-    dtypes = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-              np.float16, np.float32, np.float64)
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *(type(np.dtype(t)) for t in dtypes)]
-
-
 def load_mmengine_checkpoint(path: str | os.PathLike) -> dict:
     """Read an mmengine / mmseg checkpoint with ``torch.load(weights_only=True)``.
 
-    mmengine 0.10.7 pickles its message hub's ``HistoryBuffer`` objects (numpy arrays plus ``getattr`` references to
-    methods). Instead of turning the safe unpickler off, numpy's array classes are allow-listed for this call only,
-    and ``HistoryBuffer`` / ``getattr`` are mapped to inert stand-ins, so no mmengine code runs and nothing is looked
-    up; the model weights come back as usual.
+    The numpy and ``HistoryBuffer`` objects mmengine stores are allowed by
+    :func:`~dpsims_aug.safe_loading.allow_mmengine_checkpoints` (exactly those classes); anything else that needs
+    code to unpickle is refused.
 
     Raises:
         FileNotFoundError: if the file is missing.
         ValueError: naming the file, if it cannot be read safely or holds no state dict.
     """
+    from dpsims_aug.safe_loading import allow_mmengine_checkpoints
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"segmenter checkpoint not found: '{path}'")
-    allowed = [
-        *_numpy_safe_globals(),
-        (_InertState, "mmengine.logging.history_buffer.HistoryBuffer"),
-        (_attribute_name, "__builtin__.getattr"),
-        (_attribute_name, "builtins.getattr"),
-    ]
+    allow_mmengine_checkpoints()
     try:
-        with torch.serialization.safe_globals(allowed):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for foreign or damaged files
         raise ValueError(f"{path}: cannot read the checkpoint with weights_only=True ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''})") from err

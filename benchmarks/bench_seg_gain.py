@@ -13,7 +13,15 @@ The study, in the low-data regime (default: 32 labelled images of the embedded d
    * ``pool_n<k>``: real + the offline pool of k images per map, half the samples synthetic for every k
      (``SyntheticMixDataset``, ``synthetic_share=0.5``), the same share as the online variant;
      ``pool_n<k>_s<share>``: the same pool at another synthetic share (``--shares``);
-   * ``online``: real, with the image replaced by ``DPSIMSAugment`` (prob 0.5, the same generator) on the fly.
+   * ``online``: real, with the image replaced by ``DPSIMSAugment`` (prob 0.5, the same generator) on the fly;
+   * recipes (``--recipes``): ``pool_n<k>_f`` (``dpsims-aug filter``: FreeMask's pixel filter, with the real-only
+     segmenter of the same seed), ``_r`` (hardness-aware resampling), ``_fr`` (both);
+   * sources (``--sources``): ``layouts_n<k>`` (the GAN on k new label maps per map from ``dpsims-aug layouts``),
+     ``oracle_n<k>`` (the embedded renderer drawing k new appearances of every labelled layout: a perfect
+     appearance synthesizer; every other variant's gain is also reported as a fraction of its gain),
+     ``oraclenew_n<k>`` (the renderer drawing k new scenes per map: a perfect layout + image synthesizer);
+   * ``--variants`` names exactly the variants to run (e.g. ``pool_n4 pool_n4_f_s0.25 oracle_n4``) instead of
+     the product of ``--sources``, ``--recipes``, ``--shares`` and ``--n``.
 
    Each run ends with mmseg's ``IoUMetric`` on the held-out real images (the Runner's val loop).
 5. ``report``: mean +- std of mIoU per variant, a plot of mIoU vs k (0 = real only; online as its own marker),
@@ -493,6 +501,15 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
     base = rows["real"]["mIoU_mean"]
     for row in rows.values():
         row["gain_vs_real"] = round(row["mIoU_mean"] - base, 2)
+    # Calibration by the oracle (embedded only): a recipe's gain as a fraction of what a perfect appearance
+    # synthesizer gains in the same protocol (same n and synthetic share).
+    for v, row in rows.items():
+        if v in ("real", "online"):
+            continue
+        n, share, _, source = parse_pool_variant(v)
+        oracle = rows.get(pool_variant(n, share, "plain", "oracle"))
+        if source != "oracle" and oracle is not None and oracle["gain_vs_real"] > 0:
+            row["fraction_of_oracle_gain"] = round(row["gain_vs_real"] / oracle["gain_vs_real"], 2)
     return rows
 
 
@@ -738,10 +755,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwritten {out_json} and {png}")
     print("stages: " + ", ".join(f"{k} {'cached' if v.get('cached') else str(v.get('seconds')) + ' s'}"
                                   for k, v in stages.items()))
-    print(f"{'variant':<18} {'mIoU mean':>10} {'std':>6} {'gain':>7} {'seeds':>6}")
+    print(f"{'variant':<18} {'mIoU mean':>10} {'std':>6} {'gain':>7} {'of oracle':>10} {'seeds':>6}")
     for v, row in rows.items():
+        fraction = row.get("fraction_of_oracle_gain")
         print(f"{v:<18} {row['mIoU_mean']:>10.2f} {row['mIoU_std']:>6.2f} {row['gain_vs_real']:>+7.2f} "
-              f"{row['seeds']:>6}")
+              f"{'' if fraction is None else f'{fraction:.2f}':>10} {row['seeds']:>6}")
     return 0
 
 

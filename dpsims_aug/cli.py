@@ -59,7 +59,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             on_error=args.on_error, dry_run=args.dry_run, grid=args.grid, hf_out=args.hf_out,
             workers=args.workers, progress=not args.no_progress,
         )
-    except (GenerateError, LabelMapError, CheckpointError) as err:
+    except (GenerateError, LabelMapError, CheckpointError, ModuleNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     shard = "" if summary.shard[1] == 1 else f" (shard {summary.shard[0]}/{summary.shard[1]})"

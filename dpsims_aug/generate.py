@@ -640,7 +640,9 @@ def write_preview(
 
 def write_hf_dataset(out: Path, target: Path) -> Path:
     """A Hugging Face dataset (``image``, ``label``, ``key``, ``k``) of everything in ``out``'s manifest."""
-    import datasets
+    from dpsims_aug.data.readers import import_datasets
+
+    datasets = import_datasets()
 
     records = [rec for _, rec in sorted(read_manifest_records(out).items())]
     data = datasets.Dataset.from_dict(

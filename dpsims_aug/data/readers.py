@@ -28,6 +28,17 @@ from dpsims_aug.labels import LabelMapError, list_label_maps, open_image, read_l
 LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+def import_datasets():
+    """The Hugging Face ``datasets`` module, an optional dependency (``pip install "dpsims-aug[hf]"``) that only the
+    HF input/output paths need."""
+    try:
+        import datasets
+    except ImportError as err:
+        raise ModuleNotFoundError("Hugging Face dataset input/output needs the `datasets` package: "
+                                  'pip install "dpsims-aug[hf]" (or pip install datasets)') from err
+    return datasets
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """An image file as ``[H, W, 3]`` uint8 RGB.
 
@@ -265,7 +276,7 @@ def hf_label_maps(
     Raises:
         LabelMapError: if the split or column is missing.
     """
-    import datasets
+    datasets = import_datasets()
 
     where = str(path_or_name)
     if Path(path_or_name).is_dir():

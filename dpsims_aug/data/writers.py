@@ -277,7 +277,9 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
     ``datasets.load_from_disk(root)``. The split folders are moved into place before ``dataset_dict.json``, so
     an interrupted run never leaves a loadable half dataset. Return value as :func:`write_ade20k`.
     """
-    import datasets
+    from dpsims_aug.data.readers import import_datasets
+
+    datasets = import_datasets()
 
     t0 = time.perf_counter()
     root = Path(root)

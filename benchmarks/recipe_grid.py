@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from common import REPO  # noqa: E402  (benchmarks/common.py, next to this script)
 
 

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -45,9 +44,16 @@ import numpy as np
 from dpsims_aug.data.readers import LabelMapRef, find_label_maps, hf_label_maps
 from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from dpsims_aug.labels import LabelMapError, LabelSpace
+from dpsims_aug.pool.format import (
+    MANIFEST,
+    ManifestWriter,
+    dataset_config_text,
+    manifest_part_name,
+    read_manifest_records,
+    reduce_zero_label_of,
+)
 from dpsims_aug.synthesis import Synthesizer, default_checkpoint_path, derive_seed
 
-MANIFEST = "manifest.jsonl"
 IMAGE_FORMATS = {"jpg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
 JPEG_QUALITY = 95  # fixed: the encoder is deterministic at a fixed quality, so resumed runs are byte-identical
 CACHE_BYTES = 1 << 30  # decoded label maps kept from the validation pass (avoids decoding them twice)
@@ -120,100 +126,6 @@ def _safe_stem(stem: str, name: str) -> str:
             "rename it or give the dataset another id column"
         )
     return path.as_posix()
-
-
-def _reduce_zero_label(space: LabelSpace) -> bool | None:
-    """How mmseg must read annotations holding this space's raw ids: True/False, or None if it cannot."""
-    c = space.num_classes
-    if space.raw_ids == tuple(range(1, c + 1)) and space.raw_ignore == (0,):
-        return True
-    if space.raw_ids == tuple(range(c)) and set(space.raw_ignore) <= {space.ignore_index}:
-        return False
-    return None
-
-
-def dataset_config_text(out: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool) -> str:
-    """The mmseg dataset config snippet written as ``dataset_config.py``."""
-    names = [repr(c) for c in space.class_names]
-    classes = ",\n".join("        " + ", ".join(names[i : i + 6]) for i in range(0, len(names), 6))
-    colours = [f"[{r}, {g}, {b}]" for r, g, b in space.palette]
-    palette = ",\n".join("        " + ", ".join(colours[i : i + 6]) for i in range(0, len(colours), 6))
-    return f'''# mmseg dataset config for the images written by `dpsims-aug generate` (label space {space.name!r}).
-# Use it with `_base_ = ['{out.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
-# pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
-# by `custom_imports = dict(imports=['dpsims_aug.engine'])`), e.g.
-#   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
-#                                        synthetic=dpsims_train_dataset, synthetic_share=0.25))
-dpsims_data_root = {str(out.resolve())!r}
-dpsims_metainfo = dict(
-    classes=(
-{classes},
-    ),
-    palette=[
-{palette},
-    ],
-)
-dpsims_train_dataset = dict(
-    type='BaseSegDataset',
-    data_root=dpsims_data_root,
-    data_prefix=dict(img_path='images', seg_map_path='annotations'),
-    img_suffix={img_suffix!r},
-    seg_map_suffix='.png',
-    metainfo=dpsims_metainfo,
-    reduce_zero_label={reduce_zero_label!r},
-    pipeline=[],
-)
-'''
-
-
-# ------------------------------------------------------------------------------------------------ manifest
-
-
-def _part_name(shard: tuple[int, int]) -> str:
-    return MANIFEST if shard[1] == 1 else f"manifest.shard-{shard[0]}-of-{shard[1]}.jsonl"
-
-
-def _manifest_files(out: Path) -> list[Path]:
-    return [p for p in [out / MANIFEST, *sorted(out.glob("manifest.shard-*.jsonl"))] if p.is_file()]
-
-
-def read_manifest_records(out: str | os.PathLike) -> dict[tuple[str, int], dict]:
-    """Records of every manifest file in ``out`` (merged and per-shard parts), keyed by (key, k).
-
-    A torn last line (a run killed while appending) is ignored: that image is simply made again.
-    """
-    records: dict[tuple[str, int], dict] = {}
-    for path in _manifest_files(Path(out)):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-                records[(rec["key"], int(rec["k"]))] = rec
-            except (ValueError, KeyError, TypeError):
-                continue
-    return records
-
-
-class _ManifestWriter:
-    """Appends JSON lines durably (flush + fsync) from several writer threads."""
-
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._file = open(path, "ab")  # noqa: SIM115 (closed in close())
-        if self._file.tell() > 0:
-            with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # torn last line from a killed run: start on a fresh line
-                    self._file.write(b"\n")
-
-    def append(self, records: Sequence[dict]) -> None:
-        data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
-        with self._lock:
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
 
 
 # ------------------------------------------------------------------------------------------------ work
@@ -398,7 +310,7 @@ def generate(
     synth = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
     space = synth.label_space
     ckpt_sha = synth.checkpoint_sha256
-    reduce_zero = _reduce_zero_label(space)
+    reduce_zero = reduce_zero_label_of(space)
     link_raw = reduce_zero is not None  # else annotations are written as contiguous ids mmseg can read directly
     ann_space = space if link_raw else space.contiguous()
 
@@ -487,7 +399,7 @@ def generate(
 
     # Generate: reader threads -> batches per size -> model -> writer threads (+ durable manifest lines).
     total = sum(len(item.pending) for item in valid)
-    manifest = _ManifestWriter(out / _part_name(shard))
+    manifest = ManifestWriter(out / manifest_part_name(shard))
     writers = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dpsims-write")
     in_flight: deque[tuple[Future, int]] = deque()
 
@@ -568,7 +480,7 @@ def generate(
     if shard[1] > 1:
         (out / f"manifest.shard-{shard[0]}-of-{shard[1]}.done").touch()
     summary.merged = _finalize(out, shard)
-    summary.manifest = out / MANIFEST if summary.merged else out / _part_name(shard)
+    summary.manifest = out / MANIFEST if summary.merged else out / manifest_part_name(shard)
     if summary.merged:
         if grid:
             summary.preview = write_preview(out, refs, n, space, out_paths)

@@ -205,10 +205,10 @@ class DPSIMSAugment(BaseTransform):
         else:
             if pool is None:
                 raise ValueError("DPSIMSAugment: mode='pool' needs pool='<folder written by dpsims-aug generate>'")
-            from dpsims_aug.generate import _manifest_files
+            from dpsims_aug.pool.format import manifest_files
 
             self.pool = Path(pool)
-            if not self.pool.is_dir() or not _manifest_files(self.pool):
+            if not self.pool.is_dir() or not manifest_files(self.pool):
                 raise FileNotFoundError(
                     f"DPSIMSAugment: pool {self.pool} is not a folder written by `dpsims-aug generate` "
                     "(no manifest.jsonl)"
@@ -390,7 +390,7 @@ class DPSIMSAugment(BaseTransform):
     # ----------------------------------------------------------------------------------- pool
 
     def _build_pool_index(self) -> None:
-        from dpsims_aug.generate import read_manifest_records
+        from dpsims_aug.pool.format import read_manifest_records
 
         by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
         by_stem: dict[str, list[tuple[int, str]]] = defaultdict(list)

@@ -137,7 +137,7 @@ def test_filtered_pool_trains_in_a_mix_with_real_data(setup, tmp_path):
     from mmseg.registry import DATASETS
 
     _run(setup, tmp_path / "f", resample=True)
-    filtered = Config.fromfile(str(tmp_path / "f" / "dataset_config.py")).dpsims_filtered_dataset
+    filtered = Config.fromfile(str(tmp_path / "f" / "dataset_config.py")).dpsims_filtered_train_dataset
     filtered.pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
     with DefaultScope.overwrite_default_scope("mmseg"):
         dataset = DATASETS.build(filtered)

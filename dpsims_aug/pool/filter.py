@@ -32,6 +32,13 @@ import numpy as np
 from dpsims_aug.data.readers import find_pairs, read_rgb
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelMapError, LabelSpace, read_label_map, write_label_map
+from dpsims_aug.pool.format import (
+    MANIFEST,
+    ManifestWriter,
+    dataset_config_text,
+    read_manifest_records,
+    reduce_zero_label_of,
+)
 
 CLASS_LOSSES = "class_losses.json"
 FILTER_MANIFEST = "filter.jsonl"
@@ -150,29 +157,6 @@ def _ignore_raw(space: LabelSpace) -> int:
     return space.raw_ignore[0] if space.raw_ignore else space.ignore_index
 
 
-def _dataset_config_text(out: Path, pool: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool) -> str:
-    names = ", ".join(repr(c) for c in space.class_names)
-    colours = ", ".join(f"[{r}, {g}, {b}]" for r, g, b in space.palette)
-    return f'''# mmseg dataset config for the pool filtered by `dpsims-aug filter` (images of the pool, filtered
-# annotations, the samples listed in samples.txt). Mix it with the real data at a chosen synthetic share, e.g.
-#   custom_imports = dict(imports=['dpsims_aug.engine'], allow_failed_imports=False)
-#   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
-#                                        synthetic=dpsims_filtered_dataset, synthetic_share=0.25))
-dpsims_filtered_root = {str(out.resolve())!r}
-dpsims_filtered_dataset = dict(
-    type='BaseSegDataset',
-    data_root=dpsims_filtered_root,
-    ann_file={SAMPLES!r},
-    data_prefix=dict(img_path={str((pool / "images").resolve())!r}, seg_map_path='annotations'),
-    img_suffix={img_suffix!r},
-    seg_map_suffix='.png',
-    metainfo=dict(classes=({names},), palette=[{colours}]),
-    reduce_zero_label={reduce_zero_label!r},
-    pipeline=[],
-)
-'''
-
-
 def _load_lines(path: Path) -> dict[str, dict]:
     done = {}
     if path.is_file():
@@ -218,7 +202,6 @@ def filter_pool(
             folder made with other parameters.
     """
     from dpsims_aug.checkpoint import file_sha256
-    from dpsims_aug.generate import MANIFEST, read_manifest_records
     from dpsims_aug.metrics.miou import Segmenter
 
     started = time.perf_counter()
@@ -307,11 +290,7 @@ def filter_pool(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="img", desc="filter")
-    with open(manifest_path, "a+", encoding="utf-8") as manifest:
-        if manifest.tell() > 0:
-            manifest.seek(manifest.tell() - 1)
-            if manifest.read(1) != "\n":  # a torn last line (killed while appending): end it, it stays unread
-                manifest.write("\n")
+    with ManifestWriter(manifest_path) as manifest:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             images, labels = [], []
@@ -340,12 +319,9 @@ def filter_pool(
                 for cls in np.unique(lab[valid]).tolist():
                     in_class = lab == cls
                     per_class[str(cls)] = [int(in_class.sum()), int((in_class & drop).sum())]
-                lines.append(json.dumps(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"],
-                                             k=int(rec["k"]), labelled=int(valid.sum()), dropped=int(drop.sum()),
-                                             per_class=per_class), sort_keys=True))
-            manifest.write("".join(line + "\n" for line in lines))
-            manifest.flush()
-            os.fsync(manifest.fileno())
+                lines.append(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"], k=int(rec["k"]),
+                                  labelled=int(valid.sum()), dropped=int(drop.sum()), per_class=per_class))
+            manifest.append(lines)
             if bar is not None:
                 bar.update(len(batch))
     if bar is not None:
@@ -357,8 +333,9 @@ def filter_pool(
     names = [str(PurePosixPath(r["image"]).relative_to("images").with_suffix("")) for r in selected]
     atomic_write_text(out / SAMPLES, "".join(n + "\n" for n in names))
     img_suffix = PurePosixPath(selected[0]["image"]).suffix
-    reduce_zero = space.raw_ids == tuple(range(1, c + 1)) and space.raw_ignore == (0,)
-    atomic_write_text(out / "dataset_config.py", _dataset_config_text(out, pool, space, img_suffix, reduce_zero))
+    atomic_write_text(out / "dataset_config.py", dataset_config_text(
+        out, space, img_suffix, bool(reduce_zero_label_of(space)), prefix="dpsims_filtered", images=pool / "images",
+        ann_file=SAMPLES, what="the pool filtered by `dpsims-aug filter` (the pool's images, filtered annotations)"))
     labelled = sum(r["labelled"] for r in chosen)
     dropped = sum(r["dropped"] for r in chosen)
     per_class_total = np.zeros((c, 2), np.int64)

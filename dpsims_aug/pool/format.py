@@ -1,0 +1,126 @@
+"""The synthetic pool as a format: what ``dpsims-aug generate`` writes and every reader of a pool relies on.
+
+A pool folder holds ``images/<stem>_s<k>.<ext>``, ``annotations/<stem>_s<k>.png``, ``manifest.jsonl`` (one JSON line
+per finished image: ``key`` (the source label map), ``k``, ``seed``, ``image``, ``annotation``, hashes; per-shard
+parts ``manifest.shard-i-of-N.jsonl`` until merged), ``labels.json`` (the annotations' LabelSpace) and
+``dataset_config.py`` (an mmseg ``BaseSegDataset`` for it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from dpsims_aug.labels import LabelSpace
+
+MANIFEST = "manifest.jsonl"
+
+
+def reduce_zero_label_of(space: LabelSpace) -> bool | None:
+    """How mmseg must read annotations holding this space's raw ids: True/False, or None if it cannot."""
+    c = space.num_classes
+    if space.raw_ids == tuple(range(1, c + 1)) and space.raw_ignore == (0,):
+        return True
+    if space.raw_ids == tuple(range(c)) and set(space.raw_ignore) <= {space.ignore_index}:
+        return False
+    return None
+
+
+def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool, *,
+                        prefix: str = "dpsims", images: Path | None = None, ann_file: str | None = None,
+                        what: str = "the images written by `dpsims-aug generate`") -> str:
+    """The mmseg dataset config snippet written as ``dataset_config.py`` in ``root``: ``<prefix>_data_root``,
+    ``<prefix>_metainfo`` and ``<prefix>_train_dataset`` (images from ``images``, default ``root/images``;
+    annotations from ``root/annotations``; only the samples listed in ``ann_file`` when given)."""
+    names = [repr(c) for c in space.class_names]
+    classes = ",\n".join("        " + ", ".join(names[i : i + 6]) for i in range(0, len(names), 6))
+    colours = [f"[{r}, {g}, {b}]" for r, g, b in space.palette]
+    palette = ",\n".join("        " + ", ".join(colours[i : i + 6]) for i in range(0, len(colours), 6))
+    img_path = "images" if images is None else str(images.resolve())
+    samples = "" if ann_file is None else f"    ann_file={ann_file!r},\n"
+    return f'''# mmseg dataset config for {what} (label space {space.name!r}).
+# Use it with `_base_ = ['{root.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
+# pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
+# by `custom_imports = dict(imports=['dpsims_aug.engine'])`), e.g.
+#   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
+#                                        synthetic={prefix}_train_dataset, synthetic_share=0.25))
+{prefix}_data_root = {str(root.resolve())!r}
+{prefix}_metainfo = dict(
+    classes=(
+{classes},
+    ),
+    palette=[
+{palette},
+    ],
+)
+{prefix}_train_dataset = dict(
+    type='BaseSegDataset',
+    data_root={prefix}_data_root,
+{samples}    data_prefix=dict(img_path={img_path!r}, seg_map_path='annotations'),
+    img_suffix={img_suffix!r},
+    seg_map_suffix='.png',
+    metainfo={prefix}_metainfo,
+    reduce_zero_label={reduce_zero_label!r},
+    pipeline=[],
+)
+'''
+
+
+def manifest_part_name(shard: tuple[int, int]) -> str:
+    """The manifest file a shard ``(i, N)`` appends to (``manifest.jsonl`` when unsharded)."""
+    return MANIFEST if shard[1] == 1 else f"manifest.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def manifest_files(out: str | os.PathLike) -> list[Path]:
+    """The merged manifest and any shard parts that exist in the pool ``out``."""
+    out = Path(out)
+    return [p for p in [out / MANIFEST, *sorted(out.glob("manifest.shard-*.jsonl"))] if p.is_file()]
+
+
+def read_manifest_records(out: str | os.PathLike) -> dict[tuple[str, int], dict]:
+    """Records of every manifest file in ``out`` (merged and per-shard parts), keyed by (key, k).
+
+    A torn last line (a run killed while appending) is ignored: that image is simply made again.
+    """
+    records: dict[tuple[str, int], dict] = {}
+    for path in manifest_files(out):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                records[(rec["key"], int(rec["k"]))] = rec
+            except (ValueError, KeyError, TypeError):
+                continue
+    return records
+
+
+class ManifestWriter:
+    """Appends JSON lines durably (flush + fsync) from several writer threads; a torn last line left by a killed
+    run is ended first, so it stays unreadable instead of corrupting the next record."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._file = open(path, "ab")  # noqa: SIM115 (closed in close())
+        if self._file.tell() > 0:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self._file.write(b"\n")
+
+    def append(self, records: Sequence[dict]) -> None:
+        data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+        with self._lock:
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

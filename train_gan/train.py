@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from dpsims_aug.safe_loading import allow_mmengine_checkpoints
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="train_gan", description="Train the DP-SIMS GAN with mmengine's Runner.")
@@ -75,6 +77,7 @@ def check_resume_checkpoint(cfg) -> None:
             cfg.load_from = path
     if path is None:
         return  # nothing to resume: mmengine starts from scratch
+    allow_mmengine_checkpoints()
     try:
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure means the file cannot be resumed from

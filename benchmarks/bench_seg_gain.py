@@ -267,13 +267,11 @@ def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool)
     done = stage_done(folder)
     if done is not None:
         return folder, dict(done, cached=True)
-    from io import BytesIO
-
     import numpy as np
     from PIL import Image
 
     from dpsims_aug.data.scenes import render_scene, scene_seeds
-    from dpsims_aug.fileio import atomic_write_bytes
+    from dpsims_aug.fileio import atomic_path
     from dpsims_aug.labels import embedded_label_space, write_label_map
 
     started, space, size = time.perf_counter(), embedded_label_space(), (args.size, args.size)
@@ -286,9 +284,8 @@ def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool)
                 seq = np.random.SeedSequence([appearance_seed, k, 0x0AC1E])
                 image, labels = render_scene(layout_seed, int(seq.generate_state(1)[0]), size=size)
             name = f"training/scene_{i:06d}_s{k}"
-            buf = BytesIO()
-            Image.fromarray(image).save(buf, format="JPEG", quality=95)
-            atomic_write_bytes(folder / "images" / f"{name}.jpg", buf.getvalue())
+            with atomic_path(folder / "images" / f"{name}.jpg") as tmp:
+                Image.fromarray(image).save(tmp, format="JPEG", quality=95)
             write_label_map(folder / "annotations" / f"{name}.png", space.to_raw(labels))
     record = dict(n=n, new_scenes=new_scenes, images=args.labelled * n, seconds=round(time.perf_counter() - started, 1))
     mark_done(folder, record)
@@ -675,8 +672,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = ["real", *[pool_variant(n, share, recipe, source) for source in args.sources
                               for recipe in (args.recipes if source in ("pool", "layouts") else ["plain"])
                               for share in args.shares for n in args.n], *([] if args.no_online else ["online"])]
-    needed = sorted({(parse_pool_variant(v)[3], parse_pool_variant(v)[0]) for v in variants
-                     if v not in ("real", "online")})  # (source, n) of every pool the variants read
+    parsed = [parse_pool_variant(v) for v in variants if v not in ("real", "online")]
+    needed = sorted({(source, n) for n, _, _, source in parsed})  # (source, n) of every pool the variants read
     pools: dict[tuple[str, int], Path] = {}
     if args.dataset != "embedded" and {"oracle", "oracle_new"} & {source for source, _ in needed}:
         raise SystemExit("error: the oracle sources need the embedded dataset (its renderer)")

@@ -110,7 +110,7 @@ def augment_layout(labels: np.ndarray, rng: np.random.Generator, donors: Sequenc
     return out
 
 
-def layout_seed(seed: int, key: str, j: int) -> np.random.Generator:
+def layout_rng(seed: int, key: str, j: int) -> np.random.Generator:
     """The random stream of new layout ``j`` of the label map ``key`` (independent of order and sharding)."""
     digest = np.frombuffer(key.encode("utf-8"), dtype=np.uint8)
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(j), *digest.tolist()]))
@@ -169,7 +169,7 @@ def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, 
             if dst.is_file():
                 done += 1
             else:
-                rng = layout_seed(seed, ref.key, j)
+                rng = layout_rng(seed, ref.key, j)
                 others = [x for x in rng.choice(len(refs), size=min(donors, len(refs)), replace=False).tolist()
                           if x != i]
                 new = augment_layout(read(i), rng, [read(x) for x in others], params)

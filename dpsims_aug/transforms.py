@@ -466,9 +466,9 @@ class DPSIMSAugment(BaseTransform):
         self._visits[key] += 1
         rng = np.random.default_rng(derive_seed(self.seed, key, visit))
         results["dpsims_augmented"] = False
-        donors = list(self._donors)
-        if self.new_layouts is not None:
-            self._donors = [*self._donors[-(DONORS - 1):], np.asarray(results["gt_seg_map"])]
+        donors = self._donors
+        if self.new_layouts is not None:  # this map becomes a donor for later samples, not for itself
+            self._donors = [*donors[-(DONORS - 1):], np.asarray(results["gt_seg_map"])]
         if self.prob <= 0.0 or rng.random() >= self.prob:
             return results
         if self.mode == "online":

@@ -136,13 +136,13 @@ def test_filtered_pool_trains_in_a_mix_with_real_data(setup, tmp_path):
     from mmengine.runner import Runner
     from mmseg.registry import DATASETS
 
-    _run(setup, tmp_path / "f", resample=True)
+    summary = _run(setup, tmp_path / "f", resample=True)
     filtered = Config.fromfile(str(tmp_path / "f" / "dataset_config.py")).dpsims_filtered_train_dataset
     filtered.pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
     with DefaultScope.overwrite_default_scope("mmseg"):
         dataset = DATASETS.build(filtered)
         sample = dataset[0]
-    assert len(dataset) == sum(_run(setup, tmp_path / "f", resample=True).images_per_map.values())
+    assert len(dataset) == sum(summary.images_per_map.values())
     assert Path(sample["img_path"]).is_relative_to(setup.pool)
     assert 255 in sample["gt_seg_map"] or json.loads((tmp_path / "f" / "filter.json").read_text())["kept_fraction"]
 

@@ -303,14 +303,13 @@ def filter_pool(
                 images.append(_read_rgb(image))
                 if images[-1].shape[:2] != labels[-1].shape:
                     raise FilterError(f"{image}: image and annotation sizes differ")
-            if margin is None:
-                pixel_losses = [np.zeros(lab.shape, np.float32) for lab in labels]
+            if margin is None:  # resampling only: keep every pixel
+                drops = [np.zeros(lab.shape, bool) for lab in labels]
             else:
-                pixel_losses = segmenter.pixel_losses(images, labels, space.ignore_index)
+                drops = [filter_mask(loss, lab, class_loss, margin, space.ignore_index)
+                         for loss, lab in zip(segmenter.pixel_losses(images, labels, space.ignore_index), labels)]
             lines = []
-            for rec, lab, loss in zip(batch, labels, pixel_losses):
-                drop = (filter_mask(loss, lab, class_loss, margin, space.ignore_index) if margin is not None
-                        else np.zeros(lab.shape, bool))
+            for rec, lab, drop in zip(batch, labels, drops):
                 valid = lab != space.ignore_index
                 raw = space.to_raw(np.where(valid, lab, 0)).astype(np.int64)
                 raw[~valid | drop] = _ignore_raw(space)

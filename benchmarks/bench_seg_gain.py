@@ -56,6 +56,7 @@ Results: ``benchmarks/results/seg_gain.{json,png}`` (full), ``seg_gain_quick.*``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -171,7 +172,15 @@ def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_r
     command = [*launch, str(cfg_path), "--work-dir", str(gan_dir), "--max-iters", str(args.gan_iters)]
     if (gan_dir / "last_checkpoint").is_file():
         command.append("--resume")
-    return [*command, "--cfg-options", *options]
+    return [*command, "--cfg-options", *options, *args.gan_options]
+
+
+def gan_folder_name(args: argparse.Namespace) -> str:
+    """``gan_i<iters>``, plus a hash of ``--gan-options`` when given, so GAN recipes never share a stage folder."""
+    if not args.gan_options:
+        return f"gan_i{args.gan_iters}"
+    digest = hashlib.sha256("\n".join(args.gan_options).encode()).hexdigest()[:8]
+    return f"gan_i{args.gan_iters}_{digest}"
 
 
 def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: Path) -> tuple[Path, dict]:
@@ -188,7 +197,7 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             ckpt.write_bytes(Path(args.gan_checkpoint).read_bytes())
         return ckpt, dict(given=str(args.gan_checkpoint), sha256=digest, cached=True)
-    gan_dir = root / f"gan_i{args.gan_iters}"
+    gan_dir = root / gan_folder_name(args)
     ckpt = gan_dir / "generator_ema.safetensors"
     done = stage_done(gan_dir)
     if done is not None and ckpt.is_file():
@@ -203,7 +212,8 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
     if rc != 0 or not ckpt.is_file():
         tail = (gan_dir / "train.log").read_text(errors="replace").splitlines()[-25:]
         raise SystemExit("\n".join([f"error: GAN training failed (exit {rc}); last lines of its log:", *tail]))
-    record = dict(command=shlex.join(command), iterations=args.gan_iters, threads=args.threads,
+    record = dict(command=shlex.join(command), iterations=args.gan_iters, options=args.gan_options,
+                  threads=args.threads,
                   seconds=round(time.perf_counter() - started, 1))
     mark_done(gan_dir, record)
     return ckpt, dict(record, cached=False)
@@ -575,6 +585,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="embedded: image size (default: 64)")
     parser.add_argument("--gan-iters", type=int,
                         help="GAN iterations (default: 2000; quick: 250; GPU datasets: the config's)")
+    parser.add_argument("--gan-options", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="extra train_gan --cfg-options for the GAN, e.g. model.d_augment.p=1.0")
     parser.add_argument("--gan-gpus", type=int, default=1, help="GPUs for the GAN (torchrun when > 1)")
     parser.add_argument("--gan-checkpoint", type=Path,
                         help="use this generator (e.g. the bundled one) instead of training one on the labelled images")

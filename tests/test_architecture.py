@@ -31,6 +31,49 @@ def test_the_toolkit_never_imports_the_trainer_configs_or_benchmarks():
     assert not offenders, offenders
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path, known: set[str]) -> set[str]:
+    """Modules of ``known`` that ``path`` imports when it is imported (type-checking blocks count; function bodies
+    do not): ``from pkg import name`` counts as ``pkg.name`` where that is a module, else as ``pkg``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            todo.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                         for a in node.names)
+    return found & known
+
+
+def test_no_import_circle_in_the_toolkit():
+    paths = sorted((REPO / "dpsims_aug").rglob("*.py"))
+    known = {_module_name(p) for p in paths}
+    graph = {_module_name(p): _module_level_imports(p, known) for p in paths}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*path[path.index(dep):], module, dep]))
+            if dep not in state:
+                visit(dep, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
 def test_trainer_subcommands_are_registered_by_entry_point():
     from dpsims_aug.cli import COMMAND_GROUP, build_parser
 

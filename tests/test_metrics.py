@@ -19,7 +19,6 @@ from dpsims_aug.metrics import (
     METRICS,
     FeatureStats,
     InceptionFeatures,
-    MetricOptions,
     build_metrics,
     confusion_matrix,
     dataset_fingerprint,
@@ -240,7 +239,7 @@ def test_feature_diversity_identity_and_range():
 
 
 def test_diversity_metric_with_the_frozen_backbone(images):
-    metric = build_metrics(["diversity"], MetricOptions(batch_size=4))["diversity"]
+    metric = build_metrics({"diversity": dict(batch_size=4)})["diversity"]
     from dpsims_aug.metrics import EvalBatch
 
     same = np.stack([images[0]] * 3)
@@ -256,6 +255,8 @@ def test_diversity_metric_with_the_frozen_backbone(images):
 def test_registry():
     assert {"fid", "miou", "diversity"} <= set(METRICS)
     with pytest.raises(KeyError, match="unknown metric"):
-        build_metrics(["nope"], MetricOptions())
-    with pytest.raises(ValueError, match="segmenter"):
-        build_metrics(["miou"], MetricOptions())
+        build_metrics(["nope"])
+    with pytest.raises(ValueError, match="'miou'.*segmenter"):
+        build_metrics(["miou"])
+    with pytest.raises(ValueError, match="'fid'.*unexpected keyword"):
+        build_metrics({"fid": dict(segmenter=None)})

@@ -268,7 +268,7 @@ class GANEvaluationHook(Hook):
 
     def evaluate(self, runner) -> dict[str, float]:
         """Compute, log and record the metrics for the current EMA generator; returns them."""
-        from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
+        from dpsims_aug.metrics.registry import EvalBatch, build_metrics
         from dpsims_aug.synthesis import derive_seed
 
         calibrate_ema(runner)
@@ -276,12 +276,14 @@ class GANEvaluationHook(Hook):
         device = model.step.device
         if self._labels is None:
             self._setup(device, model.label_space.ignore_index)
-        names = ["fid", "colour"] + (["miou"] if self._segmenter is not None else [])
-        options = MetricOptions(device=str(device), batch_size=self.batch_size,
-                                ignore_index=model.label_space.ignore_index, fid_reference=self._reference,
-                                segmenter=self._segmenter, num_classes=model.label_space.num_classes,
-                                real_features=self._real_features)
-        metrics = build_metrics(names, options)
+        space = model.label_space
+        settings: dict[str, dict] = dict(
+            fid=dict(device=str(device), batch_size=self.batch_size, reference=self._reference,
+                     real_features=self._real_features),
+            colour=dict(num_classes=space.num_classes, ignore_index=space.ignore_index))
+        if self._segmenter is not None:
+            settings["miou"] = dict(segmenter=self._segmenter, ignore_index=space.ignore_index)
+        metrics = build_metrics(settings)
         for start in range(0, len(self._labels), self.batch_size):
             labels = self._labels[start : start + self.batch_size]
             indices = range(start, start + len(labels))

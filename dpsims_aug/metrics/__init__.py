@@ -25,7 +25,7 @@ from dpsims_aug.metrics.fid import (
     reference_stats,
 )
 from dpsims_aug.metrics.miou import MIoUMetric, Segmenter, confusion_matrix, iou_per_class, mean_iou
-from dpsims_aug.metrics.registry import METRICS, EvalBatch, Metric, MetricOptions, build_metrics, register_metric
+from dpsims_aug.metrics.registry import METRICS, EvalBatch, Metric, build_metrics, register_metric
 
 __all__ = [
     "METRICS",
@@ -39,7 +39,6 @@ __all__ = [
     "InceptionFeatures",
     "MIoUMetric",
     "Metric",
-    "MetricOptions",
     "Segmenter",
     "build_metrics",
     "confusion_matrix",

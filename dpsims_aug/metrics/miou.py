@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dpsims_aug.labels import IGNORE_INDEX
-from dpsims_aug.metrics.registry import EvalBatch, MetricOptions, register_metric
+from dpsims_aug.metrics.registry import EvalBatch, register_metric
 
 __all__ = [
     "MIoUMetric",
@@ -186,11 +186,9 @@ class MIoUMetric:
     accuracy on real images survives on generated ones).
     """
 
-    def __init__(self, options: MetricOptions) -> None:
-        if options.segmenter is None:
-            raise ValueError("the miou metric needs a segmenter (MetricOptions.segmenter)")
-        self.segmenter = options.segmenter
-        self.ignore_index = options.ignore_index
+    def __init__(self, segmenter: Segmenter, ignore_index: int = IGNORE_INDEX) -> None:
+        self.segmenter = segmenter
+        self.ignore_index = ignore_index
         c = self.segmenter.num_classes
         self.fake = np.zeros((c, c), np.int64)
         self.real = np.zeros((c, c), np.int64)

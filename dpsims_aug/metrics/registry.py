@@ -6,20 +6,14 @@ seeds, optionally the real images) in a single pass, so synthesis runs once howe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from dpsims_aug.labels import IGNORE_INDEX
-
-if TYPE_CHECKING:
-    from dpsims_aug.metrics.fid import FeatureStats
-    from dpsims_aug.metrics.miou import Segmenter
-
-__all__ = ["METRICS", "EvalBatch", "Metric", "MetricOptions", "build_metrics", "register_metric"]
+__all__ = ["METRICS", "EvalBatch", "Metric", "build_metrics", "register_metric"]
 
 
 @dataclass
@@ -43,33 +37,6 @@ class EvalBatch:
             raise ValueError("EvalBatch needs one entry of fakes (and reals) per label map")
 
 
-@dataclass
-class MetricOptions:
-    """What metric factories may use.
-
-    Attributes:
-        device: Where feature networks run.
-        batch_size: Images per feature-network forward.
-        ignore_index: Unlabeled value in label maps.
-        fid_reference: Precomputed Inception statistics of the real images; without them the FID metric
-            accumulates them from ``EvalBatch.reals``.
-        segmenter: The segmenter for ``miou``.
-        cache_dir: FID statistics cache folder (``None``: the default).
-        num_classes: Number of contiguous classes (per-class metrics such as ``colour``).
-        real_features: Inception features ``[N, D]`` of the real images of the label maps, in stream order,
-            computed once by a caller that evaluates repeatedly (KID and the floors then use them).
-    """
-
-    device: str = "cpu"
-    batch_size: int = 16
-    ignore_index: int = IGNORE_INDEX
-    fid_reference: FeatureStats | None = None
-    segmenter: Segmenter | None = None
-    cache_dir: Path | None = None
-    num_classes: int | None = None
-    real_features: np.ndarray | None = None
-
-
 class Metric(Protocol):
     """A streaming metric: fed every batch once, then asked for its values."""
 
@@ -80,12 +47,12 @@ class Metric(Protocol):
         """The metric's values (several related numbers may come back, e.g. ``miou_fake`` and ``miou_real``)."""
 
 
-MetricFactory = Callable[[MetricOptions], Metric]
+MetricFactory = Callable[..., Metric]
 METRICS: dict[str, MetricFactory] = {}
 
 
 def register_metric(name: str) -> Callable[[MetricFactory], MetricFactory]:
-    """Decorator: register a metric factory (a class or function taking :class:`MetricOptions`) under ``name``."""
+    """Decorator: register a metric factory (a class or function; its keyword arguments are its settings)."""
 
     def wrap(factory: MetricFactory) -> MetricFactory:
         if name in METRICS:
@@ -96,17 +63,25 @@ def register_metric(name: str) -> Callable[[MetricFactory], MetricFactory]:
     return wrap
 
 
-def build_metrics(names: Iterable[str], options: MetricOptions) -> dict[str, Metric]:
-    """Instantiate the named metrics.
+def build_metrics(metrics: Iterable[str] | Mapping[str, Mapping[str, Any]]) -> dict[str, Metric]:
+    """Instantiate metrics: names, or ``{name: settings}`` where settings are that metric's own keyword arguments,
+    e.g. ``{"fid": dict(device="cuda", reference=stats), "miou": dict(segmenter=seg)}``.
 
     Raises:
         KeyError: for an unknown name (listing the known ones).
+        ValueError: for settings the metric does not take, or a required one missing (naming the metric).
     """
     import dpsims_aug.metrics  # noqa: F401  (registers the built-in metrics)
 
-    metrics = {}
-    for name in names:
+    settings = dict(metrics) if isinstance(metrics, Mapping) else {name: {} for name in metrics}
+    built = {}
+    for name, kwargs in settings.items():
         if name not in METRICS:
             raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}")
-        metrics[name] = METRICS[name](options)
-    return metrics
+        factory = METRICS[name]
+        try:
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"metric {name!r}: {exc}; it takes {inspect.signature(factory)}") from None
+        built[name] = factory(**kwargs)
+    return built

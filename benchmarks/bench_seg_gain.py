@@ -163,7 +163,7 @@ def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_r
     if args.labelled:
         options.append(f"train_dataloader.dataset.max_samples={args.labelled}")
     for i, hook in enumerate(cfg.get("custom_hooks", [])):
-        if isinstance(hook.get("dataset"), dict) and "data_root" in hook["dataset"]:
+        if hook["type"] in ("SampleGridHook", "GANEvaluationHook"):
             options.append(f"custom_hooks.{i}.dataset.data_root={val_root}")  # samples / FID on held-out maps
     launch = [sys.executable, "-m", "train_gan.train"]
     if args.gan_gpus > 1:
@@ -225,7 +225,7 @@ def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: 
     done = stage_done(pool)
     if done is not None:
         return pool, dict(done, cached=True)
-    from dpsims_aug.generate import generate
+    from dpsims_aug.pool.writer import generate
 
     layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
     summary = generate(labels=train_root, n=n, out=pool, checkpoint=ckpt, layout=layout, split="train",
@@ -309,7 +309,7 @@ def stage_layouts(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckp
     done = stage_done(pool)
     if done is not None:
         return pool, dict(done, cached=True)
-    from dpsims_aug.generate import generate
+    from dpsims_aug.pool.writer import generate
     from dpsims_aug.layouts import LayoutAugment, write_layouts
 
     started = time.perf_counter()

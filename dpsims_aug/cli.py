@@ -31,10 +31,10 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
-    from dpsims_aug.data.writers import LAYOUTS, write_dataset
+    from dpsims_aug.data.writers import WRITABLE_LAYOUTS, write_dataset
 
-    if args.layout not in LAYOUTS:
-        print(f"error: unknown layout {args.layout!r}; choose from {sorted(LAYOUTS)}", file=sys.stderr)
+    if args.layout not in WRITABLE_LAYOUTS:
+        print(f"error: unknown layout {args.layout!r}; choose from {sorted(WRITABLE_LAYOUTS)}", file=sys.stderr)
         return 2
     summary = write_dataset(
         args.out, layout=args.layout, n_train=args.train, n_val=args.val, size=args.size, seed=args.seed
@@ -47,7 +47,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from dpsims_aug.checkpoint import CheckpointError
-    from dpsims_aug.generate import GenerateError, generate
+    from dpsims_aug.pool.writer import GenerateError, generate
     from dpsims_aug.labels import LabelMapError
 
     try:

@@ -12,6 +12,7 @@ Label maps on disk are single-channel index PNGs (8 or 16 bit; palette PNGs coun
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -150,7 +151,51 @@ class LabelSpace:
         if (out < 0).any():
             bad = sorted(set(np.unique(contiguous[out < 0]).tolist()))
             raise ValueError(f"contiguous ids {bad} have no raw id in label space {self.name!r}")
-        return out.astype(np.uint8 if out.max(initial=0) < 256 else np.uint16)
+        return stored_ids(out)
+
+    def class_translation(self, target: LabelSpace) -> np.ndarray:
+        """``t[c]``: the class of ``target`` that has the raw id of this space's class ``c`` (int64, ``[C]``);
+        ``target.ignore_index`` where ``target`` treats that raw id as unlabeled, -1 where it does not know it."""
+        if self == target:
+            return np.arange(self.num_classes, dtype=np.int64)
+        raw_of = np.asarray(self.raw_ids, dtype=np.int64)
+        known = ~np.isin(raw_of, target.unknown_ids(raw_of))
+        out = np.full(self.num_classes, -1, dtype=np.int64)
+        if known.any():
+            out[known] = target.to_contiguous(raw_of[known]).astype(np.int64)
+        return out
+
+    def mmseg_annotation_classes(self, reduce_zero_label: bool = False, label_map: dict | None = None,
+                                 contiguous: bool = False) -> np.ndarray:
+        """``lut[v]`` for every value ``v`` (0..255) that mmseg's ``LoadAnnotations`` can leave in ``gt_seg_map``: this
+        space's class (int64), ``ignore_index`` for unlabeled, -1 for a value it cannot come from.
+
+        It undoes, in order, the dataset's ``label_map`` (new id -> dataset id; 255 stays unlabeled) and
+        ``reduce_zero_label`` (0 -> 255, k -> k - 1), then reads the values as this space's raw ids (or, with
+        ``contiguous=True``, as its contiguous ids). 255 is unlabeled whatever the space says: mmseg's losses and
+        metrics ignore it.
+        """
+        if reduce_zero_label and contiguous:
+            raise ValueError("reduce_zero_label and contiguous annotations cannot both hold")
+        values = np.arange(256, dtype=np.int64)
+        if label_map:
+            values = np.full(256, -1, dtype=np.int64)
+            values[255] = 255
+            for old, new in label_map.items():
+                if new != 255:
+                    values[int(new)] = int(old)
+        lut = np.full(256, -1, dtype=np.int64)
+        if contiguous:
+            ok = (values >= 0) & (values < self.num_classes)
+            lut[ok] = values[ok]
+        else:
+            raw = values + 1 if reduce_zero_label else values.copy()
+            ok = (values >= 0) & (values != 255)
+            ok &= ~np.isin(raw, self.unknown_ids(raw[ok]))
+            if ok.any():
+                lut[ok] = self.to_contiguous(raw[ok]).astype(np.int64)
+        lut[values == 255] = self.ignore_index
+        return lut
 
     def contiguous(self) -> LabelSpace:
         """The same classes read from maps that already hold contiguous ids (e.g. after mmseg's
@@ -390,16 +435,34 @@ def read_label_map(path: str | os.PathLike) -> np.ndarray:
 
 def write_label_map(path: str | os.PathLike, ids: np.ndarray) -> None:
     """Write a 2-D id array as a single-channel PNG (8-bit if ids < 256, else 16-bit), atomically."""
+    data = encode_label_png(ids, source=path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def stored_ids(ids: np.ndarray) -> np.ndarray:
+    """``ids`` in the integer type label maps are stored in: uint8 when every id is below 256, else uint16."""
+    ids = np.asarray(ids)
+    return ids.astype(np.uint8 if ids.max(initial=0) < 256 else np.uint16)
+
+
+def encode_label_png(ids: np.ndarray, source: str | os.PathLike | None = None) -> bytes:
+    """A 2-D id array as the bytes of a single-channel PNG (:func:`stored_ids`: 8-bit or 16-bit).
+
+    Raises:
+        ValueError: (naming ``source``) if the array is not 2-D or holds ids outside 0..65535.
+    """
     from PIL import Image
 
     ids = np.asarray(ids)
+    where = f"{source}: " if source is not None else ""
     if ids.ndim != 2:
-        raise ValueError(f"{path}: a label map must be 2-D, got shape {ids.shape}")
+        raise ValueError(f"{where}a label map must be 2-D, got shape {ids.shape}")
     if ids.size and (ids.min() < 0 or ids.max() > 65535):
-        raise ValueError(f"{path}: ids must lie in 0..65535")
-    image = Image.fromarray(ids.astype(np.uint8 if ids.max(initial=0) < 256 else np.uint16))
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        raise ValueError(f"{where}ids must lie in 0..65535")
+    buf = io.BytesIO()
+    Image.fromarray(stored_ids(ids)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def list_label_maps(folder: str | os.PathLike, suffixes: Sequence[str] = LABEL_SUFFIXES) -> list[Path]:

@@ -48,6 +48,14 @@ def default_checkpoint_path() -> Path:
     return Path(str(resources.files("dpsims_aug").joinpath("assets", DEFAULT_CHECKPOINT_NAME)))
 
 
+def resolve_device(device: str | torch.device) -> str:
+    """The device to run on: under torchrun, plain ``cuda`` becomes ``cuda:<LOCAL_RANK>`` (one GPU per process)."""
+    device = str(device)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
 def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
     """``'fp32'|'bf16'|'fp16'`` (or a torch dtype) -> torch dtype."""
     if isinstance(dtype, torch.dtype):

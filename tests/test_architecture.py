@@ -74,6 +74,21 @@ def test_no_import_circle_in_the_toolkit():
             visit(module, [])
 
 
+def test_only_the_openmmlab_wing_imports_openmmlab_at_module_level():
+    """``import dpsims_aug`` and ``dpsims-aug generate`` must not need mmengine / mmcv / mmseg."""
+    offenders = []
+    for path in sorted((REPO / "dpsims_aug").rglob("*.py")):
+        if "mm" in path.relative_to(REPO / "dpsims_aug").parts[:1]:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)} imports {n}" for n in names
+                          if n.split(".")[0] in ("mmengine", "mmcv", "mmseg")]
+    assert not offenders, offenders
+
+
 def test_trainer_subcommands_are_registered_by_entry_point():
     from dpsims_aug.cli import COMMAND_GROUP, build_parser
 

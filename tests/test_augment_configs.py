@@ -28,8 +28,7 @@ def registries():
     )
     from mmseg.utils import register_all_modules
 
-    import dpsims_aug.engine  # noqa: F401  (what custom_imports does)
-    import dpsims_aug.transforms  # noqa: F401
+    import dpsims_aug.mm  # noqa: F401  (what custom_imports does)
 
     register_all_modules(init_default_scope=True)
     return dict(models=MODELS, datasets=DATASETS, transforms=TRANSFORMS, samplers=DATA_SAMPLERS, metrics=METRICS,
@@ -106,7 +105,7 @@ def test_the_expected_configs_ship():
 def test_config_loads_and_its_types_are_registered(path: Path, registries):
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope == "mmseg"
-    assert cfg.custom_imports["imports"] == ["dpsims_aug.transforms", "dpsims_aug.engine"]
+    assert cfg.custom_imports["imports"] == ["dpsims_aug.mm"]
     # Model.
     for name in _types(cfg.model, []):
         assert _exists(registries["models"], name), f"{path.name}: model type {name!r} is not registered"

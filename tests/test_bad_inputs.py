@@ -17,7 +17,7 @@ from PIL import Image
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.readers import find_label_maps, find_pairs, read_rgb
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.generate import GenerateError, generate
+from dpsims_aug.pool.writer import GenerateError, generate
 from dpsims_aug.labels import LabelMapError, embedded_label_space, read_label_map
 from dpsims_aug.layouts import write_layouts
 from dpsims_aug.models import DPSIMSGenerator, generator_config
@@ -136,7 +136,7 @@ def test_layouts_names_unreadable_maps_and_keeps_what_was_written(base, tmp_path
 
 def test_transform_names_bad_checkpoint_pool_and_ids(base, tmp_path):
     pytest.importorskip("mmcv")
-    from dpsims_aug.transforms import DPSIMSAugment
+    from dpsims_aug.mm.transforms import DPSIMSAugment
 
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         DPSIMSAugment(checkpoint=tmp_path / "nope.safetensors")

@@ -16,7 +16,8 @@ from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.cli import main
 from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.labels import embedded_label_space
-from dpsims_aug.metrics.miou import Segmenter, load_mmengine_checkpoint
+from dpsims_aug.mm.checkpoints import load_mmengine_checkpoint
+from dpsims_aug.mm.segmenter import Segmenter
 from dpsims_aug.models import DPSIMSGenerator, generator_config
 
 # A tiny Fast-SCNN with the embedded set's 10 classes; complete (no mmseg:: base configs: the mmseg fork

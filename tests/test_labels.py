@@ -195,3 +195,29 @@ def test_pixel_limit_refuses_by_name_before_decoding(tmp_path, monkeypatch):
         read_label_map(path)
     monkeypatch.setattr(labels, "MAX_PIXELS", 4096)
     assert read_label_map(path).shape == (64, 64)
+
+
+def _space(raw_ids, raw_ignore=()):
+    return LabelSpace("t", tuple(f"c{r}" for r in raw_ids), tuple((r, r, r) for r in raw_ids), raw_ids, raw_ignore)
+
+
+def test_mmseg_annotation_classes_undo_reduce_zero_label_and_label_map():
+    space = _space((1, 2, 3), raw_ignore=(0,))  # ADE-style: 0 unlabeled, classes 1..3
+    lut = space.mmseg_annotation_classes(reduce_zero_label=True)
+    assert lut[[0, 1, 2, 255]].tolist() == [0, 1, 2, 255]  # value v came from raw v + 1
+    assert lut[3] == -1  # raw 4: not a class of this space
+    plain = space.mmseg_annotation_classes()
+    assert plain[[0, 1, 3, 4, 255]].tolist() == [255, 0, 2, -1, 255]  # raw ids as they are; 0 is unlabeled
+    # A config's classes subset: dataset id 2 -> new id 0, others -> 255 (mmseg's label_map).
+    mapped = space.mmseg_annotation_classes(label_map={0: 255, 1: 255, 2: 0})
+    assert mapped[0] == 1 and mapped[255] == 255 and mapped[1] == -1
+    contiguous = space.mmseg_annotation_classes(contiguous=True)
+    assert contiguous[[0, 2, 3, 255]].tolist() == [0, 2, -1, 255]
+    with pytest.raises(ValueError, match="cannot both"):
+        space.mmseg_annotation_classes(reduce_zero_label=True, contiguous=True)
+
+
+def test_class_translation_goes_through_shared_raw_ids():
+    data, model = _space((1, 2, 3, 9)), _space((3, 1), raw_ignore=(2,))
+    assert data.class_translation(model).tolist() == [1, 255, 0, -1]  # raw 2 is unlabeled for the model
+    assert data.class_translation(data).tolist() == [0, 1, 2, 3]

@@ -11,9 +11,9 @@ pytest.importorskip("mmseg")
 
 from mmengine.registry import DATASETS  # noqa: E402
 
-import dpsims_aug.engine  # noqa: E402, F401  (registers SyntheticMixDataset, as custom_imports does)
+import dpsims_aug.mm  # noqa: E402, F401  (registers SyntheticMixDataset, as custom_imports does)
 from dpsims_aug.data.writers import write_dataset  # noqa: E402
-from dpsims_aug.engine import SyntheticMixDataset  # noqa: E402
+from dpsims_aug.mm.datasets import SyntheticMixDataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -20,7 +20,7 @@ from dpsims_aug.labels import embedded_label_space  # noqa: E402
 from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 
 CONFIG = """
-custom_imports = dict(imports=['dpsims_aug.transforms'], allow_failed_imports=False)
+custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)
 default_scope = 'mmseg'
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(

@@ -14,7 +14,7 @@ import torch
 
 from dpsims_aug.checkpoint import CheckpointError, load_generator_checkpoint
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.metrics.miou import load_mmengine_checkpoint
+from dpsims_aug.mm.checkpoints import load_mmengine_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_OVERRIDES = """
@@ -29,12 +29,9 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 visualizer = dict(vis_backends=[dict(type="LocalVisBackend")])
 custom_hooks = [
     dict(type="GANCheckpointHook"),
-    dict(type="SampleGridHook", interval=2, num_images=2, num_seeds=2,
-         dataset=dict(type="SegPairDataset", data_root=data_root, label_space="embedded", crop_size=64,
-                      split="val", flip=False)),
+    dict(type="SampleGridHook", interval=2, num_images=2, num_seeds=2),  # held out: the training data's val split
     dict(type="GANEvaluationHook", interval=2, num_images=4, num_seeds=1, batch_size=4,
-         dataset=dict(type="SegPairDataset", data_root=data_root, label_space="embedded", crop_size=64,
-                      split="val", flip=False)),
+         dataset=dict(data_root=data_root)),  # an override of the derived held-out config
     dict(type="ExportGeneratorHook"),
 ]
 """
@@ -232,3 +229,19 @@ def test_non_finite_steps_are_skipped_then_stop_the_run():
     assert all(torch.equal(before[k], after[k]) for k in before), "a non-finite step changed the weights"
     with pytest.raises(FloatingPointError, match="3 consecutive steps with non-finite losses"):
         model.train_step(bad, optim)
+
+
+def test_held_out_dataset_is_the_training_datas_val_split():
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from train_gan.hooks import held_out_dataset
+
+    train = dict(type="SegPairDataset", data_root="d", label_space="embedded", split="train", flip=True,
+                 scale_range=(1.0, 1.25), max_samples=16)
+    runner = SimpleNamespace(cfg=Config(dict(train_dataloader=dict(dataset=train))))
+    assert held_out_dataset(runner, None) == dict(type="SegPairDataset", data_root="d", label_space="embedded",
+                                                  split="val", flip=False, scale_range=(1.0, 1.0))
+    assert held_out_dataset(runner, dict(data_root="v"))["data_root"] == "v"
+    assert held_out_dataset(runner, dict(type="Other", x=1)) == dict(type="Other", x=1)

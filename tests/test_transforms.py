@@ -13,12 +13,12 @@ import torch
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.generate import generate
+from dpsims_aug.pool.writer import generate
 from dpsims_aug.labels import LabelMapError, cityscapes_label_space, embedded_label_space
 from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.format import read_manifest_records
 from dpsims_aug.synthesis import derive_seed
-from dpsims_aug.transforms import DPSIMSAugment, MapLabelIds
+from dpsims_aug.mm.transforms import DPSIMSAugment, MapLabelIds
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = embedded_label_space()
@@ -343,7 +343,7 @@ def test_runner_trains_with_online_transform_in_a_forked_worker(ckpt, data, tmp_
     t = dict(type="DPSIMSAugment", checkpoint=str(ckpt), prob=1.0, seed=0)
     record = tmp_path / "record.txt"
     cfg = _runner_cfg("fastscnn_embedded_online.py", data, tmp_path / "online", t, num_workers=1, record=record)
-    assert cfg.custom_imports["imports"] == ["dpsims_aug.transforms", "dpsims_aug.engine"]
+    assert cfg.custom_imports["imports"] == ["dpsims_aug.mm"]
     _train(cfg)
     rows = _records(record)
     assert len(rows) >= 4 and all(aug == 1 for _, aug in rows)
@@ -411,7 +411,7 @@ def test_online_new_layouts_change_labels_and_image_together(ckpt, data):
 def test_two_stage_configs_pretrain_on_the_mix_and_finetune_from_it(data, pool, tmp_path):
     from mmengine.runner import Runner
 
-    from dpsims_aug.metrics.miou import load_mmengine_checkpoint
+    from dpsims_aug.mm.checkpoints import load_mmengine_checkpoint
 
     pre = _runner_cfg("fastscnn_embedded_pretrain.py", data, tmp_path / "pre", None, num_workers=0, pool=pool)
     assert pre.train_dataloader.dataset.synthetic_share == 0.75

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dpsims_aug.data.scenes import render_scene, scene_seeds
-from dpsims_aug.data.writers import LAYOUTS, mmseg_dataset_config, write_dataset
+from dpsims_aug.data.writers import WRITABLE_LAYOUTS, mmseg_dataset_config, write_dataset
 from dpsims_aug.labels import LabelSpace, embedded_label_space, read_label_map
 
 SIZE = (64, 64)
@@ -24,7 +24,7 @@ def _expected(split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("embedded")
-    return {layout: write_dataset(base / layout, layout, N_TRAIN, N_VAL, SIZE, seed=0) for layout in LAYOUTS}
+    return {layout: write_dataset(base / layout, layout, N_TRAIN, N_VAL, SIZE, seed=0) for layout in WRITABLE_LAYOUTS}
 
 
 def _mmseg_dataset(cfg: dict):

@@ -20,11 +20,9 @@ the generator still receives gradients.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -33,6 +31,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from dpsims_aug.backbones import FrozenBackbone, create_backbone
+from dpsims_aug.models.config_dict import DictConfig
 
 __all__ = ['DiscriminatorConfig', 'DPSIMSDiscriminator', 'RunningChannelNorm', 'FeatureConditioning']
 
@@ -40,7 +39,7 @@ FEATURE_CONDITIONINGS = ('channel_norm', 'none')
 
 
 @dataclass
-class DiscriminatorConfig:
+class DiscriminatorConfig(DictConfig):
     """Hyper-parameters of ``DPSIMSDiscriminator`` (JSON-friendly through ``to_dict``/``from_dict``).
 
     Attributes:
@@ -94,19 +93,6 @@ class DiscriminatorConfig:
         widths = (self.decoder_channels,) if isinstance(self.decoder_channels, int) else self.decoder_channels
         if min(widths + (self.max_decoder_channels, self.high_res_channels)) < 1:
             raise ValueError('channel counts must be positive')
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (tuples as lists) that ``from_dict`` turns back into an equal config."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DiscriminatorConfig:
-        """Inverse of ``to_dict``; unknown keys are an error (catches typos and stale configs)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f'Unknown DiscriminatorConfig keys: {unknown} (known: {sorted(names)})')
-        return cls(**dict(data))
 
     def stage_widths(self, num_stages: int) -> list[int]:
         """Decoder width of each of ``num_stages`` backbone stages, finest first."""

@@ -13,7 +13,7 @@ import torch
 
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.labels import LabelSpace
-from dpsims_aug.safe_loading import allow_mmengine_checkpoints
+from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
 from train_gan.hooks import DPSIMS_META_KEY
 
 EMA_PREFIX = "generator_ema.module."
@@ -31,7 +31,7 @@ def export_training_checkpoint(
     for older ones, and for re-collecting them on other label maps.
 
     The training checkpoint is read with ``weights_only=True``: tensors, plain data and exactly the numpy / mmengine
-    classes mmengine stores (:func:`dpsims_aug.safe_loading.allow_mmengine_checkpoints`). ``dtype`` stores the
+    classes mmengine stores (:func:`dpsims_aug.mm.checkpoints.allow_mmengine_checkpoints`). ``dtype`` stores the
     weights at that precision (see :func:`dpsims_aug.checkpoint.save_generator_checkpoint`).
     """
     allow_mmengine_checkpoints()

@@ -14,7 +14,7 @@ from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
-from dpsims_aug.engine import SafeCheckpointHook
+from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 from dpsims_aug.fileio import atomic_path
 
 DPSIMS_META_KEY = "dpsims"
@@ -27,7 +27,7 @@ def _gan(runner):
 
 @HOOKS.register_module()
 class GANCheckpointHook(SafeCheckpointHook):
-    """:class:`~dpsims_aug.engine.SafeCheckpointHook` (``weights_only``-loadable checkpoints) that also stores the
+    """:class:`~dpsims_aug.mm.checkpoints.SafeCheckpointHook` (``weights_only``-loadable checkpoints) that also stores the
     generator config and LabelSpace in the checkpoint's ``meta``, so ``dpsims-aug export`` can turn any training
     checkpoint into an inference checkpoint."""
 
@@ -84,6 +84,18 @@ def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarra
     return grid
 
 
+def held_out_dataset(runner, overrides: dict | None) -> dict:
+    """The held-out dataset of the sample grid and the evaluation: the training dataset's config with
+    ``split='val'``, no flips, no rescaling and no ``max_samples``, updated by ``overrides`` (e.g.
+    ``dict(data_root=...)``; a config with its own ``type`` replaces it)."""
+    overrides = dict(overrides or {})
+    if "type" in overrides:
+        return overrides
+    cfg = dict(runner.cfg.train_dataloader.dataset)
+    cfg.pop("max_samples", None)
+    return {**cfg, "split": "val", "flip": False, "scale_range": (1.0, 1.0), **overrides}
+
+
 @HOOKS.register_module()
 class SampleGridHook(Hook):
     """Every ``interval`` iterations (and at the end), draw EMA samples for fixed held-out label maps.
@@ -92,7 +104,7 @@ class SampleGridHook(Hook):
     the runner's visualizer backends (tensorboard when configured).
 
     Args:
-        dataset: Config of the held-out dataset (a ``SegPairDataset`` without flips).
+        dataset: Overrides of the held-out dataset (:func:`held_out_dataset`: the training data's ``val`` split).
         interval: Iterations between grids.
         num_images: Label maps (rows) per grid.
         num_seeds: Samples (columns) per label map.
@@ -100,16 +112,17 @@ class SampleGridHook(Hook):
 
     priority = "LOW"
 
-    def __init__(self, dataset: dict, interval: int = 500, num_images: int = 6, num_seeds: int = 3) -> None:
+    def __init__(self, dataset: dict | None = None, interval: int = 500, num_images: int = 6,
+                 num_seeds: int = 3) -> None:
         self.dataset_cfg = dataset
         self.interval = interval
         self.num_images = num_images
         self.num_seeds = num_seeds
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _fixed_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fixed_batch(self, runner) -> tuple[torch.Tensor, torch.Tensor]:
         if self._batch is None:
-            dataset = DATASETS.build(self.dataset_cfg)
+            dataset = DATASETS.build(held_out_dataset(runner, self.dataset_cfg))
             items = [dataset[i] for i in range(min(self.num_images, len(dataset)))]
             self._batch = (torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]))
         return self._batch
@@ -124,7 +137,7 @@ class SampleGridHook(Hook):
     def write_grid(self, runner) -> Path:
         calibrate_ema(runner)
         model = _gan(runner)
-        images, labels = self._fixed_batch()
+        images, labels = self._fixed_batch(runner)
         samples = [
             _to_uint8(model.sample(labels, [1000 * s + i for i in range(labels.shape[0])]))
             for s in range(self.num_seeds)
@@ -187,7 +200,7 @@ class GANEvaluationHook(Hook):
     evaluation in ``<log_dir>/metrics.jsonl``. Under DDP only the main process evaluates.
 
     Args:
-        dataset: Config of the held-out dataset (a ``SegPairDataset`` without flips).
+        dataset: Overrides of the held-out dataset (:func:`held_out_dataset`: the training data's ``val`` split).
         interval: Iterations between evaluations.
         num_images: Held-out label maps to use (default: all).
         num_seeds: Samples per label map (FID uses all of them).
@@ -204,7 +217,7 @@ class GANEvaluationHook(Hook):
 
     def __init__(
         self,
-        dataset: dict,
+        dataset: dict | None = None,
         interval: int = 1000,
         num_images: int | None = None,
         num_seeds: int = 1,
@@ -234,12 +247,13 @@ class GANEvaluationHook(Hook):
         self._segmenter = None
         self._miou_real: float | None = None
 
-    def _setup(self, device: torch.device, ignore_index: int) -> None:
+    def _setup(self, runner, device: torch.device, ignore_index: int) -> None:
         """Load the held-out set; compute the real images' statistics (and segmenter mIoU) once."""
         from dpsims_aug.metrics.fid import FeatureStats, InceptionFeatures
-        from dpsims_aug.metrics.miou import Segmenter, confusion_matrix, mean_iou
+        from dpsims_aug.metrics.miou import confusion_matrix, mean_iou
+        from dpsims_aug.mm.segmenter import Segmenter
 
-        dataset = DATASETS.build(self.dataset_cfg)
+        dataset = DATASETS.build(held_out_dataset(runner, self.dataset_cfg))
         n = len(dataset) if self.num_images is None else min(self.num_images, len(dataset))
         items = [dataset[i] for i in range(n)]
         self._labels = [it["label"] for it in items]
@@ -275,7 +289,7 @@ class GANEvaluationHook(Hook):
         model = _gan(runner)
         device = model.step.device
         if self._labels is None:
-            self._setup(device, model.label_space.ignore_index)
+            self._setup(runner, device, model.label_space.ignore_index)
         space = model.label_space
         settings: dict[str, dict] = dict(
             fid=dict(device=str(device), batch_size=self.batch_size, reference=self._reference,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from dpsims_aug.safe_loading import allow_mmengine_checkpoints
+from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -1,10 +1,10 @@
 # Runtime shared by every augment/ config (complete: no mmseg:: base configs, because mmengine
 # resolves `mmseg::` by the distribution name `mmsegmentation`, which the onedl-mmsegmentation fork does not have).
 default_scope = 'mmseg'
-# Registers DPSIMSAugment and MapLabelIds in mmseg's TRANSFORMS (works whether or not dpsims_aug was imported before),
-# and SafeCheckpointHook (dpsims_aug.engine), which keeps checkpoints loadable with torch.load(weights_only=True) so
+# Registers the toolkit's OpenMMLab parts (dpsims_aug.mm): DPSIMSAugment and MapLabelIds in mmseg's TRANSFORMS,
+# SyntheticMixDataset, and SafeCheckpointHook, which keeps checkpoints loadable with torch.load(weights_only=True) so
 # that `resume=True` works on torch >= 2.6 with mmengine 0.10.7.
-custom_imports = dict(imports=['dpsims_aug.transforms', 'dpsims_aug.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)
 custom_hooks = [dict(type='SafeCheckpointHook')]
 env_cfg = dict(
     cudnn_benchmark=True,

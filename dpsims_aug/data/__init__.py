@@ -13,7 +13,7 @@ from dpsims_aug.data.scenes import (
     scene_seeds,
 )
 from dpsims_aug.data.writers import (
-    LAYOUTS,
+    WRITABLE_LAYOUTS,
     mmseg_dataset_config,
     write_ade20k,
     write_cityscapes,
@@ -23,7 +23,7 @@ from dpsims_aug.data.writers import (
 )
 
 __all__ = [
-    "CLASS_NAMES", "LAYOUTS", "iter_scenes", "mmseg_dataset_config", "render_layout", "render_scene",
+    "CLASS_NAMES", "WRITABLE_LAYOUTS", "iter_scenes", "mmseg_dataset_config", "render_layout", "render_scene",
     "scene_grid", "scene_seeds", "write_ade20k", "write_cityscapes", "write_dataset", "write_folder",
     "write_hf",
 ]

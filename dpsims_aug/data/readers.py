@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from dpsims_aug.labels import LabelMapError, list_label_maps, open_image, read_label_map
+from dpsims_aug.labels import LabelMapError, list_label_maps, open_image, read_label_map, stored_ids
 
-LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
+READABLE_LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def import_datasets():
@@ -93,7 +93,7 @@ class LabelMapRef:
 
 
 def detect_layout(root: str | os.PathLike) -> str:
-    """The layout of the dataset at ``root``: one of :data:`LAYOUTS`.
+    """The layout of the dataset at ``root``: one of :data:`READABLE_LAYOUTS`.
 
     Raises:
         LabelMapError: if ``root`` is not a folder.
@@ -141,8 +141,8 @@ def _label_base(root: Path, layout: str) -> Path:
 def _resolve_layout(root: Path, layout: str) -> str:
     if layout == "auto":
         return detect_layout(root)
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {LAYOUTS}")
+    if layout not in READABLE_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {READABLE_LAYOUTS}")
     return layout
 
 
@@ -153,7 +153,7 @@ def find_label_maps(
 
     Args:
         root: Dataset root (or a bare folder of label maps).
-        layout: ``'auto'`` or one of :data:`LAYOUTS`.
+        layout: ``'auto'`` or one of :data:`READABLE_LAYOUTS`.
         split: Only this split (``train``/``val`` and the layout's own names are accepted); ``None`` = all splits.
             Ignored for ``bare``; for ``folder`` it selects ``labels/<split>`` when that exists.
         train_ids: Cityscapes only: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``.
@@ -258,7 +258,7 @@ def _array_from_hf(value: object, where: str) -> np.ndarray:
         raise LabelMapError(where, f"expected a 2-D integer label map, got shape {array.shape} dtype {array.dtype}")
     if array.size and (array.min() < 0 or array.max() > 65535):
         raise LabelMapError(where, f"ids range {array.min()}..{array.max()} does not fit 16 bits")
-    return array.astype(np.uint8 if array.max(initial=0) < 256 else np.uint16)
+    return stored_ids(array)
 
 
 def hf_label_maps(

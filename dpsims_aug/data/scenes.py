@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SKY, CLOUD, MOUNTAIN, WATER, SAND, GRASS, TREE, ROCK, BUILDING, ROAD = range(10)
-CLASS_NAMES = ("sky", "cloud", "mountain", "water", "sand", "grass", "tree", "rock", "building", "road")
-IGNORE = 255
+from dpsims_aug.labels import EMBEDDED_CLASSES as CLASS_NAMES
+from dpsims_aug.labels import IGNORE_INDEX as IGNORE
+
+SKY, CLOUD, MOUNTAIN, WATER, SAND, GRASS, TREE, ROCK, BUILDING, ROAD = range(len(CLASS_NAMES))
 SCENES_VERSION = 1  # bump when the renderer's output changes (writers then refuse to reuse older files)
 
 # Distinct SeedSequence domains so that layout_seed == appearance_seed still gives unrelated streams.

@@ -39,8 +39,8 @@ from dpsims_aug.data.scenes import SCENES_VERSION, render_scene, scene_seeds
 from dpsims_aug.fileio import atomic_path, atomic_write_text
 from dpsims_aug.labels import LabelSpace, embedded_label_space, write_label_map
 
-LAYOUTS = ("ade20k", "cityscapes", "folder", "hf")
-MANIFEST = "dataset.json"
+WRITABLE_LAYOUTS = ("ade20k", "cityscapes", "folder", "hf")
+DATASET_INFO = "dataset.json"
 LABELS_JSON = "labels.json"
 FORMAT_VERSION = 1
 _STREAMS = {"train": 0, "val": 1}  # scene_seeds stream per split: growing one split never changes the other
@@ -68,7 +68,7 @@ def _encode(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
 
 def _read_manifest(root: Path) -> dict | None:
     try:
-        return json.loads((root / MANIFEST).read_text())
+        return json.loads((root / DATASET_INFO).read_text())
     except (OSError, ValueError):
         return None
 
@@ -97,7 +97,7 @@ def _begin(root: Path, layout: str, size: tuple[int, int], seed: int, overwrite:
 def _write_meta(root: Path, space: LabelSpace, manifest: dict) -> None:
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / LABELS_JSON, space.to_json())
-    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(root / DATASET_INFO, json.dumps(manifest, indent=1))
 
 
 def _prune(folder: Path, pattern: str, n: int) -> int:
@@ -351,7 +351,7 @@ _WRITERS = {"ade20k": write_ade20k, "cityscapes": write_cityscapes, "folder": wr
 def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
                   size: tuple[int, int] = (128, 128), seed: int = 0, *, overwrite: bool = False,
                   progress: Progress = None) -> dict:
-    """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``layout`` (one of :data:`LAYOUTS`).
+    """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``layout`` (one of :data:`WRITABLE_LAYOUTS`).
 
     Also writes ``labels.json`` (the LabelSpace) and ``dataset.json`` (parameters, completeness) at ``out``.
     Re-running with the same parameters only writes what is missing (idempotent; resumes a killed run).
@@ -366,7 +366,7 @@ def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
         FileExistsError: ``out`` holds a dataset written with other parameters and ``overwrite`` is False.
     """
     if layout not in _WRITERS:
-        raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+        raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(WRITABLE_LAYOUTS)}")
     return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress)
 
 

@@ -24,7 +24,7 @@ from dpsims_aug.metrics.fid import (
     kernel_inception_distance,
     reference_stats,
 )
-from dpsims_aug.metrics.miou import MIoUMetric, Segmenter, confusion_matrix, iou_per_class, mean_iou
+from dpsims_aug.metrics.miou import MIoUMetric, confusion_matrix, iou_per_class, mean_iou
 from dpsims_aug.metrics.registry import METRICS, EvalBatch, Metric, build_metrics, register_metric
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "InceptionFeatures",
     "MIoUMetric",
     "Metric",
-    "Segmenter",
     "build_metrics",
     "confusion_matrix",
     "dataset_fingerprint",

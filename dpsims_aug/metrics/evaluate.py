@@ -131,7 +131,7 @@ def evaluate(
 
     from dpsims_aug.data.readers import find_pairs
     from dpsims_aug.metrics.fid import InceptionFeatures, reference_stats
-    from dpsims_aug.metrics.miou import Segmenter
+    from dpsims_aug.mm.segmenter import Segmenter
     from dpsims_aug.synthesis import Synthesizer
 
     if n_seeds < 1:

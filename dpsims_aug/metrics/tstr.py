@@ -149,7 +149,7 @@ def train_on_synthetic_test_on_real(
         ``tstr_miou_synthetic``, ``tstr_miou_real`` (mIoU %, held-out real images) and ``tstr_ratio``.
     """
     from dpsims_aug.checkpoint import file_sha256
-    from dpsims_aug.generate import generate
+    from dpsims_aug.pool.writer import generate
 
     data, work_dir = Path(data), Path(work_dir)
     say = log or (lambda _msg: None)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dpsims_aug.models.blocks import LRELU_SLOPE, DecoderBlock, EncoderStage, conv2d, remove_spectral_norm
+from dpsims_aug.models.config_dict import DictConfig
 
 __all__ = [
     "GENERATOR_PRESETS",
@@ -43,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(DictConfig):
     """Hyper-parameters of :class:`DPSIMSGenerator` (JSON-serializable; stored in checkpoints).
 
     Per-scale tuples are ordered finest first: index ``i`` is the stage at stride ``2 ** i``; their common
@@ -129,19 +130,6 @@ class GeneratorConfig:
     def decoder_channels(self) -> tuple[int, ...]:
         """Decoder block output width per stage, finest first."""
         return tuple(self.base_channels * m for m in self.decoder_multipliers)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` (a foreign or newer config)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GeneratorConfig keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
 
 
 # Paper presets keep OASIS-like capacity (tens of millions of parameters) with wide low-resolution stages

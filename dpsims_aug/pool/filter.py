@@ -202,7 +202,7 @@ def filter_pool(
             folder made with other parameters.
     """
     from dpsims_aug.checkpoint import file_sha256
-    from dpsims_aug.metrics.miou import Segmenter
+    from dpsims_aug.mm.segmenter import Segmenter
 
     started = time.perf_counter()
     pool = Path(pool).resolve()

@@ -8,15 +8,29 @@ parts ``manifest.shard-i-of-N.jsonl`` until merged), ``labels.json`` (the annota
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelSpace
 
 MANIFEST = "manifest.jsonl"
+IMAGE_FORMATS = {"jpg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}  # --format -> (PIL format, file suffix)
+
+
+def image_path(stem: str, k: int, suffix: str) -> str:
+    """Pool-relative path of synthetic image ``k`` of the label map ``stem``."""
+    return f"images/{stem}_s{k}{suffix}"
+
+
+def annotation_path(stem: str, k: int) -> str:
+    """Pool-relative path of the annotation of image ``k`` of the label map ``stem``."""
+    return f"annotations/{stem}_s{k}.png"
 
 
 def reduce_zero_label_of(space: LabelSpace) -> bool | None:
@@ -44,7 +58,7 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     return f'''# mmseg dataset config for {what} (label space {space.name!r}).
 # Use it with `_base_ = ['{root.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
 # pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
-# by `custom_imports = dict(imports=['dpsims_aug.engine'])`), e.g.
+# by `custom_imports = dict(imports=['dpsims_aug.mm'])`), e.g.
 #   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
 #                                        synthetic={prefix}_train_dataset, synthetic_share=0.25))
 {prefix}_data_root = {str(root.resolve())!r}
@@ -72,6 +86,11 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
 def manifest_part_name(shard: tuple[int, int]) -> str:
     """The manifest file a shard ``(i, N)`` appends to (``manifest.jsonl`` when unsharded)."""
     return MANIFEST if shard[1] == 1 else f"manifest.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def shard_done_marker(out: Path, shard: tuple[int, int]) -> Path:
+    """The file a shard ``(i, N)`` creates when all its images are written."""
+    return out / f"manifest.shard-{shard[0]}-of-{shard[1]}.done"
 
 
 def manifest_files(out: str | os.PathLike) -> list[Path]:
@@ -124,3 +143,66 @@ class ManifestWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def clean_temp_files(out: Path, owned: set[str] | None) -> None:
+    """Remove temp files left by killed writers (``.<name>.<random>.tmp<suffix>``); only those of ``owned``
+    output paths when other shards may be writing concurrently (``None`` = all)."""
+    for sub in ("images", "annotations", "."):
+        folder = out / sub
+        if not folder.is_dir():
+            continue
+        walker = os.walk(folder) if sub != "." else [(str(folder), [], os.listdir(folder))]
+        for dirpath, _, files in walker:
+            for fname in files:
+                if not fname.startswith(".") or ".tmp" not in fname:
+                    continue
+                final = fname[1:].rsplit(".tmp", 1)[0].rsplit(".", 1)[0]
+                rel = (Path(dirpath) / final).relative_to(out).as_posix()
+                if owned is None or rel in owned:
+                    (Path(dirpath) / fname).unlink(missing_ok=True)
+
+
+def merge_shards(out: Path, shard: tuple[int, int]) -> bool:
+    """Merge manifest parts into ``manifest.jsonl`` once every shard of this run is done; True if merged.
+
+    A lock file serializes shards finishing at the same time, so only one merges (and removes the parts).
+    """
+    markers = [shard_done_marker(out, (i, shard[1])) for i in range(shard[1])]
+    with open(out / ".merge.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shard[1] > 1 and not all(m.is_file() for m in markers):
+            return False
+        parts = sorted(out.glob("manifest.shard-*.jsonl"))
+        records = read_manifest_records(out)
+        lines = [json.dumps(records[key], sort_keys=True) + "\n" for key in sorted(records)]
+        atomic_write_text(out / MANIFEST, "".join(lines))
+        for path in [*parts, *out.glob("manifest.shard-*.done")]:
+            path.unlink(missing_ok=True)
+        clean_temp_files(out, None)  # every shard has finished: no write is in flight
+    (out / ".merge.lock").unlink(missing_ok=True)
+    return True
+
+
+def write_hf_dataset(out: Path, target: Path) -> Path:
+    """A Hugging Face dataset (``image``, ``label``, ``key``, ``k``) of everything in ``out``'s manifest."""
+    from dpsims_aug.data.readers import import_datasets
+
+    datasets = import_datasets()
+
+    records = [rec for _, rec in sorted(read_manifest_records(out).items())]
+    data = datasets.Dataset.from_dict(
+        {
+            "image": [str(out / r["image"]) for r in records],
+            "label": [str(out / r["annotation"]) for r in records],
+            "key": [r["key"] for r in records],
+            "k": [r["k"] for r in records],
+        }
+    )
+    data = data.cast_column("image", datasets.Image()).cast_column("label", datasets.Image())
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    data.save_to_disk(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target

@@ -11,15 +11,3 @@ train_dataloader = dict(
     dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
                  split="train", scale_range=(1.0, 1.0)),
 )
-custom_hooks = [
-    dict(type="GANCheckpointHook"),
-    dict(type="SampleGridHook", interval=5000, num_images=8, num_seeds=3,
-         dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
-                      split="val", flip=False)),
-    # FID of EMA samples on the whole validation split every 5000 iterations. For mIoU add
-    # segmenter_config=/segmenter_checkpoint= of an mmseg model trained on the real images.
-    dict(type="GANEvaluationHook", interval=5000, num_seeds=1,
-         dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
-                      split="val", flip=False, scale_range=(1.0, 1.0))),
-    dict(type="ExportGeneratorHook"),
-]

@@ -36,10 +36,6 @@ train_cfg = dict(type="IterBasedTrainLoop", max_iters=4000)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=500))
 custom_hooks = [
     dict(type="GANCheckpointHook"),
-    dict(
-        type="SampleGridHook", interval=250, num_images=6, num_seeds=3,
-        dataset=dict(type="SegPairDataset", data_root=data_root, label_space=label_space, crop_size=crop_size,
-                     split="val", flip=False),
-    ),
+    dict(type="SampleGridHook", interval=250, num_images=6, num_seeds=3),  # the training data's val split
     dict(type="ExportGeneratorHook"),
 ]

@@ -20,3 +20,13 @@ train_dataloader = dict(
 )
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=100000)
 default_hooks = dict(checkpoint=dict(interval=5000))
+# Held-out label maps: the training dataset's val split (train_gan.hooks.held_out_dataset); `dataset=dict(...)`
+# overrides its fields.
+custom_hooks = [
+    dict(type="GANCheckpointHook"),
+    dict(type="SampleGridHook", interval=5000, num_images=8, num_seeds=3),
+    # FID of EMA samples on the whole validation split every 5000 iterations. For mIoU add
+    # segmenter_config=/segmenter_checkpoint= of an mmseg model trained on the real images.
+    dict(type="GANEvaluationHook", interval=5000, num_seeds=1),
+    dict(type="ExportGeneratorHook"),
+]

@@ -1,77 +1,12 @@
-"""mmengine integration shared by the GAN trainer (``train_gan``) and the segmenter configs (``augment/``).
-
-Importing this module needs mmengine (``import dpsims_aug`` does not import it). It registers:
-
-* ``SafeCheckpointHook``: ``resume`` with ``torch.load(weights_only=True)``, the torch >= 2.6 default that mmengine
-  0.10.7's own resume trips over (importing this module allows mmengine's checkpoint classes, see
-  :mod:`dpsims_aug.safe_loading`);
-* the ``atomic_local`` file backend: checkpoint writes that a killed run cannot leave half-written;
-* ``SyntheticMixDataset``: real + synthetic samples with the synthetic share of every epoch (and so, in
-  expectation, of every batch) set by one number.
+"""``SyntheticMixDataset``: real + synthetic samples with the synthetic share of every epoch (and so, in
+expectation, of every batch) set by one number. Registered in mmengine's ``DATASETS``.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
-from mmengine.fileio import LocalBackend, register_backend
-from mmengine.hooks import Hook
-from mmengine.logging import HistoryBuffer
-from mmengine.registry import DATASETS, HOOKS
-
-from dpsims_aug.fileio import atomic_write_bytes
-from dpsims_aug.safe_loading import allow_mmengine_checkpoints
-
-allow_mmengine_checkpoints()
-
-
-@register_backend("atomic_local")
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend, but every write is atomic: a run killed while saving a checkpoint leaves
-    the previous checkpoint intact instead of a truncated file. (mmengine's ``CheckpointHook`` writes the
-    ``last_checkpoint`` pointer itself with a plain ``open()``, not through the backend; ``train_gan``'s resume falls
-    back to the newest checkpoint on disk when that pointer is torn.)
-
-    Use it with ``CheckpointHook(backend_args=dict(backend='atomic_local'))``.
-    """
-
-    def put(self, obj: bytes, filepath: str | Path) -> None:
-        atomic_write_bytes(filepath, obj)
-
-    def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
-        atomic_write_bytes(filepath, obj.encode(encoding))
-
-
-def restore_message_hub(value):
-    """Message hubs of checkpoints written by earlier versions of :class:`SafeCheckpointHook` (history buffers
-    stored as plain ``{"__history_buffer__": True, ...}`` dicts) -> ``HistoryBuffer`` objects again."""
-    if isinstance(value, dict):
-        if value.get("__history_buffer__"):
-            return HistoryBuffer(np.array(value["log"]), np.array(value["count"]), value["max_length"])
-        return {k: restore_message_hub(v) for k, v in value.items()}
-    return value
-
-
-@HOOKS.register_module()
-class SafeCheckpointHook(Hook):
-    """Make ``resume`` work with ``torch.load(weights_only=True)`` (the torch >= 2.6 default).
-
-    Registers mmengine's checkpoint classes with torch's safe unpickler
-    (:func:`~dpsims_aug.safe_loading.allow_mmengine_checkpoints`, which importing this module already does) and
-    reads the plain message hubs that earlier versions of this hook wrote. Checkpoints are saved as mmengine saves
-    them, so stock tools read them too.
-    """
-
-    priority = "VERY_HIGH"
-
-    def before_run(self, runner) -> None:
-        allow_mmengine_checkpoints()
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if "message_hub" in checkpoint:
-            checkpoint["message_hub"] = restore_message_hub(checkpoint["message_hub"])
+from mmengine.registry import DATASETS
 
 
 @DATASETS.register_module()

@@ -6,7 +6,7 @@ mmseg is missing). Importing this module needs mmcv; ``import dpsims_aug`` does 
 when an OpenMMLab package is already loaded, e.g. while mmengine processes a config's ``custom_imports``). Use it
 from a stock mmseg config with::
 
-    custom_imports = dict(imports=['dpsims_aug.transforms'], allow_failed_imports=False)
+    custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)
     train_pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations'),
@@ -26,8 +26,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
-from dpsims_aug.safe_loading import allow_mmengine_checkpoints
-from dpsims_aug.synthesis import DTYPES, default_checkpoint_path, derive_seed
+from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
+from dpsims_aug.synthesis import DTYPES, default_checkpoint_path, derive_seed, resolve_device
 
 try:  # mmseg's registry is where mmseg configs (default_scope='mmseg') look transforms up.
     from mmseg.registry import TRANSFORMS
@@ -245,9 +245,7 @@ class DPSIMSAugment(BaseTransform):
     # ----------------------------------------------------------------------------------- online
 
     def _resolve_device(self) -> str:
-        device = self.device
-        if device == "cuda" and "LOCAL_RANK" in os.environ:
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        device = resolve_device(self.device)
         if device.startswith("cuda"):
             import torch
 
@@ -284,49 +282,14 @@ class DPSIMSAugment(BaseTransform):
             return lut
         model = self.synthesizer.label_space
         data = self.label_space or model
-        ignore = model.ignore_index
         if reduce_zero_label and self.contiguous_labels:
             raise LabelMapError(source, "DPSIMSAugment: reduce_zero_label and contiguous_labels cannot both hold")
-        values = np.arange(256, dtype=np.int64)  # LoadAnnotations always yields uint8
-        # 255 is unlabeled for mmseg (losses and metrics ignore it) whatever the label space says.
-        # 1. Undo mmseg's label_map (new id -> dataset id); 255 stays unlabeled.
-        if label_map:
-            inverse = np.full(256, -1, dtype=np.int64)
-            inverse[255] = 255
-            for old, new in label_map.items():
-                if new != 255:
-                    inverse[int(new)] = int(old)
-            values = inverse
-        is_ignore = values == 255
-        # 2. Annotation values -> classes of `data` (-1 unknown).
-        data_class = np.full(256, -1, dtype=np.int64)
-        if self.contiguous_labels:
-            ok = (values >= 0) & (values < data.num_classes)
-            data_class[ok] = values[ok]
-        else:
-            raw = values + 1 if reduce_zero_label else values.copy()
-            ok = (values >= 0) & ~is_ignore
-            unknown = set(data.unknown_ids(raw[ok]))
-            ok &= ~np.isin(raw, list(unknown))
-            if ok.any():
-                data_class[ok] = data.to_contiguous(raw[ok]).astype(np.int64)
-            is_ignore |= data_class == data.ignore_index
-            data_class[data_class == data.ignore_index] = -1
-        # 3. Classes of `data` -> model classes through their raw ids.
-        if data == model:
-            to_model = np.arange(data.num_classes, dtype=np.int64)
-        else:
-            raw_of = np.asarray(data.raw_ids, dtype=np.int64)
-            known = ~np.isin(raw_of, model.unknown_ids(raw_of))
-            to_model = np.full(data.num_classes, -1, dtype=np.int64)
-            if known.any():
-                mapped = model.to_contiguous(raw_of[known]).astype(np.int64)
-                # A raw id the model treats as unlabeled becomes the model's ignore index.
-                to_model[known] = mapped
+        # Annotation value -> class of `data` (the chain mmseg applied, undone) -> model class (same raw id).
+        data_class = data.mmseg_annotation_classes(reduce_zero_label, label_map, contiguous=self.contiguous_labels)
         lut = np.full(256, -1, dtype=np.int64)
-        has_class = data_class >= 0
-        lut[has_class] = to_model[data_class[has_class]]
-        lut[is_ignore] = ignore
+        has_class = (data_class >= 0) & (data_class != data.ignore_index)
+        lut[has_class] = data.class_translation(model)[data_class[has_class]]
+        lut[data_class == data.ignore_index] = model.ignore_index
         self._luts[cache_key] = lut
         return lut
 

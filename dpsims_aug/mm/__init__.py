@@ -1,0 +1,13 @@
+"""The OpenMMLab wing: what mmengine / mmseg programs use of the toolkit.
+
+``custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)`` in an mmseg config registers all
+of it:
+
+* :mod:`~dpsims_aug.mm.transforms`: ``DPSIMSAugment`` and ``MapLabelIds`` (mmseg ``TRANSFORMS``);
+* :mod:`~dpsims_aug.mm.datasets`: ``SyntheticMixDataset`` (mmengine ``DATASETS``);
+* :mod:`~dpsims_aug.mm.checkpoints`: ``SafeCheckpointHook`` (``HOOKS``), the ``atomic_local`` file backend, and
+  ``torch.load(weights_only=True)`` for mmengine checkpoints;
+* :mod:`~dpsims_aug.mm.segmenter`: an mmseg segmenter as a function of RGB images (metrics, filter, TSTR).
+"""
+
+from dpsims_aug.mm import checkpoints, datasets, transforms  # noqa: F401  (registers them)

@@ -140,7 +140,8 @@ def training_label_maps(data: Path, count: int):
     import numpy as np
 
     from dpsims_aug.data.readers import find_pairs
-    from dpsims_aug.labels import get_label_space, load_label_map
+    from dpsims_aug.label_maps import load_label_map
+    from dpsims_aug.labels import get_label_space
 
     pairs = find_pairs(data, split="train")
     space = get_label_space("embedded")
@@ -154,7 +155,8 @@ def child_eval(args: argparse.Namespace, eval_dir: Path) -> int:
     from PIL import Image
 
     from dpsims_aug.data.readers import find_pairs
-    from dpsims_aug.labels import get_label_space, load_label_map
+    from dpsims_aug.label_maps import load_label_map
+    from dpsims_aug.labels import get_label_space
     from dpsims_aug.metrics.evaluate import evaluate
     from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
     from dpsims_aug.synthesis import Synthesizer

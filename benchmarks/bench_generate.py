@@ -39,9 +39,10 @@ import torch
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.scenes import render_layout
-from dpsims_aug.pool.writer import generate
-from dpsims_aug.labels import embedded_label_space, write_label_map
+from dpsims_aug.label_maps import write_label_map
+from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.models import DPSIMSGenerator, generator_config
+from dpsims_aug.pool.writer import generate
 from dpsims_aug.synthesis import Synthesizer, derive_seed
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "generate_speed.json"

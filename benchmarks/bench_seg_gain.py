@@ -282,7 +282,8 @@ def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool)
 
     from dpsims_aug.data.scenes import render_scene, scene_seeds
     from dpsims_aug.fileio import atomic_path
-    from dpsims_aug.labels import embedded_label_space, write_label_map
+    from dpsims_aug.label_maps import write_label_map
+    from dpsims_aug.labels import embedded_label_space
 
     started, space, size = time.perf_counter(), embedded_label_space(), (args.size, args.size)
     for i in range(args.labelled):
@@ -309,8 +310,8 @@ def stage_layouts(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckp
     done = stage_done(pool)
     if done is not None:
         return pool, dict(done, cached=True)
-    from dpsims_aug.pool.writer import generate
     from dpsims_aug.layouts import LayoutAugment, write_layouts
+    from dpsims_aug.pool.writer import generate
 
     started = time.perf_counter()
     maps = gan_dir.parent / f"layouts_k{k}_maps"

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from dpsims_aug.data.readers import read_rgb
-    from dpsims_aug.labels import embedded_label_space, read_label_map
+    from dpsims_aug.label_maps import read_label_map
+    from dpsims_aug.labels import embedded_label_space
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study", type=Path, required=True, help="a study folder (L<n>_V<v>_S<s>)")

@@ -29,7 +29,8 @@ import numpy as np
 
 from dpsims_aug.data.readers import find_label_maps
 from dpsims_aug.fileio import atomic_write_text
-from dpsims_aug.labels import LabelMapError, write_label_map
+from dpsims_aug.label_maps import write_label_map
+from dpsims_aug.labels import LabelMapError
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from PIL import Image
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.readers import find_label_maps, find_pairs, read_rgb
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.pool.writer import GenerateError, generate
-from dpsims_aug.labels import LabelMapError, embedded_label_space, read_label_map
+from dpsims_aug.label_maps import read_label_map
+from dpsims_aug.labels import LabelMapError, embedded_label_space
 from dpsims_aug.layouts import write_layouts
 from dpsims_aug.models import DPSIMSGenerator, generator_config
+from dpsims_aug.pool.writer import GenerateError, generate
 
 SPACE = embedded_label_space()
 

@@ -7,7 +7,8 @@ import pytest
 
 from dpsims_aug.data.readers import find_pairs
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.labels import embedded_label_space, load_label_map
+from dpsims_aug.label_maps import load_label_map
+from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.metrics.colour import ColourStatistics, compare
 from dpsims_aug.synthesis import Synthesizer, default_checkpoint_path
 

@@ -18,8 +18,8 @@ pytest.importorskip("mmseg")
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint  # noqa: E402
 from dpsims_aug.cli import main as cli_main  # noqa: E402
 from dpsims_aug.data.writers import write_dataset  # noqa: E402
-from dpsims_aug.pool.writer import generate  # noqa: E402
-from dpsims_aug.labels import embedded_label_space, read_label_map  # noqa: E402
+from dpsims_aug.label_maps import read_label_map
+from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 from dpsims_aug.pool.filter import (  # noqa: E402
     FilterError,
@@ -28,6 +28,7 @@ from dpsims_aug.pool.filter import (  # noqa: E402
     hardness_counts,
     map_hardness,
 )
+from dpsims_aug.pool.writer import generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = embedded_label_space()

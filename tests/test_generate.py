@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from dpsims_aug.pool import writer as gen
 from dpsims_aug.checkpoint import GeneratorCheckpoint, file_sha256, save_generator_checkpoint
 from dpsims_aug.cli import main
-from dpsims_aug.pool.writer import GenerateError, generate, resolve_shard
-from dpsims_aug.synthesis import resolve_device
-from dpsims_aug.labels import embedded_label_space, read_label_map, write_label_map
+from dpsims_aug.label_maps import read_label_map, write_label_map
+from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.models import DPSIMSGenerator, generator_config
+from dpsims_aug.pool import writer as gen
 from dpsims_aug.pool.format import read_manifest_records
-from dpsims_aug.synthesis import derive_seed
+from dpsims_aug.pool.writer import GenerateError, generate, resolve_shard
+from dpsims_aug.synthesis import derive_seed, resolve_device
 
 SPACE = embedded_label_space()
 REPO = Path(__file__).resolve().parents[1]

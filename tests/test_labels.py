@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dpsims_aug.label_maps import list_label_maps, load_label_map, read_label_map, write_label_map
 from dpsims_aug.labels import (
     LABEL_SPACE_PRESETS,
     LabelMapError,
@@ -18,10 +19,6 @@ from dpsims_aug.labels import (
     coco_stuff_label_space,
     embedded_label_space,
     get_label_space,
-    list_label_maps,
-    load_label_map,
-    read_label_map,
-    write_label_map,
 )
 
 
@@ -185,15 +182,16 @@ def test_import_without_openmmlab():
 def test_pixel_limit_refuses_by_name_before_decoding(tmp_path, monkeypatch):
     from PIL import Image
 
-    from dpsims_aug import labels
-    from dpsims_aug.labels import LabelMapError, read_label_map
+    from dpsims_aug import label_maps
+    from dpsims_aug.label_maps import read_label_map
+    from dpsims_aug.labels import LabelMapError
 
     path = tmp_path / "big.png"
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)
-    monkeypatch.setattr(labels, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(label_maps, "MAX_PIXELS", 1000)
     with pytest.raises(LabelMapError, match=r"big\.png.*64x64 pixels, more than the limit of 1000"):
         read_label_map(path)
-    monkeypatch.setattr(labels, "MAX_PIXELS", 4096)
+    monkeypatch.setattr(label_maps, "MAX_PIXELS", 4096)
     assert read_label_map(path).shape == (64, 64)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from dpsims_aug.cli import main as cli_main
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.labels import read_label_map
+from dpsims_aug.label_maps import read_label_map
 from dpsims_aug.layouts import LayoutAugment, augment_layout, write_layouts
 
 NOTHING = LayoutAugment(flip=False, scale=(1.0, 1.0), max_pastes=0)

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from dpsims_aug.data.readers import detect_layout, find_label_maps, find_pairs, hf_label_maps
-from dpsims_aug.labels import LabelMapError, write_label_map
+from dpsims_aug.label_maps import write_label_map
+from dpsims_aug.labels import LabelMapError
 
 
 def _label(path: Path, value: int = 1) -> None:

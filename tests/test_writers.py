@@ -10,7 +10,8 @@ import pytest
 
 from dpsims_aug.data.scenes import render_scene, scene_seeds
 from dpsims_aug.data.writers import WRITABLE_LAYOUTS, mmseg_dataset_config, write_dataset
-from dpsims_aug.labels import LabelSpace, embedded_label_space, read_label_map
+from dpsims_aug.label_maps import read_label_map
+from dpsims_aug.labels import LabelSpace, embedded_label_space
 
 SIZE = (64, 64)
 N_TRAIN, N_VAL = 8, 3

@@ -19,7 +19,8 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space, load_label_map
+from dpsims_aug.label_maps import load_label_map
+from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
 
 
 def _pair_size(size: int | Sequence[int]) -> tuple[int, int]:

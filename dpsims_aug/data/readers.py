@@ -23,7 +23,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from dpsims_aug.labels import LabelMapError, list_label_maps, open_image, read_label_map, stored_ids
+from dpsims_aug.label_maps import list_label_maps, open_image, read_label_map
+from dpsims_aug.labels import LabelMapError, stored_ids
 
 READABLE_LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -37,7 +37,8 @@ import numpy as np
 
 from dpsims_aug.data.scenes import SCENES_VERSION, render_scene, scene_seeds
 from dpsims_aug.fileio import atomic_path, atomic_write_text
-from dpsims_aug.labels import LabelSpace, embedded_label_space, write_label_map
+from dpsims_aug.label_maps import write_label_map
+from dpsims_aug.labels import LabelSpace, embedded_label_space
 
 WRITABLE_LAYOUTS = ("ade20k", "cityscapes", "folder", "hf")
 DATASET_INFO = "dataset.json"

@@ -20,7 +20,8 @@ import numpy as np
 
 from dpsims_aug.data.readers import read_rgb
 from dpsims_aug.fileio import atomic_write_text
-from dpsims_aug.labels import LabelSpace, load_label_map
+from dpsims_aug.label_maps import load_label_map
+from dpsims_aug.labels import LabelSpace
 from dpsims_aug.metrics.registry import EvalBatch, build_metrics
 
 __all__ = ["evaluate", "format_table", "iter_eval_batches"]

@@ -31,7 +31,8 @@ import numpy as np
 
 from dpsims_aug.data.readers import find_pairs, read_rgb
 from dpsims_aug.fileio import atomic_write_text
-from dpsims_aug.labels import LabelMapError, LabelSpace, read_label_map, write_label_map
+from dpsims_aug.label_maps import read_label_map, write_label_map
+from dpsims_aug.labels import LabelMapError, LabelSpace
 from dpsims_aug.pool.format import (
     MANIFEST,
     ManifestWriter,

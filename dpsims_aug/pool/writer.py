@@ -41,7 +41,8 @@ import numpy as np
 
 from dpsims_aug.data.readers import LabelMapRef, find_label_maps, hf_label_maps
 from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
-from dpsims_aug.labels import LabelMapError, encode_label_png
+from dpsims_aug.label_maps import encode_label_png
+from dpsims_aug.labels import LabelMapError
 from dpsims_aug.pool.format import (
     IMAGE_FORMATS,
     MANIFEST,

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from dpsims_aug.data.writers import base_seg_dataset
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelSpace
 
@@ -49,19 +50,23 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     """The mmseg dataset config snippet written as ``dataset_config.py`` in ``root``: ``<prefix>_data_root``,
     ``<prefix>_metainfo`` and ``<prefix>_train_dataset`` (images from ``images``, default ``root/images``;
     annotations from ``root/annotations``; only the samples listed in ``ann_file`` when given)."""
-    names = [repr(c) for c in space.class_names]
+    cfg = base_seg_dataset(root.resolve(), space, img_path="images" if images is None else str(images.resolve()),
+                           seg_map_path="annotations", img_suffix=img_suffix, seg_map_suffix=".png",
+                           reduce_zero_label=reduce_zero_label, ann_file=ann_file)
+    meta = cfg.pop("metainfo")
+    names = [repr(c) for c in meta["classes"]]
     classes = ",\n".join("        " + ", ".join(names[i : i + 6]) for i in range(0, len(names), 6))
-    colours = [f"[{r}, {g}, {b}]" for r, g, b in space.palette]
+    colours = [f"[{r}, {g}, {b}]" for r, g, b in meta["palette"]]
     palette = ",\n".join("        " + ", ".join(colours[i : i + 6]) for i in range(0, len(colours), 6))
-    img_path = "images" if images is None else str(images.resolve())
-    samples = "" if ann_file is None else f"    ann_file={ann_file!r},\n"
+    data_root = cfg.pop("data_root")
+    fields = "".join(f"    {key}={value!r},\n" for key, value in cfg.items())
     return f'''# mmseg dataset config for {what} (label space {space.name!r}).
 # Use it with `_base_ = ['{root.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
 # pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
 # by `custom_imports = dict(imports=['dpsims_aug.mm'])`), e.g.
 #   train_dataloader = dict(dataset=dict(type='SyntheticMixDataset', real=real_train_dataset,
 #                                        synthetic={prefix}_train_dataset, synthetic_share=0.25))
-{prefix}_data_root = {str(root.resolve())!r}
+{prefix}_data_root = {data_root!r}
 {prefix}_metainfo = dict(
     classes=(
 {classes},
@@ -71,14 +76,9 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     ],
 )
 {prefix}_train_dataset = dict(
-    type='BaseSegDataset',
     data_root={prefix}_data_root,
-{samples}    data_prefix=dict(img_path={img_path!r}, seg_map_path='annotations'),
-    img_suffix={img_suffix!r},
-    seg_map_suffix='.png',
     metainfo={prefix}_metainfo,
-    reduce_zero_label={reduce_zero_label!r},
-    pipeline=[],
+{fields}    pipeline=[],
 )
 '''
 

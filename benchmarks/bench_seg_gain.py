@@ -248,9 +248,15 @@ SOURCES = {"pool": "pool", "layouts": "layouts", "oracle": "oracle", "oracle_new
 THING_IDS = (2, 7, 8, 9)  # embedded raw ids of cloud, tree, rock, building: what `layouts` pastes in the study
 
 
+TWO_STAGE = "2s"  # variant tag: pretrain on the mix, then fine-tune on the real images (equal total iterations)
+TWO_STAGE_PRETRAIN = 0.75  # share of the iterations in stage 1 (the shipped *_pretrain / *_finetune configs)
+TWO_STAGE_LR = 0.2  # stage 2's learning rate relative to the shipped one
+
+
 def pool_variant(n: int, share: float, recipe: str = "plain", source: str = "pool") -> str:
     """Variant name of a pool run: ``<source>_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled
-    pool, then ``_s<share>`` unless the synthetic share is the default 0.5."""
+    pool, then ``_s<share>`` unless the synthetic share is the default 0.5. A ``_2s`` part (anywhere after the
+    pool size) makes it the two-stage schedule, the share then being stage 1's."""
     tag = RECIPES[recipe]
     return f"{SOURCES[source]}_n{n}" + (f"_{tag}" if tag else "") + ("" if share == 0.5 else f"_s{share:g}")
 
@@ -263,11 +269,18 @@ def parse_pool_variant(name: str) -> tuple[int, float, str, str]:
     share, recipe = 0.5, "plain"
     by_tag = {tag: r for r, tag in RECIPES.items()}
     for part in parts:
+        if part == TWO_STAGE:
+            continue
         if part.startswith("s"):
             share = float(part[1:])
         else:
             recipe = by_tag[part]
     return int(n), share, recipe, source
+
+
+def is_two_stage(name: str) -> bool:
+    """Whether the variant ``name`` is a two-stage schedule (pretrain on the mix, fine-tune on real)."""
+    return TWO_STAGE in name.split("_")[2:]
 
 
 def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool) -> tuple[Path, dict]:
@@ -376,14 +389,29 @@ def _pipelines(node: Any) -> Iterator[list]:
             yield from _pipelines(value)
 
 
-def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val_root: Path):
-    """The mmengine Config of one segmenter run: a shipped augment/ config plus the study's overrides."""
+def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val_root: Path,
+                     stage: str | None = None):
+    """The mmengine Config of one segmenter run: a shipped augment/ config plus the study's overrides.
+
+    Two-stage variants have two: ``stage="pretrain"`` (the mix, the first :data:`TWO_STAGE_PRETRAIN` of the
+    iterations, in the run folder) and ``stage="finetune"`` (the real images, the rest of the iterations at
+    :data:`TWO_STAGE_LR` x the learning rate, from stage 1's last checkpoint, in ``<run>/finetune``)."""
     from mmengine.config import Config
 
-    cfg = Config.fromfile(spec["config"])
-    iters, seed, shipped_iters = args.seg_iters, spec["seed"], cfg.train_cfg.max_iters
+    finetune = stage == "finetune"
+    cfg = Config.fromfile(spec["real_config"] if finetune else spec["config"])
+    seed, shipped_iters = spec["seed"], cfg.train_cfg.max_iters
+    iters = args.seg_iters
+    work_dir = Path(spec["run_dir"])
+    if stage is not None:
+        first = round(TWO_STAGE_PRETRAIN * args.seg_iters)
+        iters = args.seg_iters - first if finetune else first
+    if finetune:
+        work_dir = work_dir / "finetune"
+        cfg.load_from = str(Path(spec["run_dir"]) / f"iter_{round(TWO_STAGE_PRETRAIN * args.seg_iters)}.pth")
+        cfg.optim_wrapper.optimizer.lr *= TWO_STAGE_LR
     train = cfg.train_dataloader.dataset
-    if spec["kind"] == "pool":  # SyntheticMixDataset(real, pool) at the run's synthetic share
+    if spec["kind"] == "pool" and not finetune:  # SyntheticMixDataset(real, pool) at the run's synthetic share
         train.synthetic_share = spec["share"]
         train.real.data_root, train.synthetic.data_root = str(train_root), spec["pool"]
         if spec["recipe"] != "plain":  # a filtered pool: the source pool's images, its annotations and sample list
@@ -402,7 +430,7 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     if args.dataset == "embedded":  # 64x64 images decode in microseconds: no worker processes on 2 cores
         for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
             loader.update(num_workers=0, persistent_workers=False)
-    cfg.work_dir = spec["run_dir"]
+    cfg.work_dir = str(work_dir)
     cfg.randomness = dict(seed=seed)
     # Same schedule for every variant; no validation while training, one explicit val at the end.
     cfg.train_cfg.update(max_iters=iters, val_interval=iters, val_begin=iters + 1)
@@ -416,7 +444,7 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     cfg.param_scheduler = schedulers
     cfg.default_hooks.checkpoint.update(interval=max(100, min(iters // 4, 5000)), max_keep_ckpts=1, save_last=True)
     cfg.default_hooks.logger.update(interval=min(50, iters))
-    if (Path(spec["run_dir"]) / "last_checkpoint").is_file():
+    if (work_dir / "last_checkpoint").is_file():
         cfg.resume, cfg.load_from = True, None
     return cfg
 
@@ -429,9 +457,17 @@ def child_main(run_dir: Path) -> int:
 
     spec = json.loads((run_dir / "spec.json").read_text())
     cfg = Config.fromfile(str(run_dir / "config.py"))
-    runner = Runner.from_cfg(cfg)
     resumed = bool(cfg.get("resume"))
     started = time.perf_counter()
+    finetune = run_dir / "config_finetune.py"
+    if finetune.is_file():  # two-stage: pretrain on the mix (unless done), then fine-tune on the real images
+        stage1 = Config.fromfile(str(finetune)).load_from
+        if not (run_dir / "finetune" / "last_checkpoint").is_file() and not Path(stage1 or "").is_file():
+            Runner.from_cfg(cfg).train()
+        cfg = Config.fromfile(str(finetune))
+        if (run_dir / "finetune" / "last_checkpoint").is_file():
+            cfg.resume, cfg.load_from = True, None
+    runner = Runner.from_cfg(cfg)
     runner.train()
     trained = time.perf_counter()
     times = runner.message_hub.get_scalar("train/time").data[0] if "train/time" in runner.message_hub.log_scalars \
@@ -439,7 +475,8 @@ def child_main(run_dir: Path) -> int:
     metrics = runner.val()
     result = dict(
         spec, mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics.get("mAcc", "nan")),
-        iterations=int(runner.iter), resumed=resumed, train_seconds=round(trained - started, 1),
+        iterations=int(runner.iter) + (round(TWO_STAGE_PRETRAIN * cfg.train_cfg.max_iters / (1 - TWO_STAGE_PRETRAIN))
+                                       if finetune.is_file() else 0), resumed=resumed, train_seconds=round(trained - started, 1),
         eval_seconds=round(time.perf_counter() - trained, 1),
         s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
         torch_threads=torch.get_num_threads(),
@@ -458,7 +495,11 @@ def stage_seg(args: argparse.Namespace, specs: list[dict], train_root: Path, val
         if (run_dir / "result.json").is_file():
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
-        build_seg_config(args, spec, train_root, val_root).dump(str(run_dir / "config.py"))
+        if is_two_stage(spec["variant"]):
+            build_seg_config(args, spec, train_root, val_root, "pretrain").dump(str(run_dir / "config.py"))
+            build_seg_config(args, spec, train_root, val_root, "finetune").dump(str(run_dir / "config_finetune.py"))
+        else:
+            build_seg_config(args, spec, train_root, val_root).dump(str(run_dir / "config.py"))
         (run_dir / "spec.json").write_text(json.dumps(spec, indent=1) + "\n")
         todo.append(spec)
     log(f"[seg] {len(specs) - len(todo)} of {len(specs)} runs done already; {len(todo)} to run, {args.jobs} at a time")
@@ -706,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
             kind = v if v in ("real", "online") else "pool"
-            spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]))
+            spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]),
+                        real_config=str(configs["real"]))
             sub = v
             if kind == "pool":
                 n, share, recipe, source = parse_pool_variant(v)

@@ -143,6 +143,7 @@ class DPSIMSGAN(BaseModel):
                                  if aug.get("adaptive", False) else None)
         # The augmentation probability and ADA's accumulators are buffers: checkpointed, restored on resume.
         self.register_buffer("augment_p", torch.tensor(float(aug.get("p", 1.0 if d_augment else 0.0))))
+        self.register_buffer("augment_r_t", torch.tensor(0.0), persistent=False)
         self.register_buffer("augment_signal", torch.zeros(2))
         self._nonfinite_streak = 0
 
@@ -287,11 +288,12 @@ class DPSIMSGAN(BaseModel):
         if self.augment_adaptive is not None and self.augment_adaptive.due(int(self.step)):
             signal = self.augment_signal.clone()
             all_reduce(signal, op="sum")  # every rank then moves p identically
-            self.augment_adaptive.update(self.augment_p, float(signal[0]) / max(float(signal[1]), 1.0),
-                                         batch * get_dist_info()[1])
+            self.augment_r_t.fill_(float(signal[0]) / max(float(signal[1]), 1.0))
+            self.augment_adaptive.update(self.augment_p, float(self.augment_r_t), batch * get_dist_info()[1])
             self.augment_signal.zero_()
         if self.augment_adaptive is not None:
-            log["augment_p"] = self.augment_p.clone()
+            # r_t (the last interval's overfitting signal) next to p: p stuck at 0 means D never looked overfit.
+            log["augment_p"], log["augment_r_t"] = self.augment_p.clone(), self.augment_r_t.clone()
         self.step += 1
         log["loss_d"], log["loss_g"] = loss_d.detach(), loss_g.detach()
         return {k: v.detach() for k, v in log.items()}

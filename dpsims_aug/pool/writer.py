@@ -242,7 +242,8 @@ class PoolWriter:
         self.pil_format, self.img_suffix = IMAGE_FORMATS[image_format]
         self.shard, self.on_error, self.workers, self.progress, self.log = shard, on_error, workers, progress, log
         self.summary = GenerateSummary(out=out, shard=shard)
-        self.items: list[_Item] = []  # this shard's label maps with something still to make
+        self._mine: list[_Item] = []  # this shard's label maps
+        self.items: list[_Item] = []  # those with something still to make
         self._decoded: dict[int, np.ndarray] = {}  # label maps decoded by validate_label_maps, by index
 
     def paths(self, ref: LabelMapRef, k: int) -> tuple[str, str]:

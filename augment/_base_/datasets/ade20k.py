@@ -8,7 +8,7 @@ data_root = 'data/ade/ADEChallengeData2016'
 pool_root = 'data/ade/ADEChallengeData2016_dpsims'
 dpsims_checkpoint = 'work_dirs/ade20k/generator_ema.safetensors'  # train_gan/configs/ade20k.py's export
 crop_size = (512, 512)
-synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
+synthetic_share = 0.25  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1; 0.25: README, study v3
 
 _augment = [
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -10,7 +10,7 @@ data_root = 'data/cityscapes/'
 pool_root = 'data/cityscapes_dpsims'
 dpsims_checkpoint = 'work_dirs/cityscapes/generator_ema.safetensors'
 crop_size = (512, 1024)
-synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
+synthetic_share = 0.25  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1; 0.25: README, study v3
 
 _augment = [
     dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -11,7 +11,7 @@ data_root = 'data/coco_stuff164k'
 pool_root = 'data/coco_stuff164k_dpsims'
 dpsims_checkpoint = 'work_dirs/coco_stuff/generator_ema.safetensors'
 crop_size = (512, 512)
-synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
+synthetic_share = 0.25  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1; 0.25: README, study v3
 
 _augment = [
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),

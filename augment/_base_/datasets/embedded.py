@@ -15,7 +15,7 @@ metainfo = dict(
     palette=[[112, 170, 235], [235, 235, 240], [120, 95, 80], [40, 90, 170], [225, 205, 140], [90, 170, 60],
              [25, 100, 40], [130, 130, 125], [190, 80, 60], [70, 70, 75]])
 crop_size = (128, 128)
-synthetic_share = 0.5  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1
+synthetic_share = 0.25  # share of synthetic samples in the pool mix (SyntheticMixDataset), 0..1; 0.25: README, study v3
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             if seed == 0:
                 (grids / f"{spec['name']}.png").write_bytes((eval_dir / "grid.png").read_bytes())
-    comparison_figure({v: grids / f"{v}.png" for v in args.variants}, args.results.with_suffix(".png"))
+    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))  # stems hold dots
+    comparison_figure({v: grids / f"{v}.png" for v in args.variants}, png)
     rows = summarize(runs, args.variants)
     tstr_real = read_json(root / "tstr" / DONE)["miou_real"]
     import torch
@@ -417,9 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                      loadavg_end=[round(x, 2) for x in os.getloadavg()]),
         seconds=round(time.perf_counter() - started, 1),
     )
-    write_json(args.results.with_suffix(".json"), repo_relative(result))
-    print(f"\nwritten {args.results.with_suffix('.json').relative_to(REPO)}, "
-          f"{args.results.with_suffix('.png').relative_to(REPO)} and grids in {grids.relative_to(REPO)}/")
+    write_json(out_json, repo_relative(result))
+    print(f"\nwritten {out_json.relative_to(REPO)}, {png.relative_to(REPO)} and grids in {grids.relative_to(REPO)}/")
     print(f"TSTR reference (segmenter on the real images of the same {args.tstr_maps} maps): {tstr_real:.2f} mIoU")
     print_table(rows)
     return 0

@@ -476,7 +476,8 @@ def child_main(run_dir: Path) -> int:
     result = dict(
         spec, mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics.get("mAcc", "nan")),
         iterations=int(runner.iter) + (round(TWO_STAGE_PRETRAIN * cfg.train_cfg.max_iters / (1 - TWO_STAGE_PRETRAIN))
-                                       if finetune.is_file() else 0), resumed=resumed, train_seconds=round(trained - started, 1),
+                                       if finetune.is_file() else 0),  # both stages
+        resumed=resumed, train_seconds=round(trained - started, 1),
         eval_seconds=round(time.perf_counter() - trained, 1),
         s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
         torch_threads=torch.get_num_threads(),
@@ -780,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
-    png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
+    # Not with_suffix: a stem may hold dots (e.g. "..._s0.25").
+    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))
     plot(rows, sorted({n for _, n in needed}) or args.n, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),

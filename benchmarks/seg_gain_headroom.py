@@ -96,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=8)
     fig.tight_layout()
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.results.with_suffix(".png"))
+    fig.savefig(args.results.with_name(args.results.name + ".png"))
     command = shlex.join(["python", "benchmarks/seg_gain_headroom.py", *(argv or sys.argv[1:])])
     out = dict(benchmark="segmentation gain vs labelled count (report of bench_seg_gain.py runs)",
                command=command, work_dir=str(args.work_dir), gan=args.gan, rows=rows)
-    args.results.with_suffix(".json").write_text(json.dumps(repo_relative(out), indent=1) + "\n")
+    args.results.with_name(args.results.name + ".json").write_text(json.dumps(repo_relative(out), indent=1) + "\n")
     print(f"{'labelled':>8} {'variant':<16} {'mIoU':>7} {'std':>5} {'gain':>6} {'of oracle':>9}")
     for labelled, row in rows.items():
         for v, c in row.items():

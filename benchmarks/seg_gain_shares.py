@@ -27,11 +27,13 @@ from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, nex
 VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
 
 
-def runs_by_seed(folder: Path) -> dict[int, float]:
-    """``{seed: mIoU}`` of the finished runs in one variant folder."""
+def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
+    """``{seed: mIoU}`` of the finished runs of seeds ``0..seeds-1`` in one variant folder."""
     out = {}
     for result in folder.glob("seed*/result.json"):
-        out[int(result.parent.name[4:])] = float(json.loads(result.read_text())["mIoU"])
+        seed = int(result.parent.name[4:])
+        if seed < seeds:
+            out[seed] = float(json.loads(result.read_text())["mIoU"])
     return out
 
 
@@ -46,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seg-iters", type=int, default=3000)
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", default=[], metavar="LABEL=FOLDER", help="generators to report")
-    parser.add_argument("--min-seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="use segmenter seeds 0..N-1 (default: 3)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_shares")
     args = parser.parse_args(argv)
     matches = sorted(args.work_dir.resolve().glob(f"L{args.labelled}_*/seg_i{args.seg_iters}"))
     if not matches:
         raise SystemExit(f"error: no L{args.labelled}_*/seg_i{args.seg_iters} under {args.work_dir}")
     seg_root = matches[0]
-    real = runs_by_seed(seg_root / "real")
+    real = runs_by_seed(seg_root / "real", args.seeds)
     sources = {"oracle (renderer)": None, **dict(g.split("=", 1) for g in args.gan)}
     curves: dict[str, list[dict]] = {}
     for label, folder in sources.items():
@@ -65,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if folder is not None and name == path.name:
                 continue  # another generator's run
-            runs = runs_by_seed(path)
+            runs = runs_by_seed(path, args.seeds)
             seeds = sorted(set(runs) & set(real))
-            if len(seeds) < args.min_seeds:
+            if len(seeds) < args.seeds:
                 continue
             gains = [runs[s] - real[s] for s in seeds]
             (m_miou, s_miou), (m_gain, s_gain) = mean_std([runs[s] for s in seeds]), mean_std(gains)
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"{args.labelled} labelled images, {args.n} synthetic images per map")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png, out_json = args.results.with_suffix(".png"), args.results.with_suffix(".json")
+    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))  # stems hold dots
     fig.savefig(png, dpi=120)
     result = dict(report="segmentation gain against the synthetic share (paired by segmenter seed)",
                   command=shlex.join(["python", "benchmarks/seg_gain_shares.py", *(argv or sys.argv[1:])]),

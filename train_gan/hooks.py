@@ -27,9 +27,9 @@ def _gan(runner):
 
 @HOOKS.register_module()
 class GANCheckpointHook(SafeCheckpointHook):
-    """:class:`~dpsims_aug.mm.checkpoints.SafeCheckpointHook` (``weights_only``-loadable checkpoints) that also stores the
-    generator config and LabelSpace in the checkpoint's ``meta``, so ``dpsims-aug export`` can turn any training
-    checkpoint into an inference checkpoint."""
+    """:class:`~dpsims_aug.mm.checkpoints.SafeCheckpointHook` (``weights_only``-loadable checkpoints) that also
+    stores the generator config and LabelSpace in the checkpoint's ``meta``, so ``dpsims-aug export`` can turn any
+    training checkpoint into an inference checkpoint."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         super().before_save_checkpoint(runner, checkpoint)

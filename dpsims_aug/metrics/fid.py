@@ -375,7 +375,8 @@ class FIDMetric:
 
     The FID reference is ``reference`` when given (cached dataset statistics), else the real images of the batches.
     ``real_features`` (Inception features ``[N, D]`` of the real images of the label maps, in stream order) lets a
-    caller that evaluates repeatedly compute them once; KID and the floors then use them. When the batches carry real images, the metric also reports (keys in :meth:`compute`):
+    caller that evaluates repeatedly compute them once; KID and the floors then use them. When the batches carry
+    real images, the metric also reports (keys in :meth:`compute`):
 
     * ``kid`` (+ ``kid_std`` over subsets): all generated vs all real images;
     * the **floors**, what a perfect generator would score at these sample counts: the real images split in two

@@ -44,6 +44,13 @@ def reduce_zero_label_of(space: LabelSpace) -> bool | None:
     return None
 
 
+def _config_literal(value) -> str:
+    """``value`` as mmengine config source: dicts as ``dict(key=...)``, everything else as its repr."""
+    if isinstance(value, dict):
+        return "dict(" + ", ".join(f"{k}={_config_literal(v)}" for k, v in value.items()) + ")"
+    return repr(value)
+
+
 def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool, *,
                         prefix: str = "dpsims", images: Path | None = None, ann_file: str | None = None,
                         what: str = "the images written by `dpsims-aug generate`") -> str:
@@ -59,7 +66,8 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     colours = [f"[{r}, {g}, {b}]" for r, g, b in meta["palette"]]
     palette = ",\n".join("        " + ", ".join(colours[i : i + 6]) for i in range(0, len(colours), 6))
     data_root = cfg.pop("data_root")
-    fields = "".join(f"    {key}={value!r},\n" for key, value in cfg.items())
+    dataset_type = cfg.pop("type")
+    fields = "".join(f"    {key}={_config_literal(value)},\n" for key, value in cfg.items())
     return f'''# mmseg dataset config for {what} (label space {space.name!r}).
 # Use it with `_base_ = ['{root.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
 # pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered
@@ -76,6 +84,7 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     ],
 )
 {prefix}_train_dataset = dict(
+    type={dataset_type!r},
     data_root={prefix}_data_root,
     metainfo={prefix}_metainfo,
 {fields}    pipeline=[],

@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py, next to this script)
 
 RESULTS = REPO / "benchmarks" / "results"
 GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             if seed == 0:
                 (grids / f"{spec['name']}.png").write_bytes((eval_dir / "grid.png").read_bytes())
-    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))  # stems hold dots
+    png, out_json = results_paths(args.results)
     comparison_figure({v: grids / f"{v}.png" for v in args.variants}, png)
     rows = summarize(runs, args.variants)
     tstr_real = read_json(root / "tstr" / DONE)["miou_real"]

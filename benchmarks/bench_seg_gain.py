@@ -69,7 +69,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, mean_std, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py)
 
 RESULTS = REPO / "benchmarks" / "results"
 EMBEDDED_GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
@@ -111,11 +111,6 @@ def thread_env(threads: int, gpu: int | None = None) -> dict[str, str]:
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     return env
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 # ------------------------------------------------------------------------------------------------ stages 1-3
@@ -404,11 +399,11 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     iters = args.seg_iters
     work_dir = Path(spec["run_dir"])
     if stage is not None:
-        first = round(TWO_STAGE_PRETRAIN * args.seg_iters)
-        iters = args.seg_iters - first if finetune else first
+        pretrain_iters = round(TWO_STAGE_PRETRAIN * args.seg_iters)
+        iters = args.seg_iters - pretrain_iters if finetune else pretrain_iters
     if finetune:
         work_dir = work_dir / "finetune"
-        cfg.load_from = str(Path(spec["run_dir"]) / f"iter_{round(TWO_STAGE_PRETRAIN * args.seg_iters)}.pth")
+        cfg.load_from = str(Path(spec["run_dir"]) / f"iter_{pretrain_iters}.pth")
         cfg.optim_wrapper.optimizer.lr *= TWO_STAGE_LR
     train = cfg.train_dataloader.dataset
     if spec["kind"] == "pool" and not finetune:  # SyntheticMixDataset(real, pool) at the run's synthetic share
@@ -459,14 +454,14 @@ def child_main(run_dir: Path) -> int:
     cfg = Config.fromfile(str(run_dir / "config.py"))
     resumed = bool(cfg.get("resume"))
     started = time.perf_counter()
-    finetune = run_dir / "config_finetune.py"
-    if finetune.is_file():  # two-stage: pretrain on the mix (unless done), then fine-tune on the real images
-        stage1 = Config.fromfile(str(finetune)).load_from
-        if not (run_dir / "finetune" / "last_checkpoint").is_file() and not Path(stage1 or "").is_file():
+    pretrain_iters = 0
+    if (run_dir / "config_finetune.py").is_file():  # two-stage: pretrain on the mix, then fine-tune on real
+        pretrain_iters = cfg.train_cfg.max_iters
+        finetune = Config.fromfile(str(run_dir / "config_finetune.py"))
+        # Stage 1 is done once its last checkpoint exists or stage 2 resumes (build_seg_config set resume then).
+        if not finetune.get("resume") and not Path(finetune.load_from).is_file():
             Runner.from_cfg(cfg).train()
-        cfg = Config.fromfile(str(finetune))
-        if (run_dir / "finetune" / "last_checkpoint").is_file():
-            cfg.resume, cfg.load_from = True, None
+        cfg = finetune
     runner = Runner.from_cfg(cfg)
     runner.train()
     trained = time.perf_counter()
@@ -475,9 +470,7 @@ def child_main(run_dir: Path) -> int:
     metrics = runner.val()
     result = dict(
         spec, mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics.get("mAcc", "nan")),
-        iterations=int(runner.iter) + (round(TWO_STAGE_PRETRAIN * cfg.train_cfg.max_iters / (1 - TWO_STAGE_PRETRAIN))
-                                       if finetune.is_file() else 0),  # both stages
-        resumed=resumed, train_seconds=round(trained - started, 1),
+        iterations=int(runner.iter) + pretrain_iters, resumed=resumed, train_seconds=round(trained - started, 1),
         eval_seconds=round(time.perf_counter() - trained, 1),
         s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
         torch_threads=torch.get_num_threads(),
@@ -781,8 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()
     title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
-    # Not with_suffix: a stem may hold dots (e.g. "..._s0.25").
-    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))
+    png, out_json = results_paths(args.results)
     plot(rows, sorted({n for _, n in needed}) or args.n, title, png)
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
                    threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),

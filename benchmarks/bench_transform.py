@@ -39,9 +39,9 @@ def prepare(n_train: int) -> tuple[Path, Path, Path, str]:
 
     from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
     from dpsims_aug.data.writers import write_dataset
-    from dpsims_aug.pool.writer import generate
     from dpsims_aug.labels import embedded_label_space
     from dpsims_aug.models import DPSIMSGenerator, generator_config
+    from dpsims_aug.pool.writer import generate
     from dpsims_aug.synthesis import default_checkpoint_path
 
     data = WORK / f"data_{n_train}"

@@ -1,8 +1,9 @@
-"""What every benchmark script shares: the repository root and repository-relative results."""
+"""What every benchmark script shares: the repository root, results paths and repository-relative results."""
 
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -19,3 +20,13 @@ def repo_relative(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace(str(REPO) + os.sep, "")
     return value
+
+
+def results_paths(stem: Path) -> tuple[Path, Path]:
+    """``(<stem>.png, <stem>.json)``; not ``with_suffix``, which would cut a stem that holds dots (``..._s0.25``)."""
+    return stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".json")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -23,7 +23,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py, next to this script)
 
 
 def collect(work_dir: Path, seg_iters: int, gan: str | None) -> dict[int, dict[str, list[float]]]:
@@ -96,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=8)
     fig.tight_layout()
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.results.with_name(args.results.name + ".png"))
+    png, out_json = results_paths(args.results)
+    fig.savefig(png)
     command = shlex.join(["python", "benchmarks/seg_gain_headroom.py", *(argv or sys.argv[1:])])
     out = dict(benchmark="segmentation gain vs labelled count (report of bench_seg_gain.py runs)",
                command=command, work_dir=str(args.work_dir), gan=args.gan, rows=rows)
-    args.results.with_name(args.results.name + ".json").write_text(json.dumps(repo_relative(out), indent=1) + "\n")
+    out_json.write_text(json.dumps(repo_relative(out), indent=1) + "\n")
     print(f"{'labelled':>8} {'variant':<16} {'mIoU':>7} {'std':>5} {'gain':>6} {'of oracle':>9}")
     for labelled, row in rows.items():
         for v, c in row.items():

@@ -18,11 +18,10 @@ import argparse
 import json
 import re
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
-from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, mean_std, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py)
 
 VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
 
@@ -35,10 +34,6 @@ def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
         if seed < seeds:
             out[seed] = float(json.loads(result.read_text())["mIoU"])
     return out
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"{args.labelled} labelled images, {args.n} synthetic images per map")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png, out_json = (args.results.with_name(args.results.name + ext) for ext in (".png", ".json"))  # stems hold dots
+    png, out_json = results_paths(args.results)
     fig.savefig(png, dpi=120)
     result = dict(report="segmentation gain against the synthetic share (paired by segmenter seed)",
                   command=shlex.join(["python", "benchmarks/seg_gain_shares.py", *(argv or sys.argv[1:])]),

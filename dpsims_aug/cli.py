@@ -47,8 +47,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from dpsims_aug.checkpoint import CheckpointError
-    from dpsims_aug.pool.writer import GenerateError, generate
     from dpsims_aug.labels import LabelMapError
+    from dpsims_aug.pool.writer import GenerateError, generate
 
     try:
         summary = generate(

@@ -13,12 +13,12 @@ import torch
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.pool.writer import generate
 from dpsims_aug.labels import LabelMapError, cityscapes_label_space, embedded_label_space
+from dpsims_aug.mm.transforms import DPSIMSAugment, MapLabelIds
 from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.format import read_manifest_records
+from dpsims_aug.pool.writer import generate
 from dpsims_aug.synthesis import derive_seed
-from dpsims_aug.mm.transforms import DPSIMSAugment, MapLabelIds
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = embedded_label_space()

@@ -14,8 +14,8 @@ from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
-from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 from dpsims_aug.fileio import atomic_path
+from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 
 DPSIMS_META_KEY = "dpsims"
 

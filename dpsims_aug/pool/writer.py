@@ -220,7 +220,6 @@ class _Item:
     index: int  # position in the full (unsharded) list
     ref: LabelMapRef
     pending: list[int]
-    shape: tuple[int, int] | None = None
 
 
 class PoolWriter:
@@ -340,7 +339,6 @@ class PoolWriter:
             if error is not None:
                 bad.append((item.ref.name, error))
                 continue
-            item.shape = ids.shape
             valid.append(item)
             if cached_bytes + ids.nbytes <= CACHE_BYTES:
                 self._decoded[item.index] = ids

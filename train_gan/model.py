@@ -42,6 +42,7 @@ from train_gan.losses import (
     labelmix_loss,
     patch_nce_loss,
 )
+from train_gan.transfer import init_generator_from
 
 # Defaults where the paper is silent come from OASIS (lambda_LM = 10) and CUT (PatchNCE weight 1, 256 patches,
 # tau = 0.07); the mode-seeking weight from MSGAN (1.0). Focal gamma: the usual 2.0 of Lin et al.
@@ -86,6 +87,10 @@ class DPSIMSGAN(BaseModel):
             before it is sampled, evaluated, checkpointed or exported (OASIS; see
             :meth:`DPSIMSGenerator.recalibrate_batch_norm`); 0 keeps the live generator's statistics.
         backbone_weights: Overrides the discriminator's backbone weights (a state dict or a file).
+        init_generator: An exported generator (``.safetensors``, e.g. the bundled model) to start from instead of
+            a random init (:func:`train_gan.transfer.init_generator_from`): fine-tuning on a few labelled images.
+            Same generator architecture; classes are matched by name, so the source may be another dataset's.
+            A resumed run loads its own checkpoint over it.
         d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.augment`), e.g.
             ``dict(ops=("colour", "translation", "cutout"), p=1.0)`` (DiffAugment) or ``dict(p=0.0,
             adaptive=True, target=0.6, interval=4, speed_images=20000)`` (ADA: ``p`` follows D's overfitting).
@@ -104,6 +109,7 @@ class DPSIMSGAN(BaseModel):
         max_nonfinite_steps: int = 5,
         ema_bn_batches: int = 16,
         backbone_weights: dict | str | None = None,
+        init_generator: str | None = None,
         d_augment: dict | None = None,
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
@@ -119,6 +125,11 @@ class DPSIMSGAN(BaseModel):
             num_classes=self.label_space.num_classes, **dict(discriminator or {})
         )
         self.generator = DPSIMSGenerator(self.generator_config)
+        self.init_generator = init_generator
+        if init_generator is not None:  # before the EMA copy is taken, so both start from the source
+            report = init_generator_from(self.generator, init_generator, self.label_space)
+            print_log(f"generator initialized from {report['source']}: {len(report['matched_classes'])} classes "
+                      f"matched by name, new (random init): {report['new_classes'] or 'none'}", logger="current")
         self.discriminator = DPSIMSDiscriminator(self.discriminator_config, backbone_weights=backbone_weights)
         self.generator_ema = ExponentialMovingAverage(self.generator, momentum=0.5)
         unknown = set(loss or {}) - set(DEFAULT_LOSS_WEIGHTS)

@@ -1,7 +1,9 @@
-"""What every benchmark script shares: the repository root, results paths and repository-relative results."""
+"""What every benchmark script shares: the repository root, results paths and repository-relative results, and the
+reading of ``bench_seg_gain.py``'s finished segmenter runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
@@ -30,3 +32,13 @@ def results_paths(stem: Path) -> tuple[Path, Path]:
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
+    """``{seed: mIoU}`` of the finished ``bench_seg_gain.py`` runs of seeds ``0..seeds-1`` in one variant folder."""
+    out = {}
+    for result in folder.glob("seed*/result.json"):
+        seed = int(result.parent.name[4:])
+        if seed < seeds:
+            out[seed] = float(json.loads(result.read_text())["mIoU"])
+    return out

@@ -21,19 +21,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from common import REPO, mean_std, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py)
+from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed  # noqa: E402  (benchmarks/common.py)
 
 VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
-
-
-def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
-    """``{seed: mIoU}`` of the finished runs of seeds ``0..seeds-1`` in one variant folder."""
-    out = {}
-    for result in folder.glob("seed*/result.json"):
-        seed = int(result.parent.name[4:])
-        if seed < seeds:
-            out[seed] = float(json.loads(result.read_text())["mIoU"])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.checkpoint import (
+    CheckpointError,
+    GeneratorCheckpoint,
+    file_sha256,
+    load_generator_checkpoint,
+    save_generator_checkpoint,
+)
 from dpsims_aug.labels import LabelSpace, get_label_space
 from train_gan.model import DPSIMSGAN
 
@@ -83,10 +89,12 @@ def test_trainer_fine_tunes_from_the_bundled_generator(tmp_path):
         [sys.executable, "-m", "train_gan.train", str(REPO / "train_gan/configs/embedded_small.py"),
          "--work-dir", str(tmp_path / "run"), "--max-iters", "1", "--cfg-options",
          f"train_dataloader.dataset.data_root={tmp_path / 'data'}", "train_dataloader.batch_size=2",
-         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False", "custom_hooks=[]",
-         f"model.init_generator={bundled}"],
+         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
+         f"custom_hooks.1.dataset.data_root={tmp_path / 'data'}", f"model.init_generator={bundled}"],
         capture_output=True, text=True, timeout=600, cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "generator initialized from" in result.stdout + result.stderr
     assert "new (random init): none" in result.stdout + result.stderr
+    exported = load_generator_checkpoint(tmp_path / "run" / "generator_ema.safetensors")
+    assert exported.summary["initialized_from"] == dict(file=bundled.name, sha256=file_sha256(bundled))

@@ -13,7 +13,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.checkpoint import GeneratorCheckpoint, file_sha256, save_generator_checkpoint
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 
@@ -183,9 +183,13 @@ class ExportGeneratorHook(Hook):
             "experiment": runner.experiment_name,
             "final_losses": losses,
         }
+        model = _gan(runner)
+        if model.init_generator is not None:  # provenance of a fine-tuned generator
+            summary["initialized_from"] = dict(file=Path(model.init_generator).name,
+                                               sha256=file_sha256(model.init_generator))
         path = Path(runner.work_dir) / self.filename
         calibrate_ema(runner)
-        export_generator(_gan(runner), path, summary)
+        export_generator(model, path, summary)
         runner.logger.info(f"Exported the EMA generator to {path}")
 
 

@@ -98,3 +98,30 @@ def test_trainer_fine_tunes_from_the_bundled_generator(tmp_path):
     assert "new (random init): none" in result.stdout + result.stderr
     exported = load_generator_checkpoint(tmp_path / "run" / "generator_ema.safetensors")
     assert exported.summary["initialized_from"] == dict(file=bundled.name, sha256=file_sha256(bundled))
+
+
+def test_generator_warmup_updates_only_the_discriminator_first():
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+    model = _gan(seed=0, generator_warmup_iters=2)
+    wrappers = OptimWrapperDict(
+        generator=OptimWrapper(torch.optim.Adam(model.generator.parameters(), 1e-3)),
+        discriminator=OptimWrapper(torch.optim.Adam(list(model.discriminator.trainable_parameters()), 1e-3)))
+    data = dict(image=torch.randint(0, 255, (2, 3, 64, 64)).float(), label=torch.randint(0, 10, (2, 64, 64)))
+
+    def weights(module):
+        return [p.detach().clone() for p in module.parameters() if p.requires_grad]
+
+    def ema_weights():
+        return [p.detach().clone() for p in model.generator_ema.module.parameters()]
+
+    g0, d0, ema0 = weights(model.generator), weights(model.discriminator), ema_weights()
+    assert ema0
+    for _ in range(2):
+        out = model.train_step(data, wrappers)
+    assert "loss_g" in out  # still logged
+    assert all(torch.equal(a, b) for a, b in zip(g0, weights(model.generator)))
+    assert all(torch.equal(a, b) for a, b in zip(ema0, ema_weights()))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, weights(model.discriminator)))
+    model.train_step(data, wrappers)  # step 3: the generator trains
+    assert not all(torch.equal(a, b) for a, b in zip(g0, weights(model.generator)))

@@ -91,6 +91,8 @@ class DPSIMSGAN(BaseModel):
             a random init (:func:`train_gan.transfer.init_generator_from`): fine-tuning on a few labelled images.
             Same generator architecture; classes are matched by name, so the source may be another dataset's.
             A resumed run loads its own checkpoint over it.
+        generator_warmup_iters: Iterations at the start in which only the discriminator is updated, so that a
+            generator started from ``init_generator`` is not steered by a randomly initialized discriminator.
         d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.augment`), e.g.
             ``dict(ops=("colour", "translation", "cutout"), p=1.0)`` (DiffAugment) or ``dict(p=0.0,
             adaptive=True, target=0.6, interval=4, speed_images=20000)`` (ADA: ``p`` follows D's overfitting).
@@ -110,6 +112,7 @@ class DPSIMSGAN(BaseModel):
         ema_bn_batches: int = 16,
         backbone_weights: dict | str | None = None,
         init_generator: str | None = None,
+        generator_warmup_iters: int = 0,
         d_augment: dict | None = None,
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
@@ -126,6 +129,7 @@ class DPSIMSGAN(BaseModel):
         )
         self.generator = DPSIMSGenerator(self.generator_config)
         self.init_generator = init_generator
+        self.generator_warmup_iters = generator_warmup_iters
         if init_generator is not None:  # before the EMA copy is taken, so both start from the source
             report = init_generator_from(self.generator, init_generator, self.label_space)
             print_log(f"generator initialized from {report['source']}: {len(report['matched_classes'])} classes "
@@ -291,10 +295,13 @@ class DPSIMSGAN(BaseModel):
                 log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:],
                                                    max_ratio=cfg["diversity_max_ratio"])
                 loss_g = loss_g + cfg["diversity"] * log["loss_g_div"]
-        g_applied = self._update(g_wrapper, loss_g, "generator")
+        warming_up = int(self.step) < self.generator_warmup_iters
+        if warming_up:  # the loss is logged (what G would be told) but not applied: D first learns the data
+            g_wrapper.zero_grad()
+        g_applied = warming_up or self._update(g_wrapper, loss_g, "generator")
         self._count_nonfinite(d_applied and g_applied)
         self._sync_generator_buffers()
-        if g_applied:  # a skipped generator update leaves nothing new to average
+        if g_applied and not warming_up:  # a skipped generator update leaves nothing new to average
             self._update_ema()
         if self.augment_adaptive is not None and self.augment_adaptive.due(int(self.step)):
             signal = self.augment_signal.clone()

@@ -24,6 +24,7 @@ import json
 import math
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed  # noqa: E402  (benchmarks/common.py)
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    columns = sum(len(r["runs"]) for r in recipes.values()) + 0.8 * len(recipes)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * columns + 1.5), 4.4))
     ticks = []
     x = 0.0
     for label, recipe in recipes.items():
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         ticks.append(((start + x - 1.0) / 2, label))
         x += 0.8
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=8)
+    ax.set_xticks([t for t, _ in ticks], [textwrap.fill(lab, 12) for _, lab in ticks], fontsize=7)
     ax.set_ylabel("paired gain over real only (mIoU)")
     ax.set_title(f"{args.variant}, {args.labelled} labelled images: one column per GAN training run "
                  "(dots: segmenter seeds; red: pooled mean)", fontsize=8)

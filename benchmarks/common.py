@@ -42,3 +42,13 @@ def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
         if seed < seeds:
             out[seed] = float(json.loads(result.read_text())["mIoU"])
     return out
+
+
+def study_folder(work_dir: Path, labelled: int, sub: str = "") -> Path:
+    """``<work_dir>/L<labelled>_*[/<sub>]``: one labelled count's stage folders of ``bench_seg_gain.py`` (or a
+    named part of them, e.g. ``seg_i3000``); exits with a message naming what is missing."""
+    pattern = f"L{labelled}_*" + (f"/{sub}" if sub else "")
+    matches = sorted(work_dir.resolve().glob(pattern))
+    if not matches:
+        raise SystemExit(f"error: no {pattern} under {work_dir}")
+    return matches[0]

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py)
+from common import REPO, repo_relative, results_paths, study_folder  # noqa: E402  (benchmarks/common.py)
 
 from dpsims_aug.data.readers import find_pairs
 from dpsims_aug.label_maps import load_label_map, open_image
@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="generator stage folders (gan_i<iters>[_<hash>], given_<hash>) or oracle_n<k>")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_pool_colour")
     args = parser.parse_args(argv)
-    matches = sorted(args.work_dir.resolve().glob(f"L{args.labelled}_*"))
-    if not matches:
-        raise SystemExit(f"error: no L{args.labelled}_* under {args.work_dir}")
-    stage_root = matches[0]
+    stage_root = study_folder(args.work_dir, args.labelled)
     space = get_label_space("embedded")
     real, real_saturation = image_set(stage_root / "data", space)
     rows = {}

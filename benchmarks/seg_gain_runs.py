@@ -27,7 +27,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed  # noqa: E402  (benchmarks/common.py)
+from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed, study_folder  # noqa: E402  (benchmarks/common.py)
 
 
 def recipe_runs(seg_root: Path, variant: str, folders: list[str], real: dict[int, float], seeds: int) -> list[dict]:
@@ -71,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="segmenter seeds 0..N-1 per GAN run (default: 3)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_runs")
     args = parser.parse_args(argv)
-    matches = sorted(args.work_dir.resolve().glob(f"L{args.labelled}_*/seg_i{args.seg_iters}"))
-    if not matches:
-        raise SystemExit(f"error: no L{args.labelled}_*/seg_i{args.seg_iters} under {args.work_dir}")
-    seg_root = matches[0]
+    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
     real = runs_by_seed(seg_root / "real", args.seeds)
     if len(real) < args.seeds:
         raise SystemExit(f"error: {seg_root / 'real'} has {len(real)} of {args.seeds} real-only seeds")

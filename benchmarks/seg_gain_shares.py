@@ -21,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed  # noqa: E402  (benchmarks/common.py)
+from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed, study_folder  # noqa: E402  (benchmarks/common.py)
 
 VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
 
@@ -36,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="use segmenter seeds 0..N-1 (default: 3)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_shares")
     args = parser.parse_args(argv)
-    matches = sorted(args.work_dir.resolve().glob(f"L{args.labelled}_*/seg_i{args.seg_iters}"))
-    if not matches:
-        raise SystemExit(f"error: no L{args.labelled}_*/seg_i{args.seg_iters} under {args.work_dir}")
-    seg_root = matches[0]
+    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
     real = runs_by_seed(seg_root / "real", args.seeds)
     sources = {"oracle (renderer)": None, **dict(g.split("=", 1) for g in args.gan)}
     curves: dict[str, list[dict]] = {}

@@ -30,6 +30,7 @@ CASES = {
     "embedded_small, backbone channels_last": (
         "train_gan/configs/embedded_small.py", 8, {"discriminator": {"backbone_channels_last": True}},
     ),
+    "embedded_small, G and D channels_last": ("train_gan/configs/embedded_small.py", 8, {"channels_last": True}),
     "ade20k preset, Lite0 D (offline) 256x256": (
         "train_gan/configs/ade20k.py", 1,
         {"discriminator": {"backbone": "tf_efficientnet_lite0", "weights": "offline"}},
@@ -52,7 +53,7 @@ def run_case(config: str, batch: int, overrides: dict, steps: int) -> dict:
     cfg = Config.fromfile(REPO / config)
     model_cfg = cfg.model.to_dict()
     for key, value in overrides.items():
-        model_cfg[key] = {**model_cfg.get(key, {}), **value}
+        model_cfg[key] = {**model_cfg.get(key, {}), **value} if isinstance(value, dict) else value
     model = MODELS.build(model_cfg)
     optim = PerModuleOptimWrapperConstructor({k: v for k, v in cfg.optim_wrapper.items() if k != "constructor"})(model)
     crop = cfg.train_dataloader.dataset.crop_size
@@ -87,8 +88,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 steps, small case only")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--small", action="store_true",
-                        help="the two embedded_small cases only, alternated --rounds times (same-run ratio); "
-                        "results in train_speed_small.json")
+                        help="the embedded_small cases only, alternated --rounds times (same-run ratios against the "
+                        "first); results in train_speed_small.json")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     args = parser.parse_args()
@@ -99,8 +100,9 @@ def main() -> None:
         return
 
     names = list(CASES)[:1] if args.quick else list(CASES)
+    small = [name for name in CASES if name.startswith("embedded_small")]
     if args.small:
-        names = list(CASES)[:2] * args.rounds
+        names = small * args.rounds
     rows = []
     load_start = os.getloadavg()[0]
     for name in names:
@@ -119,11 +121,11 @@ def main() -> None:
         "rows": rows,
     }
     if args.small:
-        by_case = {n: [r["seconds_per_iter_median"] for r in rows if r["case"] == n] for n in dict.fromkeys(names)}
-        plain, fast = (statistics.median(v) for v in by_case.values())
-        result["channels_last_speedup"] = round(plain / fast, 3)
-        print(f"channels_last backbone: {plain:.3f} -> {fast:.3f} s/iter (x{plain / fast:.2f}, medians of "
-              f"{args.rounds} alternated rounds)")
+        medians = {n: statistics.median(r["seconds_per_iter_median"] for r in rows if r["case"] == n) for n in small}
+        plain = medians[small[0]]
+        result["speedup_vs_first"] = {n: round(plain / m, 3) for n, m in medians.items()}
+        for name, m in medians.items():
+            print(f"{name}: {m:.3f} s/iter (x{plain / m:.2f}; medians of {args.rounds} alternated rounds)")
         (RESULTS.parent / "train_speed_small.json").write_text(json.dumps(result, indent=1) + "\n")
     elif not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

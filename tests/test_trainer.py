@@ -72,13 +72,15 @@ def _losses(work_dir: Path) -> dict[int, dict[str, float]]:
     return out
 
 
-def test_train_resume_is_exact_and_exports(tiny_config, tmp_path):
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_train_resume_is_exact_and_exports(tiny_config, tmp_path, channels_last):
+    fmt = ("--cfg-options", "model.channels_last=True") if channels_last else ()
     straight = tmp_path / "straight"
-    _train(tiny_config, straight)
+    _train(tiny_config, straight, *fmt)
     # Interrupted after iteration 2 (its checkpoint), then resumed to 4.
     interrupted = tmp_path / "interrupted"
-    _train(tiny_config, interrupted, "--max-iters", "2")
-    _train(tiny_config, interrupted, "--resume")
+    _train(tiny_config, interrupted, "--max-iters", "2", *fmt)
+    _train(tiny_config, interrupted, "--resume", *fmt)
 
     expected, resumed = _losses(straight), _losses(interrupted)
     assert sorted(expected) == [1, 2, 3, 4]
@@ -175,7 +177,7 @@ def test_two_process_ddp_keeps_ranks_identical(tiny_config, tmp_path):
             assert torch.equal(rank0[key], rank1[key]), f"ranks differ at {key}"
 
 
-def _tiny_gan():
+def _tiny_gan(**options):
     from mmengine.registry import MODELS
 
     import train_gan  # noqa: F401
@@ -184,7 +186,7 @@ def _tiny_gan():
         dict(
             type="DPSIMSGAN", label_space="embedded", generator=dict(preset="tiny"),
             discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8),
-            loss=dict(nce_patches=16), max_nonfinite_steps=3,
+            loss=dict(nce_patches=16), max_nonfinite_steps=3, **options,
         )
     )
 
@@ -208,6 +210,23 @@ def test_optimizers_exclude_the_frozen_backbone():
     assert backbone and not (backbone & d_params) and not (backbone & g_params)
     assert g_params == {id(p) for p in model.generator.parameters()}
     assert d_params == {id(p) for p in model.discriminator.parameters()} - backbone
+
+
+def test_channels_last_is_the_same_step_in_another_memory_format():
+    labels = torch.from_numpy(np.random.default_rng(0).integers(0, 10, (2, 64, 64)))
+    data = {"image": torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8), "label": labels}
+    logs, models = {}, {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        models[channels_last] = model = _tiny_gan(channels_last=channels_last)
+        logs[channels_last] = model.train_step(data, _optim(model))
+    for key, value in logs[False].items():  # the first step starts from equal weights: equal up to rounding
+        assert torch.allclose(logs[True][key], value, rtol=1e-4, atol=1e-5), key
+    model = models[True]
+    convs = [p for m in (model.generator, model.generator_ema, model.discriminator) for p in m.parameters()
+             if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)  # kept after the update
+    assert all(p.is_contiguous() for p in models[False].generator.parameters())
 
 
 def test_non_finite_steps_are_skipped_then_stop_the_run():

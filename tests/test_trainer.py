@@ -74,7 +74,7 @@ def _losses(work_dir: Path) -> dict[int, dict[str, float]]:
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_train_resume_is_exact_and_exports(tiny_config, tmp_path, channels_last):
-    fmt = ("--cfg-options", "model.channels_last=True") if channels_last else ()
+    fmt = ("--cfg-options", f"model.channels_last={channels_last}")
     straight = tmp_path / "straight"
     _train(tiny_config, straight, *fmt)
     # Interrupted after iteration 2 (its checkpoint), then resumed to 4.

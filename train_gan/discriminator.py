@@ -57,7 +57,7 @@ class DiscriminatorConfig(DictConfig):
         spectral_norm: spectral normalization on every trainable conv.
         backbone_channels_last: run the backbone in channels_last memory format (same results up to float
             rounding; its forward + input-backward is ~1.5x faster on CPU, but a whole embedded_small step was
-            not measurably faster, so it is off by default: benchmarks/bench_train.py --small).
+            not measurably faster; the whole model in channels_last is: ``DPSIMSGAN(channels_last=True)``).
         train_backbone: train the backbone with the rest of D instead of freezing it (an ablation of the paper's
             central claim; with ``weights=None`` it is the same discriminator trained from scratch).
     """

@@ -139,7 +139,6 @@ class DPSIMSGAN(BaseModel):
             print_log(f"generator initialized from {report['source']}: {len(report['matched_classes'])} classes "
                       f"matched by name, new (random init): {report['new_classes'] or 'none'}", logger="current")
         self.discriminator = DPSIMSDiscriminator(self.discriminator_config, backbone_weights=backbone_weights)
-        self.channels_last = channels_last
         if channels_last:  # before the EMA copy is taken, so it shares the format
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)

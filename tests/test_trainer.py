@@ -21,7 +21,7 @@ TINY_OVERRIDES = """
 model = dict(
     generator=dict(preset="tiny"),
     discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8),
-    loss=dict(nce_patches=16),
+    loss=dict(patch_nce=1.0, nce_patches=16),  # every loss term on, whatever the shipped config switches off
 )
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 train_cfg = dict(max_iters=4)

@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=round(time.perf_counter() - started, 1),
     )
     write_json(out_json, repo_relative(result))
-    print(f"\nwritten {out_json.relative_to(REPO)}, {png.relative_to(REPO)} and grids in {grids.relative_to(REPO)}/")
+    written = ", ".join(repo_relative(str(p)) for p in (out_json, png))
+    print(f"\nwritten {written} and grids in {repo_relative(str(grids))}/")
     print(f"TSTR reference (segmenter on the real images of the same {args.tstr_maps} maps): {tstr_real:.2f} mIoU")
     print_table(rows)
     return 0

@@ -147,12 +147,18 @@ def stage_data(args: argparse.Namespace, root: Path) -> tuple[Path, Path, dict]:
     return folder, data_root, dict(train=args.labelled, val="all")
 
 
+def gan_config_path(args: argparse.Namespace) -> Path:
+    """The shipped train_gan config the study trains its GAN with."""
+    if args.dataset == "embedded":
+        return EMBEDDED_GAN_CONFIG
+    return REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1]
+
+
 def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_root: Path) -> list[str]:
     """The ``train_gan`` command line: the shipped config, its data roots pointed at the study's folders."""
     from mmengine.config import Config
 
-    cfg_path = EMBEDDED_GAN_CONFIG if args.dataset == "embedded" else (
-        REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1])
+    cfg_path = gan_config_path(args)
     cfg = Config.fromfile(str(cfg_path), import_custom_modules=False)
     options = [f"train_dataloader.dataset.data_root={train_root}"]
     if args.labelled:
@@ -192,10 +198,19 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             ckpt.write_bytes(Path(args.gan_checkpoint).read_bytes())
         return ckpt, dict(given=str(args.gan_checkpoint), sha256=digest, cached=True)
+    from dpsims_aug.checkpoint import file_sha256
+
     gan_dir = root / gan_folder_name(args)
     ckpt = gan_dir / "generator_ema.safetensors"
+    config_digest = file_sha256(gan_config_path(args))[:12]
     done = stage_done(gan_dir)
     if done is not None and ckpt.is_file():
+        # The folder is named by the options, not the config: a GAN trained before the shipped config changed must
+        # not stand in for the new recipe.
+        if done.get("config_sha256", config_digest) != config_digest:
+            raise SystemExit(f"error: {gan_dir} holds a GAN trained with another version of "
+                             f"{repo_relative(str(gan_config_path(args)))} (sha256 {done['config_sha256']}, now "
+                             f"{config_digest}); use another --work-dir or remove that folder")
         return ckpt, dict(done, cached=True)
     gan_dir.mkdir(parents=True, exist_ok=True)
     command = gan_command(args, gan_dir, train_root, val_root)
@@ -208,7 +223,7 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
         tail = (gan_dir / "train.log").read_text(errors="replace").splitlines()[-25:]
         raise SystemExit("\n".join([f"error: GAN training failed (exit {rc}); last lines of its log:", *tail]))
     record = dict(command=shlex.join(command), iterations=args.gan_iters, options=args.gan_options,
-                  threads=args.threads,
+                  config_sha256=config_digest, threads=args.threads,
                   seconds=round(time.perf_counter() - started, 1))
     mark_done(gan_dir, record)
     return ckpt, dict(record, cached=False)
@@ -666,7 +681,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         from mmengine.config import Config
 
         if args.gan_iters is None:
-            gan_cfg = REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1]
+            gan_cfg = gan_config_path(args)
             args.gan_iters = Config.fromfile(str(gan_cfg), import_custom_modules=False).train_cfg.max_iters
         if args.seg_iters is None:
             real_cfg = seg_config_paths(args)["real"]

@@ -154,6 +154,14 @@ def gan_config_path(args: argparse.Namespace) -> Path:
     return REPO / "train_gan" / "configs" / GPU_DATASETS[args.dataset][1]
 
 
+def gan_config_digest(args: argparse.Namespace) -> str:
+    """Hash of the GAN config as resolved (its ``_base_`` files included), to tell recipes apart across edits."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(gan_config_path(args)), import_custom_modules=False)
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def gan_command(args: argparse.Namespace, gan_dir: Path, train_root: Path, val_root: Path) -> list[str]:
     """The ``train_gan`` command line: the shipped config, its data roots pointed at the study's folders."""
     from mmengine.config import Config
@@ -198,11 +206,9 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             ckpt.write_bytes(Path(args.gan_checkpoint).read_bytes())
         return ckpt, dict(given=str(args.gan_checkpoint), sha256=digest, cached=True)
-    from dpsims_aug.checkpoint import file_sha256
-
     gan_dir = root / gan_folder_name(args)
     ckpt = gan_dir / "generator_ema.safetensors"
-    config_digest = file_sha256(gan_config_path(args))[:12]
+    config_digest = gan_config_digest(args)
     done = stage_done(gan_dir)
     if done is not None and ckpt.is_file():
         # The folder is named by the options, not the config: a GAN trained before the shipped config changed must

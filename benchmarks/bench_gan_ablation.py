@@ -76,6 +76,10 @@ VARIANTS: dict[str, dict] = {
     "diffaug": dict(options=["model.d_augment.p=1.0"], about="DiffAugment colour+translation+cutout, p=1"),
     "ada": dict(options=["model.d_augment.p=0.0", "model.d_augment.adaptive=True"],
                 about="ADA-style adaptive p (target r_t 0.6)"),
+    "colour": dict(options=["model.loss.colour_match=1.0"],
+                   about="per-class colour-distribution matching to the batch's real images (weight 1)"),
+    "colour10": dict(options=["model.loss.colour_match=10.0"],
+                     about="per-class colour-distribution matching to the batch's real images (weight 10)"),
 }
 DEFAULT_VARIANTS = ["baseline", "no_bn_recal", "div0", "div0.1", "div_cap", "nce0", "focal0", "labelmix0",
                     "no_feat_cond", "scratch_d", "diffaug", "diffaug_tc", "ada"]

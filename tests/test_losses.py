@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from train_gan.losses import (
     class_balance_weights,
+    colour_distribution_loss,
     discriminator_adversarial_loss,
     diversity_loss,
     generator_adversarial_loss,
@@ -269,3 +270,38 @@ def test_capped_diversity_loss_stops_pushing_beyond_the_cap():
     below.backward()
     assert below.item() == pytest.approx(diversity_loss(images_a, images_c.detach(), noise_a, noise_b).item())
     assert images_c.grad.sum() < 0  # increasing the distance lowers the loss
+
+
+# --- colour-distribution matching ------------------------------------------------------------------------
+
+
+def test_colour_loss_is_zero_for_pixels_moved_within_their_class_and_positive_for_a_shift():
+    labels = _labels(b=2, h=8, w=8, c=3, seed=16)
+    real = torch.rand(2, 3, 8, 8, generator=_gen(17)) * 2 - 1
+    # Swap two pixels of one class between images: the same per-class multiset, so nothing to match.
+    where = (labels == 1).nonzero()
+    (b0, y0, x0), (b1, y1, x1) = where[0].tolist(), where[-1].tolist()
+    moved = real.clone()
+    moved[b0, :, y0, x0], moved[b1, :, y1, x1] = real[b1, :, y1, x1], real[b0, :, y0, x0]
+    assert b0 != b1 and colour_distribution_loss(moved, real, labels, IGNORE).item() == pytest.approx(0, abs=1e-6)
+    # Ignored pixels do not count, whatever their values.
+    scrambled = real.masked_fill((labels == IGNORE).unsqueeze(1), 5.0)
+    assert colour_distribution_loss(scrambled, real, labels, IGNORE).item() == pytest.approx(0, abs=1e-6)
+    # A constant shift of one channel: the loss is that shift / 3 channels.
+    shifted = real.clone()
+    shifted[:, 0] += 0.3
+    assert colour_distribution_loss(shifted, real, labels, IGNORE).item() == pytest.approx(0.1, abs=1e-5)
+
+
+def test_colour_loss_weighs_every_class_equally_and_has_gradient():
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 0, 0] = 1  # class 1 has one pixel, class 0 fifteen
+    real = torch.zeros(1, 3, 4, 4)
+    fake = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    small_class_off = fake + (labels == 1).unsqueeze(1) * 0.6  # only the 1-pixel class is wrong, by 0.6
+    loss = colour_distribution_loss(small_class_off, real, labels)
+    assert loss.item() == pytest.approx(0.3)  # half the weight (one of two classes), not 1/16 of it
+    loss.backward()
+    assert fake.grad[0, :, 0, 0].abs().sum() > 0 and fake.grad[0, :, 1:, :].abs().sum() == 0
+    with pytest.raises(ValueError, match="differ"):
+        colour_distribution_loss(real, real[:, :, :2], labels)

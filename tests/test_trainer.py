@@ -21,7 +21,8 @@ TINY_OVERRIDES = """
 model = dict(
     generator=dict(preset="tiny"),
     discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8),
-    loss=dict(patch_nce=1.0, nce_patches=16),  # every loss term on, whatever the shipped config switches off
+    # Every loss term on, whatever the shipped config switches off.
+    loss=dict(patch_nce=1.0, nce_patches=16, colour_match=1.0),
 )
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 train_cfg = dict(max_iters=4)
@@ -86,7 +87,8 @@ def test_train_resume_is_exact_and_exports(tiny_config, tmp_path, channels_last)
     assert sorted(expected) == [1, 2, 3, 4]
     for it in (3, 4):
         assert resumed[it] == expected[it], f"iteration {it} differs after resume"
-    assert {"loss_d_adv", "loss_d_labelmix", "loss_g_adv", "loss_g_nce", "loss_g_div"} <= set(expected[4])
+    assert {"loss_d_adv", "loss_d_labelmix", "loss_g_adv", "loss_g_nce", "loss_g_div",
+            "loss_g_colour"} <= set(expected[4])
 
     # The exported generator loads without pickle and equals the EMA weights of the last checkpoint.
     export = load_generator_checkpoint(straight / "generator_ema.safetensors")

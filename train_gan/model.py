@@ -35,6 +35,7 @@ from train_gan.augment import (
 )
 from train_gan.discriminator import DiscriminatorConfig, DPSIMSDiscriminator
 from train_gan.losses import (
+    colour_distribution_loss,
     discriminator_adversarial_loss,
     diversity_loss,
     generator_adversarial_loss,
@@ -49,6 +50,7 @@ from train_gan.transfer import init_generator_from
 DEFAULT_LOSS_WEIGHTS = dict(
     focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07, diversity=1.0,
     diversity_max_ratio=None,
+    colour_match=0.0,  # per-class colour-distribution matching of G's images to the batch's real ones
 )
 
 
@@ -269,7 +271,7 @@ class DPSIMSGAN(BaseModel):
         d_applied = self._update(d_wrapper, loss_d, "discriminator")
 
         # Generator: adversarial + PatchNCE against the real image's backbone features + mode seeking over two
-        # seeds per label map (both seeds go through G in one batch).
+        # seeds per label map (both seeds go through G in one batch) + per-class colour-distribution matching.
         g_wrapper = optim_wrapper["generator"]
         seeds_per_map = 2 if cfg["diversity"] > 0 else 1
         with g_wrapper.optim_context(self.generator):
@@ -302,6 +304,12 @@ class DPSIMSGAN(BaseModel):
                 log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:],
                                                    max_ratio=cfg["diversity_max_ratio"])
                 loss_g = loss_g + cfg["diversity"] * log["loss_g_div"]
+            if cfg["colour_match"] > 0:  # unaugmented images: the colours a segmenter will see
+                log["loss_g_colour"] = torch.stack([
+                    colour_distribution_loss(fake.float(), real, labels, self.label_space.ignore_index)
+                    for fake in fakes.chunk(seeds_per_map)
+                ]).mean()
+                loss_g = loss_g + cfg["colour_match"] * log["loss_g_colour"]
         warming_up = int(self.step) < self.generator_warmup_iters
         if warming_up:  # the loss is logged (what G would be told) but not applied: D first learns the data
             g_wrapper.zero_grad()

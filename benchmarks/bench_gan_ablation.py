@@ -52,9 +52,10 @@ DONE = "stage.json"
 
 # One change per variant, as --cfg-options of train_gan (``recal`` = re-collect the EMA's BatchNorm statistics).
 # Every variant starts from the recipe before this study (embedded_small with MSGAN's mode-seeking weight 1.0 and
-# PatchNCE on 64 patches, set explicitly so the variants stay fixed when the shipped config changes); the shipped
-# config now uses mode seeking 0.1, the study's winner, so ``div0.1+X`` ablates X from the shipped recipe.
-BASE_OPTIONS = ["model.loss.diversity=1.0", "model.loss.patch_nce=1.0", "model.loss.nce_patches=64"]
+# PatchNCE on 64 patches, no colour matching, set explicitly so the variants stay fixed when the shipped config
+# changes); the shipped config is ``div0.1+nce0+colour10``, the study's winners.
+BASE_OPTIONS = ["model.loss.diversity=1.0", "model.loss.patch_nce=1.0", "model.loss.nce_patches=64",
+                "model.loss.colour_match=0.0"]
 VARIANTS: dict[str, dict] = {
     "baseline": dict(options=[], about="the recipe before this study (mode-seeking weight 1.0)"),
     "no_bn_recal": dict(options=[], recal=False, about="baseline GAN, EMA exported with the live BN statistics"),

@@ -18,8 +18,8 @@ model = dict(
     # per layout). 0.1 gave the lowest KID, the closest colours and the best TSTR (benchmarks/bench_gan_ablation.py).
     # No PatchNCE: over two seeds a segmenter trained on the images scores 46.3 vs 43.8 mIoU on real ones without it
     # (its KID is worse, 48.6 vs 43.8e-3, but KID did not predict usefulness; TSTR does).
-    # Colour-distribution matching at 10: every class's colours within 7 of the data's (0-255 units, from 15) and no
-    # blown-out pixels (from 8x the data's rate), at equal TSTR; KID is 11e-3 worse (bench_gan_ablation.py colour10).
+    # Colour-distribution matching at 10: per-class colour distance 7 (0-255 units, from 15) and no blown-out pixels
+    # (from 8x the data's rate), at equal TSTR; KID is 11e-3 worse (bench_gan_ablation.py colour10).
     loss=dict(focal_gamma=2.0, labelmix=10.0, patch_nce=0.0, diversity=0.1, colour_match=10.0),
     ema_halflife_iters=200,
     # G and D in channels_last: the same steps up to float rounding, 1.28x faster on one CPU thread

@@ -66,10 +66,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     to_make = summary.images_total - summary.already_done
     if summary.dry_run:
         print(f"dry run{shard}: {summary.label_maps} label maps, {summary.images_total} images in all, "
-              f"{summary.already_done} already done, {to_make} to make; output folder {summary.out}")
+              f"{summary.already_done} already done, {to_make} to make; split: {', '.join(summary.splits)}; output "
+              f"folder {summary.out}")
         return 0
     print(f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s)"
-          f"{shard}; {summary.already_done} were already done; {summary.label_maps} label maps")
+          f"{shard}; {summary.already_done} were already done; {summary.label_maps} label maps (split: "
+          f"{', '.join(summary.splits)})")
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} label map(s):")
         for name, problem in summary.skipped:
@@ -184,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: <labels>_dpsims next to --labels)")
     p.add_argument("--checkpoint", help="generator checkpoint (default: the bundled embedded_small model)")
     p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
-    p.add_argument("--split", help="only this split (train/val or the layout's own names; default: all)")
+    p.add_argument("--split", default="train",
+                   help="the split whose label maps are read: train (default), val, test (or the layout's own names, "
+                   "e.g. training), or all; honoured whatever folder --labels names (dataset root, annotations "
+                   "folder, split folder, split lists). Only a train pool may be used for training")
     p.add_argument("--train-ids", action="store_true", help="Cityscapes: read *_labelTrainIds.png")
     p.add_argument("--hf", help="read label maps from a HF dataset (save_to_disk folder or hub name)")
     p.add_argument("--hf-split", default="train", help="HF split (default: train)")
@@ -216,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=4, help="new label maps per label map (default: 4)")
     p.add_argument("--out", required=True, help="output folder of label maps")
     p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
-    p.add_argument("--split", help="only this split (default: all)")
+    p.add_argument("--split", default="train",
+                   help="the split whose label maps are read: train (default), val, test or all (as in generate)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--max-zoom", type=float, default=1.5, help="largest zoom factor, 1 = none (default: 1.5)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips")

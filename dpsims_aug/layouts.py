@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dpsims_aug.data.readers import find_label_maps
+from dpsims_aug.data.splits import TRAIN, record_splits, recorded_splits
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelMapError
@@ -129,15 +130,16 @@ class LayoutsSummary:
 
 
 def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, layout: str = "auto",
-                  split: str | None = None, seed: int = 0, params: LayoutAugment = LayoutAugment(),
+                  split: str | None = TRAIN, seed: int = 0, params: LayoutAugment = LayoutAugment(),
                   donors: int = 8, progress: bool = True,
                   log: Callable[[str], None] = print) -> LayoutsSummary:
     """Write ``k`` new label maps per label map of the dataset at ``labels`` to ``out``.
 
     New map ``j`` of ``<stem>`` is ``out/<stem>_l<j>.png`` (a folder of label maps: ``generate --labels out
     --layout bare`` renders images for them). Donors for copy-paste are ``donors`` other maps of the dataset,
-    drawn per new map. Files are written atomically and a re-run writes only missing ones; the same seed gives
-    the same maps.
+    drawn per new map, from the same split. Files are written atomically and a re-run writes only missing ones; the
+    same seed gives the same maps. ``out`` records the split it was made from (``source_split.json``), so that
+    ``generate`` and the training readers refuse a folder of validation layouts for training.
 
     Raises:
         LabelMapError: naming the file, for an unreadable label map.
@@ -150,6 +152,13 @@ def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, 
     refs = find_label_maps(labels, layout=layout, split=split)
     if not refs:
         raise LabelMapError(labels, "no label maps found")
+    splits = sorted({ref.split for ref in refs})
+    recorded = recorded_splits(out) if out.is_dir() else None
+    if recorded is not None and recorded != splits:
+        raise LabelMapError(out, f"holds layouts of the split(s) {', '.join(recorded)}, but this run reads split(s) "
+                                 f"{', '.join(splits)}; use another --out (one folder per split)")
+    out.mkdir(parents=True, exist_ok=True)
+    record_splits(out, splits, labels)
 
     @functools.lru_cache(maxsize=256)  # donors are re-read often; a bounded cache keeps big datasets in memory
     def read(i: int) -> np.ndarray:

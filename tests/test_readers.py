@@ -68,12 +68,14 @@ def test_detect_layout(tmp_path):
 
 def test_ade20k_keys_stems_and_splits(tmp_path):
     root = make_ade(tmp_path)
-    refs = find_label_maps(root)
+    refs = find_label_maps(root, split="all")
     assert [r.key for r in refs] == [
         "annotations/training/ADE_train_1.png",
         "annotations/training/ADE_train_2.png",
         "annotations/validation/ADE_val_1.png",
     ]
+    assert [r.split for r in refs] == ["train", "train", "val"]
+    assert find_label_maps(root) == refs[:2]  # the training split by default
     assert refs[0].stem == "training/ADE_train_1"
     assert refs[0].read().shape == (8, 8)
     assert [r.key for r in find_label_maps(root, split="val")] == ["annotations/validation/ADE_val_1.png"]
@@ -90,7 +92,7 @@ def test_cityscapes_label_ids_and_train_ids(tmp_path):
     assert int(refs[0].read()[0, 0]) == 7
     trainids = find_label_maps(root, split="train", train_ids=True)
     assert trainids[0].key.endswith("_gtFine_labelTrainIds.png") and int(trainids[0].read()[0, 0]) == 0
-    assert len(find_label_maps(root)) == 2  # both splits
+    assert len(find_label_maps(root, split=None)) == 2  # both splits
     pairs = find_pairs(root, split="val")
     assert pairs[0][0].name == "lindau_000000_000019_leftImg8bit.png"
 
@@ -154,3 +156,75 @@ def test_hf_label_maps_from_disk(tmp_path):
     rgb.save_to_disk(str(tmp_path / "rgb"))
     with pytest.raises(LabelMapError, match="RGB colour image"):
         hf_label_maps(tmp_path / "rgb")[0].read()
+
+
+# ------------------------------------------------------------------------------------------ splits are sacred
+
+
+def test_annotations_folder_named_directly_reads_only_the_asked_split(tmp_path):
+    root = make_ade(tmp_path)
+    refs = find_label_maps(root / "annotations")  # `generate --labels ade/annotations`
+    assert [r.key for r in refs] == ["training/ADE_train_1.png", "training/ADE_train_2.png"]
+    assert {r.split for r in refs} == {"train"}
+    assert [r.key for r in find_label_maps(root / "annotations", split="val")] == ["validation/ADE_val_1.png"]
+    assert len(find_label_maps(root / "annotations", split="all")) == 3
+
+
+def test_a_split_folder_named_directly_is_that_split(tmp_path):
+    root = make_ade(tmp_path)
+    assert len(find_label_maps(root / "annotations" / "training")) == 2
+    with pytest.raises(LabelMapError, match=r"validation: holds label maps of the split\(s\) val"):
+        find_label_maps(root / "annotations" / "validation")  # the default split is train
+    refs = find_label_maps(root / "annotations" / "validation", split="val")
+    assert [r.split for r in refs] == ["val"]
+
+
+def test_cityscapes_gtfine_named_directly(tmp_path):
+    root = make_cityscapes(tmp_path)
+    refs = find_label_maps(root / "gtFine")
+    assert [r.key for r in refs] == ["train/aachen/aachen_000000_000019_gtFine_labelIds.png"]
+    refs = find_label_maps(root / "gtFine", split="val", train_ids=True)
+    assert [r.key for r in refs] == ["val/lindau/lindau_000000_000019_gtFine_labelTrainIds.png"]
+
+
+def test_folder_layout_honours_split_lists(tmp_path):
+    root = tmp_path / "folder"
+    for name in ("train_000000", "train_000001", "val_000000"):
+        _image(root / "images" / f"{name}.png")
+        _label(root / "labels" / f"{name}.png")
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("train_000000\ntrain_000001\n")
+    (root / "splits" / "val.txt").write_text("val_000000\n")
+    assert [r.stem for r in find_label_maps(root)] == ["train_000000", "train_000001"]
+    assert [r.stem for r in find_label_maps(root, split="val")] == ["val_000000"]
+    # the other split's images are not orphans
+    assert [p[0].name for p in find_pairs(root, split="val")] == ["val_000000.png"]
+    assert len(find_pairs(root, split="train")) == 2
+    with pytest.raises(LabelMapError, match="no list of split 'test'"):
+        find_label_maps(root, split="test")
+
+
+def test_folder_layout_with_split_subfolders(tmp_path):
+    root = tmp_path / "folder"
+    for split, name in (("train", "a"), ("val", "b")):
+        _image(root / "images" / split / f"{name}.png")
+        _label(root / "labels" / split / f"{name}.png")
+    assert [r.key for r in find_label_maps(root)] == ["labels/train/a.png"]
+    assert [p[0].name for p in find_pairs(root, split="val")] == ["b.png"]
+
+
+def test_a_derived_folder_keeps_its_recorded_split(tmp_path):
+    from dpsims_aug.data.splits import record_splits
+
+    folder = tmp_path / "lay"
+    _label(folder / "x_l0.png")
+    record_splits(folder, ["val"], source="somewhere")
+    with pytest.raises(LabelMapError, match="source_split.json"):
+        find_label_maps(folder)
+    assert [r.split for r in find_label_maps(folder, split="val")] == ["val"]
+
+
+def test_unknown_split_name_is_refused(tmp_path):
+    _label(tmp_path / "bare" / "z.png")
+    with pytest.raises(LabelMapError, match="not a split name"):
+        find_label_maps(tmp_path / "bare", split="holdout")

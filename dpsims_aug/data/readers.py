@@ -23,10 +23,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from dpsims_aug.data.splits import SPLIT_RECORD, TRAIN, UNKNOWN, canonical_split, recorded_splits
 from dpsims_aug.label_maps import list_label_maps, open_image, read_label_map
 from dpsims_aug.labels import LabelMapError, stored_ids
 
 READABLE_LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
+ALL_SPLITS = "all"  # the split argument that reads every split (never for training)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def import_datasets():
@@ -61,6 +63,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 _ADE_SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
 _CITY_SPLITS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}
 _COCO_SPLITS = {"train": "train2017", "train2017": "train2017", "val": "val2017", "val2017": "val2017"}
+_CITY_SUFFIXES = ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png")
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,15 @@ class LabelMapRef:
             and manifests are keyed by it.
         stem: Relative output name without suffix (e.g. ``training/ADE_train_00000001``).
         path: The file, when the label map is a file on disk.
+        split: The canonical split it belongs to (``train``/``val``/``test``), or ``unknown`` when the folder
+            says nothing about splits.
     """
 
     key: str
     stem: str
     path: Path | None = None
     _loader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    split: str = UNKNOWN
 
     def read(self) -> np.ndarray:
         """The raw label ids (2-D uint8/uint16). Raises :class:`LabelMapError` naming the map on bad input."""
@@ -147,45 +153,133 @@ def _resolve_layout(root: Path, layout: str) -> str:
     return layout
 
 
+def _wanted_split(split: str | None) -> str | None:
+    """The canonical split asked for (None = every split)."""
+    if split is None or split == ALL_SPLITS:
+        return None
+    canon = canonical_split(split)
+    if canon is None:
+        raise LabelMapError(split, f"is not a split name; use train, val, test (or their dataset spellings: "
+                                   f"training, validation, train2017, ...) or {ALL_SPLITS!r}")
+    return canon
+
+
+def _read_split_list(path: Path) -> set[str]:
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def _select_unstructured(root: Path, base: Path, split: str | None,
+                         train_ids: bool) -> tuple[list[tuple[Path, str]], set[str]]:
+    """Label maps of a ``folder`` or ``bare`` dataset and their splits, from (first that applies) the folder's own
+    name (``annotations/training``), split sub-folders (``annotations/`` holding ``training/`` + ``validation/``),
+    a split record of a derived folder (:data:`SPLIT_RECORD`), split lists (``<root>/splits/<split>.txt`` of names
+    relative to ``base`` without suffix, mmseg's ``ann_file``); else every map, split ``unknown``.
+
+    Returns:
+        ``[(file, split)]`` and the stems that belong to other splits (their images are not orphans).
+    """
+    wanted = _wanted_split(split)
+
+    def refuse(own: list[str], where: Path, how: str) -> None:
+        if wanted is not None and wanted not in own and own != [UNKNOWN]:
+            raise LabelMapError(where, f"holds label maps of the split(s) {', '.join(own)} ({how}), but split "
+                                       f"{wanted!r} was asked; pass --split {own[0]} (or --split all) to read them")
+
+    def listed(folder: Path) -> list[Path]:
+        files = list_label_maps(folder)
+        # A Cityscapes gtFine tree named directly: its label maps are the *_labelIds (or *_labelTrainIds) files only.
+        city = [p for p in files if p.name.endswith(_CITY_SUFFIXES)]
+        if city:
+            files = [p for p in city if p.name.endswith(_CITY_SUFFIXES[1] if train_ids else _CITY_SUFFIXES[0])]
+        return files
+
+    own = canonical_split(base.name)
+    if own is not None:  # the folder of one split, e.g. annotations/validation
+        refuse([own], base, "its folder name")
+        return [(p, own) for p in listed(base)], set()
+    children = {d: canonical_split(d.name) for d in sorted(base.iterdir()) if d.is_dir()} if base.is_dir() else {}
+    split_dirs = {d: s for d, s in children.items() if s is not None}
+    if split_dirs:  # a folder of split folders, e.g. annotations/ holding training/ and validation/
+        chosen = [d for d, s in split_dirs.items() if wanted is None or s == wanted]
+        if not chosen:
+            raise LabelMapError(base, f"has no folder of split {wanted!r}; its split folders: "
+                                      f"{', '.join(d.name for d in split_dirs)}")
+        return [(p, split_dirs[d]) for d in chosen for p in listed(d)], set()
+    recorded = recorded_splits(base)
+    if recorded is not None:  # a folder the toolkit derived from label maps (e.g. `dpsims-aug layouts`)
+        refuse(recorded, base, SPLIT_RECORD)
+        tag = recorded[0] if len(recorded) == 1 else UNKNOWN
+        return [(p, tag) for p in listed(base)], set()
+    lists = {canonical_split(p.stem): p for p in sorted((root / "splits").glob("*.txt"))} if (
+        root / "splits").is_dir() else {}
+    lists.pop(None, None)
+    files = listed(base)
+    if lists:  # split lists, e.g. splits/train.txt + splits/val.txt (what `dpsims-aug dataset --layout folder` writes)
+        if wanted is not None and wanted not in lists:
+            raise LabelMapError(root / "splits", f"has no list of split {wanted!r}; lists: "
+                                                 f"{', '.join(p.name for p in lists.values())}")
+        members = {s: _read_split_list(p) for s, p in lists.items()}
+        stem_of = {p: p.relative_to(base).with_suffix("").as_posix() for p in files}
+        split_of = {p: next((s for s, names in members.items() if stem_of[p] in names), None) for p in files}
+        chosen = [(p, s) for p, s in split_of.items() if s is not None and (wanted is None or s == wanted)]
+        others = {stem_of[p] for p, s in split_of.items() if s is not None and s != wanted}
+        if wanted is None:  # every map, those in no list as unknown
+            chosen = [(p, split_of[p] or UNKNOWN) for p in files]
+        return chosen, others
+    return [(p, UNKNOWN) for p in files], set()
+
+
 def find_label_maps(
-    root: str | os.PathLike, layout: str = "auto", split: str | None = None, train_ids: bool = False
+    root: str | os.PathLike, layout: str = "auto", split: str | None = TRAIN, train_ids: bool = False
 ) -> list[LabelMapRef]:
-    """All label maps of the dataset at ``root``, sorted by key.
+    """The label maps of one split of the dataset at ``root``, sorted by key.
+
+    The split is honoured whatever ``root`` names: the dataset root of a known layout, its annotations folder (split
+    sub-folders), one split's folder (refused when it is another split), a folder with split lists
+    (``splits/<split>.txt``) or a derived folder with a :data:`SPLIT_RECORD`. A folder with none of these holds
+    maps of split ``unknown``, taken as they are.
 
     Args:
-        root: Dataset root (or a bare folder of label maps).
+        root: Dataset root (or a folder of label maps).
         layout: ``'auto'`` or one of :data:`READABLE_LAYOUTS`.
-        split: Only this split (``train``/``val`` and the layout's own names are accepted); ``None`` = all splits.
-            Ignored for ``bare``; for ``folder`` it selects ``labels/<split>`` when that exists.
+        split: The split to read (``train``, the default; ``val``; ``test``; or the layout's own names such as
+            ``training`` or ``val2017``). ``None`` or ``'all'`` reads every split: never use that for training.
         train_ids: Cityscapes only: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``.
 
     Raises:
-        LabelMapError: if the folder, a split or any label map is missing.
+        LabelMapError: if the folder, the split or any label map is missing, or the folder is another split's.
     """
+    return _select_label_maps(root, layout, split, train_ids)[0]
+
+
+def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None,
+                       train_ids: bool) -> tuple[list[LabelMapRef], set[str]]:
+    """:func:`find_label_maps` and the stems of other splits listed in split lists (not orphans to ``find_pairs``)."""
     root = Path(root)
     layout = _resolve_layout(root, layout)
+    if split == ALL_SPLITS:
+        split = None
     base = _label_base(root, layout)
+    others: set[str] = set()
     if layout == "cityscapes":
-        suffix = "_gtFine_labelTrainIds.png" if train_ids else "_gtFine_labelIds.png"
-        files = [
-            p for d in _split_dirs(base, split, _CITY_SPLITS, layout) for p in d.rglob(f"*{suffix}") if p.is_file()
-        ]
-        if not files:
+        suffix = _CITY_SUFFIXES[1] if train_ids else _CITY_SUFFIXES[0]
+        found = [(p, canonical_split(d.name) or UNKNOWN)
+                 for d in _split_dirs(base, split, _CITY_SPLITS, layout) for p in d.rglob(f"*{suffix}") if p.is_file()]
+        if not found:
             raise LabelMapError(base, f"holds no *{suffix} files")
-        stems = {p: p.relative_to(base).as_posix()[: -len(suffix)] for p in files}
+        stems = {p: p.relative_to(base).as_posix()[: -len(suffix)] for p, _ in found}
     else:
-        if layout == "ade20k":
-            dirs = _split_dirs(base, split, _ADE_SPLITS, layout)
-        elif layout == "coco_stuff":
-            dirs = _split_dirs(base, split, _COCO_SPLITS, layout)
-        elif layout == "folder" and split is not None and (base / split).is_dir():
-            dirs = [base / split]
+        if layout in ("ade20k", "coco_stuff"):
+            aliases = _ADE_SPLITS if layout == "ade20k" else _COCO_SPLITS
+            found = [(p, canonical_split(d.name) or UNKNOWN)
+                     for d in _split_dirs(base, split, aliases, layout) for p in list_label_maps(d)]
         else:
-            dirs = [base]
-        files = [p for d in dirs for p in list_label_maps(d)]
-        stems = {p: p.relative_to(base).with_suffix("").as_posix() for p in files}
-    refs = [LabelMapRef(key=p.relative_to(root).as_posix(), stem=stems[p], path=p) for p in files]
-    return sorted(refs, key=lambda r: r.key)
+            found, others = _select_unstructured(root, base, split, train_ids)
+            if not found:
+                raise LabelMapError(base, f"holds no label maps of split {split!r}")
+        stems = {p: p.relative_to(base).with_suffix("").as_posix() for p, _ in found}
+    refs = [LabelMapRef(key=p.relative_to(root).as_posix(), stem=stems[p], path=p, split=s) for p, s in found]
+    return sorted(refs, key=lambda r: r.key), others
 
 
 def _find_image(folder: Path, stem: str) -> Path | None:
@@ -204,7 +298,8 @@ def _raise_offenders(root: Path, problem: str, offenders: list[str]) -> None:
 def find_pairs(
     root: str | os.PathLike, layout: str = "auto", split: str | None = "train", train_ids: bool = False
 ) -> list[tuple[Path, Path]]:
-    """(image, label map) pairs of the dataset at ``root``, sorted by label key (what a trainer reads).
+    """(image, label map) pairs of one split of the dataset at ``root`` (``split`` as in :func:`find_label_maps`),
+    sorted by label key (what a trainer reads).
 
     Every label map must have its image and every image its label map.
 
@@ -216,7 +311,7 @@ def find_pairs(
     layout = _resolve_layout(root, layout)
     if layout == "bare":
         raise LabelMapError(root, "is a bare folder of label maps without images; need images/ + labels/")
-    refs = find_label_maps(root, layout, split, train_ids)
+    refs, other_splits = _select_label_maps(root, layout, split, train_ids)
     pairs: list[tuple[Path, Path]] = []
     missing: list[str] = []
     for ref in refs:
@@ -240,7 +335,8 @@ def find_pairs(
         for d in image_dirs
         for p in d.glob(pattern)
         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve() not in used
-    )
+        and not (other_splits and p.relative_to(root / "images").with_suffix("").as_posix() in other_splits)
+    )  # images listed in another split's list are that split's, not orphans
     if orphans:
         _raise_offenders(root, "images have no label map", orphans)
     return pairs
@@ -301,6 +397,7 @@ def hf_label_maps(
             LabelMapRef(
                 key=key,
                 stem=str(PurePosixPath(key)),
+                split=canonical_split(split) or UNKNOWN,
                 _loader=lambda i=index, n=ref_name: _array_from_hf(labels_only[i][label_column], n),
             )
         )

@@ -58,6 +58,9 @@ def _train_and_test(config: str | os.PathLike, train_root: Path, val_root: Path,
         train.data_prefix = prefixes
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = str(val_root)
+        if loader.dataset.get("data_prefix") == cfg.train_dataloader.dataset.get("data_prefix") and prefixes is None:
+            raise ValueError(f"{config}: its val/test dataset reads the same folders as its training dataset "
+                             f"({loader.dataset.get('data_prefix')}); TSTR must test on held-out images")
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.update(num_workers=0, persistent_workers=False)  # small images: workers cost more than they save
     shipped = cfg.train_cfg.max_iters
@@ -104,7 +107,11 @@ def tstr_real_reference(
         ``(mIoU, subset folder)``; the folder holds (links to) those training pairs in the dataset's layout.
     """
     from dpsims_aug.data.readers import find_pairs
+    from dpsims_aug.data.splits import SplitLeakError, canonical_split
 
+    if canonical_split(val_split) == canonical_split(train_split):
+        raise SplitLeakError(f"TSTR tests on held-out real images: the test split ({val_split!r}) must not be the "
+                             f"training split ({train_split!r})")
     data, work_dir = Path(data), Path(work_dir)
     pairs = find_pairs(data, layout=layout, split=train_split)[: max_train_maps or None]
     if not pairs:

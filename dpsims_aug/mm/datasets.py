@@ -8,6 +8,16 @@ import math
 
 from mmengine.registry import DATASETS
 
+from dpsims_aug.data.splits import check_trainable
+
+
+def _check_synthetic_split(synthetic) -> None:
+    """Refuse synthetic data made from validation or test label maps (its folder's split record says so)."""
+    cfg = synthetic if isinstance(synthetic, dict) else vars(synthetic)
+    root = cfg.get("data_root")
+    if root:
+        check_trainable(root, "SyntheticMixDataset(synthetic=...)")
+
 
 @DATASETS.register_module()
 class SyntheticMixDataset:
@@ -22,7 +32,8 @@ class SyntheticMixDataset:
     Args:
         real: Dataset config (or dataset) of the real training samples.
         synthetic: Dataset config (or dataset) of the synthetic samples (e.g. ``dpsims_train_dataset`` of a pool's
-            ``dataset_config.py``, or a filtered pool). Its classes must be the real set's.
+            ``dataset_config.py``, or a filtered pool). Its classes must be the real set's; a pool made from
+            validation or test label maps (its ``source_split.json``) is refused.
         synthetic_share: Fraction of synthetic samples, in [0, 1].
         real_times: Passes over the real samples per pass over this dataset (default: see above).
 
@@ -36,6 +47,7 @@ class SyntheticMixDataset:
     def __init__(self, real, synthetic, synthetic_share: float, real_times: int | None = None) -> None:
         if not 0.0 <= float(synthetic_share) <= 1.0:
             raise ValueError(f"SyntheticMixDataset: synthetic_share must be in [0, 1], got {synthetic_share!r}")
+        _check_synthetic_split(synthetic)
         self.real = DATASETS.build(real) if isinstance(real, dict) else real
         self.synthetic = DATASETS.build(synthetic) if isinstance(synthetic, dict) else synthetic
         self.synthetic_share = float(synthetic_share)

@@ -213,6 +213,9 @@ class DPSIMSAugment(BaseTransform):
                     f"DPSIMSAugment: pool {self.pool} is not a folder written by `dpsims-aug generate` "
                     "(no manifest.jsonl)"
                 )
+            from dpsims_aug.data.splits import check_trainable
+
+            check_trainable(self.pool, f"DPSIMSAugment(pool={str(pool)!r})")  # a training transform
         self._reset_process_state()
 
     # ----------------------------------------------------------------------------------- per-process state

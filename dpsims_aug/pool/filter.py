@@ -15,6 +15,10 @@ The output folder holds ``annotations/`` (the filtered copies, same relative pat
 with these annotations), ``class_losses.json``, ``filter.jsonl`` (one line per finished image: kept fraction, per-
 class counts) and ``filter.json`` (parameters and totals). The pool itself is never modified. Every file is written
 atomically and a re-run with the same parameters does only what is missing.
+
+Splits: the pool must come from training label maps, and the class losses from the real training split; a pool of
+validation maps or statistics of validation images would carry the validation split into training. The output
+records the pool's split (``source_split.json``) like the pool itself.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dpsims_aug.data.readers import find_pairs, read_rgb
+from dpsims_aug.data.splits import TRAIN, SplitLeakError, canonical_split, check_trainable, record_splits
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.label_maps import read_label_map, write_label_map
 from dpsims_aug.labels import LabelMapError, LabelSpace
@@ -201,6 +206,7 @@ def filter_pool(
     Raises:
         FilterError: naming the file or folder, for a pool without a manifest, unreadable inputs, or an output
             folder made with other parameters.
+        SplitLeakError: for a pool made from validation/test label maps, or ``split`` other than the training split.
     """
     from dpsims_aug.checkpoint import file_sha256
     from dpsims_aug.mm.segmenter import Segmenter
@@ -214,6 +220,16 @@ def filter_pool(
         raise FilterError(f"{pool}: no {MANIFEST}; is it a finished `dpsims-aug generate` folder?")
     if out == pool:
         raise FilterError(f"{out}: the output folder must not be the pool itself (the pool is never modified)")
+    try:
+        pool_splits = check_trainable(pool, "dpsims-aug filter") or ["unknown"]
+    except ValueError as err:
+        if isinstance(err, SplitLeakError):
+            raise
+        raise FilterError(str(err)) from err
+    if canonical_split(split) != TRAIN:
+        raise SplitLeakError(f"dpsims-aug filter: --split {split!r}: the class losses must come from the real "
+                             "training split (the filtered pool is training data; statistics of validation images "
+                             "must not reach it)")
     try:
         space = LabelSpace.load(pool / "labels.json")
     except (OSError, ValueError) as err:
@@ -231,6 +247,7 @@ def filter_pool(
                   seg_config=str(Path(seg_config).resolve()), seg_checkpoint_sha256=file_sha256(seg_checkpoint),
                   margin=margin, resample=resample)
     out.mkdir(parents=True, exist_ok=True)
+    record_splits(out, pool_splits, pool)
     params_path = out / "params.json"
     if params_path.is_file():
         previous = json.loads(params_path.read_text())

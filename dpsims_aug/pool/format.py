@@ -53,10 +53,12 @@ def _config_literal(value) -> str:
 
 def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_zero_label: bool, *,
                         prefix: str = "dpsims", images: Path | None = None, ann_file: str | None = None,
-                        what: str = "the images written by `dpsims-aug generate`") -> str:
+                        what: str = "the images written by `dpsims-aug generate`", trainable: bool = True) -> str:
     """The mmseg dataset config snippet written as ``dataset_config.py`` in ``root``: ``<prefix>_data_root``,
     ``<prefix>_metainfo`` and ``<prefix>_train_dataset`` (images from ``images``, default ``root/images``;
-    annotations from ``root/annotations``; only the samples listed in ``ann_file`` when given)."""
+    annotations from ``root/annotations``; only the samples listed in ``ann_file`` when given). A folder made from
+    validation or test label maps (``trainable=False``) gets ``<prefix>_eval_dataset`` instead, so that a training
+    config written for a training pool fails by name rather than training on it."""
     cfg = base_seg_dataset(root.resolve(), space, img_path="images" if images is None else str(images.resolve()),
                            seg_map_path="annotations", img_suffix=img_suffix, seg_map_suffix=".png",
                            reduce_zero_label=reduce_zero_label, ann_file=ann_file)
@@ -68,6 +70,18 @@ def dataset_config_text(root: Path, space: LabelSpace, img_suffix: str, reduce_z
     data_root = cfg.pop("data_root")
     dataset_type = cfg.pop("type")
     fields = "".join(f"    {key}={_config_literal(value)},\n" for key, value in cfg.items())
+    if not trainable:
+        return f'''# mmseg dataset config for {what} (label space {space.name!r}).
+# MADE FROM VALIDATION OR TEST LABEL MAPS (source_split.json): for evaluation only. Never train on it: a segmenter
+# that has seen images of the validation layouts reports an inflated mIoU.
+{prefix}_data_root = {data_root!r}
+{prefix}_eval_dataset = dict(
+    type={dataset_type!r},
+    data_root={prefix}_data_root,
+    metainfo=dict(classes={tuple(meta["classes"])!r}, palette={[list(c) for c in meta["palette"]]!r}),
+{fields}    pipeline=[],
+)
+'''
     return f'''# mmseg dataset config for {what} (label space {space.name!r}).
 # Use it with `_base_ = ['{root.resolve() / "dataset_config.py"}']` (or copy it), set the pipeline to your training
 # pipeline and mix it with your real data at a chosen share of synthetic samples (SyntheticMixDataset is registered

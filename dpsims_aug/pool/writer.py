@@ -7,6 +7,8 @@ Output folder (mmseg-ready; the format is :mod:`dpsims_aug.pool.format`)::
     manifest.jsonl                  one JSON line per finished image (key, k, seed, checkpoint and image hashes, paths)
     dataset_config.py               mmseg dataset config (BaseSegDataset) for this folder
     labels.json                     the LabelSpace of the annotations
+    source_split.json               the split(s) of the source label maps (a pool of validation maps is refused for
+                                    training by the transform, SyntheticMixDataset and filter)
     preview.png                     with --grid: colourized label map | samples, for the first maps
 
 Crash safety and resume: every file is written atomically; a manifest line is appended (flush + fsync) only after
@@ -40,6 +42,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dpsims_aug.data.readers import LabelMapRef, find_label_maps, hf_label_maps
+from dpsims_aug.data.splits import TRAIN, UNKNOWN, is_trainable, record_splits, recorded_splits
 from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from dpsims_aug.label_maps import encode_label_png
 from dpsims_aug.labels import LabelMapError
@@ -86,6 +89,7 @@ class GenerateSummary:
     preview: Path | None = None
     hf_dataset: Path | None = None
     dry_run: bool = False
+    splits: list[str] = field(default_factory=list)  # the splits of the label maps read (see source_split.json)
 
     @property
     def images_per_second(self) -> float:
@@ -121,7 +125,7 @@ def generate(
     out: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     layout: str = "auto",
-    split: str | None = None,
+    split: str | None = TRAIN,
     train_ids: bool = False,
     hf: str | os.PathLike | None = None,
     hf_split: str = "train",
@@ -148,7 +152,9 @@ def generate(
         n: Images per label map.
         out: Output folder (default: ``<labels>_dpsims`` next to ``labels``).
         checkpoint: Generator file (default: the bundled model trained on the embedded dataset).
-        layout, split, train_ids: How to find label maps (see :func:`~dpsims_aug.data.readers.find_label_maps`).
+        layout, split, train_ids: How to find label maps (see :func:`~dpsims_aug.data.readers.find_label_maps`):
+            the training split unless told otherwise (``'all'`` reads every split; such a pool is refused for
+            training).
         hf, hf_split, hf_column, hf_id_column: Read label maps from a Hugging Face dataset instead.
         batch_size: Images per forward (part of the determinism contract, see :mod:`dpsims_aug.synthesis`).
         device, dtype: Where and in which precision (``fp32|bf16|fp16``) the generator runs.
@@ -177,13 +183,16 @@ def generate(
         refs = hf_label_maps(hf, split=hf_split, label_column=hf_column, id_column=hf_id_column)
         input_root = Path(hf) if Path(hf).is_dir() else None
         default_out = Path.cwd() / f"{Path(str(hf)).name}_dpsims"
+        source = hf
     else:
         input_root, refs, default_out = _find_label_maps(labels, layout, split, train_ids)
+        source = input_root
     writer = PoolWriter(
         refs, Path(out) if out is not None else default_out, n=n, seed=seed, image_format=image_format,
         shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
-        log=log or (lambda msg: print(msg, file=sys.stderr)))
+        log=log or (lambda msg: print(msg, file=sys.stderr)), source=source)
     writer.check_output_names(input_root)
+    writer.check_splits()
     writer.load_model(checkpoint, resolve_device(device), dtype, batch_size)
     writer.plan()
     writer.summary.dry_run = dry_run
@@ -236,11 +245,12 @@ class PoolWriter:
 
     def __init__(self, refs: Sequence[LabelMapRef], out: Path, *, n: int, seed: int, image_format: str,
                  shard: tuple[int, int], on_error: str, workers: int, progress: bool,
-                 log: Callable[[str], None]) -> None:
-        self.refs, self.out, self.n, self.seed = list(refs), out, n, seed
+                 log: Callable[[str], None], source: str | os.PathLike | None = None) -> None:
+        self.refs, self.out, self.n, self.seed, self.source = list(refs), out, n, seed, source
+        self.splits = sorted({ref.split for ref in self.refs})
         self.pil_format, self.img_suffix = IMAGE_FORMATS[image_format]
         self.shard, self.on_error, self.workers, self.progress, self.log = shard, on_error, workers, progress, log
-        self.summary = GenerateSummary(out=out, shard=shard)
+        self.summary = GenerateSummary(out=out, shard=shard, splits=self.splits)
         self._mine: list[_Item] = []  # this shard's label maps
         self.items: list[_Item] = []  # those with something still to make
         self._decoded: dict[int, np.ndarray] = {}  # label maps decoded by validate_label_maps, by index
@@ -262,6 +272,21 @@ class PoolWriter:
             if stem in stems:
                 raise GenerateError(f"{ref.name} and {stems[stem]} map to the same output name {stem!r}")
             stems[stem] = ref.name
+
+    def check_splits(self) -> None:
+        """Refuse to add label maps of other splits to an existing pool (a training pool must stay one); say when
+        the input has no split information."""
+        recorded = recorded_splits(self.out) if self.out.is_dir() else None
+        if recorded is not None and recorded != self.splits:
+            raise GenerateError(
+                f"{self.out} holds images of label maps of the split(s) {', '.join(recorded)}, but this run reads "
+                f"split(s) {', '.join(self.splits)}; use another --out (one pool per split)")
+        if UNKNOWN in self.splits:
+            self.log(f"note: {self.source} has no split folders, split lists or split record; its label maps are "
+                     "used as they are: make sure no validation or test map is among them")
+        if not is_trainable(self.splits):
+            self.log(f"note: this pool is made from {', '.join(self.splits)} label maps: for evaluation only; "
+                     "the transform, SyntheticMixDataset and filter refuse it for training")
 
     def load_model(self, checkpoint: str | os.PathLike | None, device: str, dtype: str, batch_size: int) -> None:
         """The generator; annotations keep the source's raw ids when mmseg can read them (``reduce_zero_label``),
@@ -323,10 +348,11 @@ class PoolWriter:
         owned = {p for item in self._mine for k in range(self.n) for p in self.paths(item.ref, k)}
         clean_temp_files(self.out, owned if self.shard[1] > 1 else None)
         atomic_write_text(self.out / "labels.json", self.ann_space.to_json())
+        record_splits(self.out, self.splits, self.source)
         atomic_write_text(
             self.out / "dataset_config.py",
             dataset_config_text(self.out, self.ann_space, self.img_suffix,
-                                self.reduce_zero if self.link_raw else False),
+                                self.reduce_zero if self.link_raw else False, trainable=is_trainable(self.splits)),
         )
 
     def validate_label_maps(self) -> None:

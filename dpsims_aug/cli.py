@@ -9,11 +9,24 @@ adds ``train`` and ``export`` this way, so the toolkit never imports the trainer
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
+
+from dpsims_aug.locking import OutputLockedError
 
 COMMAND_GROUP = "dpsims_aug.commands"
+# What an interrupted or failed run of each command leaves behind (every command writes atomically and resumes).
+_KEPT = {
+    "generate": "the images finished so far are kept (listed in the output folder's manifest); run the same command "
+                "again to resume",
+    "layouts": "the label maps written so far are kept; run the same command again to resume",
+    "filter": "the annotations filtered so far are kept; run the same command again to resume",
+    "dataset": "the scenes written so far are kept; run the same command again to resume",
+    "evaluate": "the FID reference cache and finished TSTR runs are kept; run the same command again to reuse them",
+}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -298,7 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dpsims-aug`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    kept = _KEPT.get(args.command, "every file written so far is whole")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted (Ctrl-C): {kept}", file=sys.stderr)
+        return 130
+    except OutputLockedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing in {Path(err.filename).parent}" if err.filename else ""
+        print(f"error: the disk is full{where} ({err.strerror}); {kept} once space is freed", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

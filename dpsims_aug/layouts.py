@@ -32,6 +32,7 @@ from dpsims_aug.data.splits import TRAIN, record_splits, recorded_splits
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelMapError
+from dpsims_aug.locking import output_lock
 
 
 @dataclass(frozen=True)
@@ -153,44 +154,44 @@ def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, 
     if not refs:
         raise LabelMapError(labels, "no label maps found")
     splits = sorted({ref.split for ref in refs})
-    recorded = recorded_splits(out) if out.is_dir() else None
-    if recorded is not None and recorded != splits:
-        raise LabelMapError(out, f"holds layouts of the split(s) {', '.join(recorded)}, but this run reads split(s) "
-                                 f"{', '.join(splits)}; use another --out (one folder per split)")
-    out.mkdir(parents=True, exist_ok=True)
-    record_splits(out, splits, labels)
+    with output_lock(out, "dpsims-aug layouts"):  # one writer per folder
+        recorded = recorded_splits(out) if out.is_dir() else None
+        if recorded is not None and recorded != splits:
+            raise LabelMapError(out, f"holds layouts of the split(s) {', '.join(recorded)}, but this run reads "
+                                     f"split(s) {', '.join(splits)}; use another --out (one folder per split)")
+        record_splits(out, splits, labels)
 
-    @functools.lru_cache(maxsize=256)  # donors are re-read often; a bounded cache keeps big datasets in memory
-    def read(i: int) -> np.ndarray:
-        return refs[i].read()
+        @functools.lru_cache(maxsize=256)  # donors are re-read often; a bounded cache keeps big datasets in memory
+        def read(i: int) -> np.ndarray:
+            return refs[i].read()
 
-    written = done = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
+        written = done = 0
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(refs) * k, unit="map", desc="layouts")
-    for i, ref in enumerate(refs):
-        stem = PurePosixPath(ref.stem)
-        if stem.is_absolute() or ".." in stem.parts:
-            raise LabelMapError(ref.key, "output name would leave the output folder")
-        for j in range(k):
-            dst = out.joinpath(*stem.parent.parts, f"{stem.name}_l{j}.png")
-            if dst.is_file():
-                done += 1
-            else:
-                rng = layout_rng(seed, ref.key, j)
-                others = [x for x in rng.choice(len(refs), size=min(donors, len(refs)), replace=False).tolist()
-                          if x != i]
-                new = augment_layout(read(i), rng, [read(x) for x in others], params)
-                write_label_map(dst, new)
-                written += 1
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    atomic_write_text(out / "layouts.txt", "".join(
-        f"{ref.key} -> {PurePosixPath(ref.stem).as_posix()}_l0..{k - 1}.png\n" for ref in refs))
-    log(f"{written} new label maps written, {done} were there already ({len(refs)} source maps x {k})")
-    return LayoutsSummary(out=out, label_maps=len(refs), written=written, already_done=done,
-                          seconds=time.perf_counter() - started)
+            bar = tqdm(total=len(refs) * k, unit="map", desc="layouts")
+        for i, ref in enumerate(refs):
+            stem = PurePosixPath(ref.stem)
+            if stem.is_absolute() or ".." in stem.parts:
+                raise LabelMapError(ref.key, "output name would leave the output folder")
+            for j in range(k):
+                dst = out.joinpath(*stem.parent.parts, f"{stem.name}_l{j}.png")
+                if dst.is_file():
+                    done += 1
+                else:
+                    rng = layout_rng(seed, ref.key, j)
+                    others = [x for x in rng.choice(len(refs), size=min(donors, len(refs)), replace=False).tolist()
+                              if x != i]
+                    new = augment_layout(read(i), rng, [read(x) for x in others], params)
+                    write_label_map(dst, new)
+                    written += 1
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+        atomic_write_text(out / "layouts.txt", "".join(
+            f"{ref.key} -> {PurePosixPath(ref.stem).as_posix()}_l0..{k - 1}.png\n" for ref in refs))
+        log(f"{written} new label maps written, {done} were there already ({len(refs)} source maps x {k})")
+        return LayoutsSummary(out=out, label_maps=len(refs), written=written, already_done=done,
+                              seconds=time.perf_counter() - started)

@@ -368,7 +368,10 @@ def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
     """
     if layout not in _WRITERS:
         raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(WRITABLE_LAYOUTS)}")
-    return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress)
+    from dpsims_aug.locking import output_lock
+
+    with output_lock(out, "dpsims-aug dataset"):  # one writer per folder
+        return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress)
 
 
 def base_seg_dataset(data_root: str | os.PathLike, space: LabelSpace, *, img_path: str, seg_map_path: str,

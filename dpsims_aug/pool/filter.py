@@ -38,6 +38,7 @@ from dpsims_aug.data.splits import TRAIN, SplitLeakError, canonical_split, check
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.label_maps import read_label_map, write_label_map
 from dpsims_aug.labels import LabelMapError, LabelSpace
+from dpsims_aug.locking import output_lock
 from dpsims_aug.pool.format import (
     MANIFEST,
     ManifestWriter,
@@ -246,130 +247,131 @@ def filter_pool(
     params = dict(pool=str(pool), real=str(Path(real).resolve()), split=split, layout=layout,
                   seg_config=str(Path(seg_config).resolve()), seg_checkpoint_sha256=file_sha256(seg_checkpoint),
                   margin=margin, resample=resample)
-    out.mkdir(parents=True, exist_ok=True)
-    record_splits(out, pool_splits, pool)
-    params_path = out / "params.json"
-    if params_path.is_file():
-        previous = json.loads(params_path.read_text())
-        if previous != params:
-            changed = sorted(k for k in params if previous.get(k) != params[k])
-            raise FilterError(f"{out}: made with other parameters ({', '.join(changed)} differ); choose another "
-                              "output folder or delete it")
-    else:
-        atomic_write_text(params_path, json.dumps(params, indent=1) + "\n")
+    with output_lock(out, "dpsims-aug filter"):  # one writer per folder (creates it)
+        record_splits(out, pool_splits, pool)
+        params_path = out / "params.json"
+        if params_path.is_file():
+            previous = json.loads(params_path.read_text())
+            if previous != params:
+                changed = sorted(k for k in params if previous.get(k) != params[k])
+                raise FilterError(f"{out}: made with other parameters ({', '.join(changed)} differ); choose another "
+                                  "output folder or delete it")
+        else:
+            atomic_write_text(params_path, json.dumps(params, indent=1) + "\n")
 
-    segmenter = Segmenter.from_files(seg_config, seg_checkpoint, device=device)
-    c = segmenter.num_classes
-    if c != space.num_classes:
-        raise FilterError(f"{seg_config}: the segmenter has {c} classes but the pool's label space "
-                          f"{space.name!r} has {space.num_classes}")
+        segmenter = Segmenter.from_files(seg_config, seg_checkpoint, device=device)
+        c = segmenter.num_classes
+        if c != space.num_classes:
+            raise FilterError(f"{seg_config}: the segmenter has {c} classes but the pool's label space "
+                              f"{space.name!r} has {space.num_classes}")
 
-    # 1. Class-wise mean loss on the real training set (cached: the slow part on a big dataset).
-    losses_path = out / CLASS_LOSSES
-    if losses_path.is_file():
-        cached = json.loads(losses_path.read_text())
-        class_loss = np.array([np.nan if v is None else v for v in cached["class_loss"]], np.float64)
-    else:
-        log(f"class losses of the segmenter on {len(pairs)} real images")
-        class_loss, pixels = class_mean_losses(segmenter, pairs, space, batch_size, progress)
-        atomic_write_text(losses_path, json.dumps(dict(
-            class_names=list(space.class_names), class_loss=[None if not math.isfinite(v) else round(float(v), 6)
-                                                             for v in class_loss],
-            real_pixels=pixels.tolist(), real_images=len(pairs)), indent=1) + "\n")
+        # 1. Class-wise mean loss on the real training set (cached: the slow part on a big dataset).
+        losses_path = out / CLASS_LOSSES
+        if losses_path.is_file():
+            cached = json.loads(losses_path.read_text())
+            class_loss = np.array([np.nan if v is None else v for v in cached["class_loss"]], np.float64)
+        else:
+            log(f"class losses of the segmenter on {len(pairs)} real images")
+            class_loss, pixels = class_mean_losses(segmenter, pairs, space, batch_size, progress)
+            atomic_write_text(losses_path, json.dumps(dict(
+                class_names=list(space.class_names), class_loss=[None if not math.isfinite(v) else round(float(v), 6)
+                                                                 for v in class_loss],
+                real_pixels=pixels.tolist(), real_images=len(pairs)), indent=1) + "\n")
 
-    # 2. Which pool images: all, or a hardness-ranked number per label map.
-    by_key: dict[str, list[dict]] = {}
-    for rec in records:
-        by_key.setdefault(rec["key"], []).append(rec)
-    if resample:
-        n_max = min(len(v) for v in by_key.values())
-        hardness = {}
-        for key, recs in by_key.items():
-            ann = _inside(pool, recs[0]["annotation"], "annotation")
-            try:
-                labels = _contiguous(space, read_label_map(ann), ann, c)
-            except LabelMapError as err:
-                raise FilterError(str(err)) from err
-            hardness[key] = map_hardness(labels, class_loss, space.ignore_index)
-        counts = hardness_counts(hardness, n_max)
-    else:
-        counts = {key: len(recs) for key, recs in by_key.items()}
-    selected = [rec for key, recs in by_key.items() for rec in recs[: counts[key]]]
-
-    # 3. Filter the selected images' annotations (resumable: filter.jsonl lists what is finished).
-    manifest_path = out / FILTER_MANIFEST
-    done = _load_lines(manifest_path)
-    todo = [r for r in selected if r["annotation"] not in done or not _inside(out, r["annotation"], "annotation")
-            .is_file()]
-    if todo:
-        log(f"filtering {len(todo)} of {len(selected)} selected pool images ({len(selected) - len(todo)} done)")
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="img", desc="filter")
-    with ManifestWriter(manifest_path) as manifest:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            images, labels = [], []
-            for rec in batch:
-                image, ann = _inside(pool, rec["image"], "image"), _inside(pool, rec["annotation"], "annotation")
+        # 2. Which pool images: all, or a hardness-ranked number per label map.
+        by_key: dict[str, list[dict]] = {}
+        for rec in records:
+            by_key.setdefault(rec["key"], []).append(rec)
+        if resample:
+            n_max = min(len(v) for v in by_key.values())
+            hardness = {}
+            for key, recs in by_key.items():
+                ann = _inside(pool, recs[0]["annotation"], "annotation")
                 try:
-                    labels.append(_contiguous(space, read_label_map(ann), ann, c))
+                    labels = _contiguous(space, read_label_map(ann), ann, c)
                 except LabelMapError as err:
                     raise FilterError(str(err)) from err
-                images.append(_read_rgb(image))
-                if images[-1].shape[:2] != labels[-1].shape:
-                    raise FilterError(f"{image}: image and annotation sizes differ")
-            if margin is None:  # resampling only: keep every pixel
-                drops = [np.zeros(lab.shape, bool) for lab in labels]
-            else:
-                drops = [filter_mask(loss, lab, class_loss, margin, space.ignore_index)
-                         for loss, lab in zip(segmenter.pixel_losses(images, labels, space.ignore_index), labels)]
-            lines = []
-            for rec, lab, drop in zip(batch, labels, drops):
-                valid = lab != space.ignore_index
-                raw = space.to_raw(np.where(valid, lab, 0)).astype(np.int64)
-                raw[~valid | drop] = _ignore_raw(space)
-                write_label_map(_inside(out, rec["annotation"], "annotation"), raw)
-                per_class = {}
-                for cls in np.unique(lab[valid]).tolist():
-                    in_class = lab == cls
-                    per_class[str(cls)] = [int(in_class.sum()), int((in_class & drop).sum())]
-                lines.append(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"], k=int(rec["k"]),
-                                  labelled=int(valid.sum()), dropped=int(drop.sum()), per_class=per_class))
-            manifest.append(lines)
-            if bar is not None:
-                bar.update(len(batch))
-    if bar is not None:
-        bar.close()
+                hardness[key] = map_hardness(labels, class_loss, space.ignore_index)
+            counts = hardness_counts(hardness, n_max)
+        else:
+            counts = {key: len(recs) for key, recs in by_key.items()}
+        selected = [rec for key, recs in by_key.items() for rec in recs[: counts[key]]]
 
-    # 4. The sample list, the dataset config and the summary.
-    done = _load_lines(manifest_path)
-    chosen = [done[r["annotation"]] for r in selected]
-    names = [str(PurePosixPath(r["image"]).relative_to("images").with_suffix("")) for r in selected]
-    atomic_write_text(out / SAMPLES, "".join(n + "\n" for n in names))
-    img_suffix = PurePosixPath(selected[0]["image"]).suffix
-    atomic_write_text(out / "dataset_config.py", dataset_config_text(
-        out, space, img_suffix, bool(reduce_zero_label_of(space)), prefix="dpsims_filtered", images=pool / "images",
-        ann_file=SAMPLES, what="the pool filtered by `dpsims-aug filter` (the pool's images, filtered annotations)"))
-    labelled = sum(r["labelled"] for r in chosen)
-    dropped = sum(r["dropped"] for r in chosen)
-    per_class_total = np.zeros((c, 2), np.int64)
-    for r in chosen:
-        for cls, (n, d) in r["per_class"].items():
-            per_class_total[int(cls)] += (n, d)
-    summary = FilterSummary(
-        out=out, images_selected=len(selected), images_pool=len(records), filtered_now=len(todo),
-        kept_fraction=1.0 - dropped / max(labelled, 1),
-        class_loss=[None if not math.isfinite(v) else float(v) for v in class_loss],
-        images_per_map=dict(sorted(counts.items())), seconds=time.perf_counter() - started)
-    atomic_write_text(out / SUMMARY, json.dumps(dict(
-        params, images_selected=summary.images_selected, images_pool=summary.images_pool,
-        kept_fraction=round(summary.kept_fraction, 4),
-        kept_fraction_per_class={space.class_names[i]: round(1 - d / n, 4) for i, (n, d) in
-                                 enumerate(per_class_total.tolist()) if n},
-        class_loss={space.class_names[i]: (None if v is None else round(v, 4)) for i, v in
-                    enumerate(summary.class_loss)},
-        images_per_map=summary.images_per_map), indent=1) + "\n")
-    return summary
+        # 3. Filter the selected images' annotations (resumable: filter.jsonl lists what is finished).
+        manifest_path = out / FILTER_MANIFEST
+        done = _load_lines(manifest_path)
+        todo = [r for r in selected if r["annotation"] not in done or not _inside(out, r["annotation"], "annotation")
+                .is_file()]
+        if todo:
+            log(f"filtering {len(todo)} of {len(selected)} selected pool images ({len(selected) - len(todo)} done)")
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", desc="filter")
+        with ManifestWriter(manifest_path) as manifest:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                images, labels = [], []
+                for rec in batch:
+                    image, ann = _inside(pool, rec["image"], "image"), _inside(pool, rec["annotation"], "annotation")
+                    try:
+                        labels.append(_contiguous(space, read_label_map(ann), ann, c))
+                    except LabelMapError as err:
+                        raise FilterError(str(err)) from err
+                    images.append(_read_rgb(image))
+                    if images[-1].shape[:2] != labels[-1].shape:
+                        raise FilterError(f"{image}: image and annotation sizes differ")
+                if margin is None:  # resampling only: keep every pixel
+                    drops = [np.zeros(lab.shape, bool) for lab in labels]
+                else:
+                    drops = [filter_mask(loss, lab, class_loss, margin, space.ignore_index)
+                             for loss, lab in zip(segmenter.pixel_losses(images, labels, space.ignore_index), labels)]
+                lines = []
+                for rec, lab, drop in zip(batch, labels, drops):
+                    valid = lab != space.ignore_index
+                    raw = space.to_raw(np.where(valid, lab, 0)).astype(np.int64)
+                    raw[~valid | drop] = _ignore_raw(space)
+                    write_label_map(_inside(out, rec["annotation"], "annotation"), raw)
+                    per_class = {}
+                    for cls in np.unique(lab[valid]).tolist():
+                        in_class = lab == cls
+                        per_class[str(cls)] = [int(in_class.sum()), int((in_class & drop).sum())]
+                    lines.append(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"], k=int(rec["k"]),
+                                      labelled=int(valid.sum()), dropped=int(drop.sum()), per_class=per_class))
+                manifest.append(lines)
+                if bar is not None:
+                    bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+
+        # 4. The sample list, the dataset config and the summary.
+        done = _load_lines(manifest_path)
+        chosen = [done[r["annotation"]] for r in selected]
+        names = [str(PurePosixPath(r["image"]).relative_to("images").with_suffix("")) for r in selected]
+        atomic_write_text(out / SAMPLES, "".join(n + "\n" for n in names))
+        img_suffix = PurePosixPath(selected[0]["image"]).suffix
+        atomic_write_text(out / "dataset_config.py", dataset_config_text(
+            out, space, img_suffix, bool(reduce_zero_label_of(space)), prefix="dpsims_filtered",
+            images=pool / "images", ann_file=SAMPLES,
+            what="the pool filtered by `dpsims-aug filter` (the pool's images, filtered annotations)"))
+        labelled = sum(r["labelled"] for r in chosen)
+        dropped = sum(r["dropped"] for r in chosen)
+        per_class_total = np.zeros((c, 2), np.int64)
+        for r in chosen:
+            for cls, (n, d) in r["per_class"].items():
+                per_class_total[int(cls)] += (n, d)
+        summary = FilterSummary(
+            out=out, images_selected=len(selected), images_pool=len(records), filtered_now=len(todo),
+            kept_fraction=1.0 - dropped / max(labelled, 1),
+            class_loss=[None if not math.isfinite(v) else float(v) for v in class_loss],
+            images_per_map=dict(sorted(counts.items())), seconds=time.perf_counter() - started)
+        atomic_write_text(out / SUMMARY, json.dumps(dict(
+            params, images_selected=summary.images_selected, images_pool=summary.images_pool,
+            kept_fraction=round(summary.kept_fraction, 4),
+            kept_fraction_per_class={space.class_names[i]: round(1 - d / n, 4) for i, (n, d) in
+                                     enumerate(per_class_total.tolist()) if n},
+            class_loss={space.class_names[i]: (None if v is None else round(v, 4)) for i, v in
+                        enumerate(summary.class_loss)},
+            images_per_map=summary.images_per_map), indent=1) + "\n")
+        return summary

@@ -26,6 +26,7 @@ while the model works on the next batch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -46,6 +47,7 @@ from dpsims_aug.data.splits import TRAIN, UNKNOWN, is_trainable, record_splits, 
 from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from dpsims_aug.label_maps import encode_label_png
 from dpsims_aug.labels import LabelMapError
+from dpsims_aug.locking import output_lock
 from dpsims_aug.pool.format import (
     IMAGE_FORMATS,
     MANIFEST,
@@ -192,15 +194,17 @@ def generate(
         shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
         log=log or (lambda msg: print(msg, file=sys.stderr)), source=source)
     writer.check_output_names(input_root)
-    writer.check_splits()
-    writer.load_model(checkpoint, resolve_device(device), dtype, batch_size)
-    writer.plan()
-    writer.summary.dry_run = dry_run
-    if not dry_run:
-        writer.prepare_output()
-        writer.validate_label_maps()
-        writer.synthesize()
-        writer.finish(grid=grid, hf_out=hf_out)
+    # One writer per folder (per shard): a second run would delete this run's temporary files as leftovers.
+    with contextlib.nullcontext() if dry_run else output_lock(writer.out, "dpsims-aug generate", writer.shard):
+        writer.check_splits()
+        writer.load_model(checkpoint, resolve_device(device), dtype, batch_size)
+        writer.plan()
+        writer.summary.dry_run = dry_run
+        if not dry_run:
+            writer.prepare_output()
+            writer.validate_label_maps()
+            writer.synthesize()
+            writer.finish(grid=grid, hf_out=hf_out)
     writer.summary.seconds = time.perf_counter() - started
     return writer.summary
 

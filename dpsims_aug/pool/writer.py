@@ -27,6 +27,7 @@ while the model works on the next batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -222,6 +223,8 @@ def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str |
             )
         raise LabelMapError(folder, "is not a folder")
     refs = find_label_maps(folder, layout=layout, split=split, train_ids=train_ids)
+    if bundled:  # the bundled demo maps belong to no user's dataset: no validation split to protect
+        refs = [dataclasses.replace(ref, split=TRAIN) for ref in refs]
     default_out = Path.cwd() / "sample_labels_dpsims" if bundled else folder.parent / f"{folder.name}_dpsims"
     return folder, refs, default_out
 

@@ -99,7 +99,12 @@ def load_generator_checkpoint(path: str | os.PathLike) -> GeneratorCheckpoint:
     except CheckpointError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(path, f"not a safetensors checkpoint, or unreadable or truncated ({err})") from err
+        # The usual cause is a training checkpoint given where the exported generator is expected: say how to
+        # make one from it.
+        raise CheckpointError(
+            path, f"not a safetensors checkpoint, or unreadable or truncated ({err}). A training checkpoint "
+            f"(iter_N.pth) is turned into one with: dpsims-aug export {path} --out {path.with_suffix('.safetensors')}"
+        ) from err
     try:
         return GeneratorCheckpoint(
             state_dict=state_dict,

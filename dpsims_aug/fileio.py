@@ -29,8 +29,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             break
         except FileExistsError:
             continue
+    mode = tmp_path.stat().st_mode & 0o777
     try:
         yield tmp_path
+        # Writers that replace the file instead of writing into it (safetensors' save_file renames its own
+        # mkstemp file onto the path) leave 0600: give the result the mode the process's umask gave tmp_path.
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)

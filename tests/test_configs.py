@@ -46,3 +46,14 @@ def test_paper_resolutions():
     assert by_name["ade20k"].train_dataloader.dataset.crop_size == 256
     assert by_name["coco_stuff"].train_dataloader.dataset.crop_size == 256
     assert tuple(by_name["cityscapes"].train_dataloader.dataset.crop_size) == (256, 512)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_configs_checkpoint_by_time_as_well(path):
+    """A stopped run loses minutes, not hours: every config saves at least every 30 minutes (issue 26)."""
+    from mmengine.registry import HOOKS
+
+    cfg = Config.fromfile(path)  # custom_imports registers TimedCheckpointHook
+    checkpoint = cfg.default_hooks.checkpoint
+    assert checkpoint.type == "TimedCheckpointHook" and 0 < checkpoint.minutes <= 30
+    assert HOOKS.get("TimedCheckpointHook") is not None

@@ -35,7 +35,8 @@ def add_train_command(sub) -> None:
         "train",
         help="train DP-SIMS with mmengine's Runner (same as python -m train_gan.train)",
         description="Train DP-SIMS from an mmengine config (train_gan/configs/*.py). Options after CONFIG go to "
-        "the trainer: --work-dir, --resume [CKPT], --max-iters, --amp, --launcher, --cfg-options.",
+        "the trainer: --work-dir, --resume [CKPT], --data-root, --max-iters, --checkpoint-minutes, --amp, --launcher, "
+        "--cfg-options.",
     )
     p.add_argument("config", help="training config")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="trainer options")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,10 @@ from pathlib import Path
 import torch
 
 from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
+
+
+class ConfigError(ValueError):
+    """The run cannot start from this config and these options; the message says why, in one line."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -25,7 +30,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--resume", nargs="?", const="auto", default=None,
         help="resume from the latest checkpoint in the work dir (no value) or from the given checkpoint",
     )
+    parser.add_argument(
+        "--data-root", metavar="DIR",
+        help="train on the dataset in DIR: every data_root of the config (training data, held-out hooks' "
+        "datasets) becomes DIR (same as --cfg-options data_root=DIR)",
+    )
     parser.add_argument("--max-iters", type=int, help="override train_cfg.max_iters")
+    parser.add_argument(
+        "--checkpoint-minutes", type=float, metavar="M",
+        help="also save a checkpoint whenever M minutes have passed since the last one (default: the config's "
+        "default_hooks.checkpoint.minutes, 30 in the shipped configs)",
+    )
     parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper; CUDA)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument(
@@ -35,19 +50,56 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_config(args: argparse.Namespace):
-    """The mmengine Config of a run: the file, then the command-line overrides."""
-    from mmengine.config import Config, DictAction
+def load_config(path: str):
+    """``Config.fromfile``, with a missing or broken file reported as a :class:`ConfigError` naming it."""
+    from mmengine.config import Config
 
-    cfg = Config.fromfile(args.config)
+    if not Path(path).is_file():
+        raise ConfigError(f"config {path} not found")
+    try:
+        return Config.fromfile(path)
+    except Exception as err:  # noqa: BLE001 - syntax errors, missing _base_ files, failed imports, ...
+        first_line = next((line for line in str(err).splitlines() if line.strip()), "")
+        raise ConfigError(f"config {path} cannot be loaded: {type(err).__name__}: {first_line[:300]}") from err
+
+
+def build_config(args: argparse.Namespace):
+    """The mmengine Config of a run: the file, then the command-line overrides.
+
+    Raises:
+        ConfigError: the config file is missing or broken, or the data root cannot be applied.
+    """
+    from mmengine.config import DictAction
+
+    from dpsims_aug.config_root import set_data_root
+
+    cfg = load_config(args.config)
+    options = argparse.Namespace(options={})
     if args.cfg_options:
-        options = argparse.Namespace()
         DictAction(option_strings=[], dest="options")(None, options, args.cfg_options)
-        cfg.merge_from_dict(options.options)
+    # The file's `data_root` was already copied into every dataset when it was executed, so merging a new top-level
+    # value would change nothing they read: `data_root` is taken out of the options and applied by set_data_root,
+    # which rewrites every data_root entry of the config (the same function serves the segmenter configs). It
+    # runs before the merge, so an explicit nested key (train_dataloader.dataset.data_root=...) still wins.
+    data_root = options.options.pop("data_root", None)
+    data_root = args.data_root or data_root
+    if data_root is not None:
+        if not Path(data_root).is_dir():
+            raise ConfigError(f"data root {data_root} is not a folder")
+        try:
+            set_data_root(cfg, data_root)
+        except ValueError as err:
+            raise ConfigError(f"{args.config}: cannot set the data root: {err}") from err
+    cfg.merge_from_dict(options.options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
     if args.max_iters is not None:
         cfg.train_cfg.max_iters = args.max_iters
+    if args.checkpoint_minutes is not None:
+        if args.checkpoint_minutes < 0:
+            raise ConfigError(f"--checkpoint-minutes must be >= 0, got {args.checkpoint_minutes:g}")
+        # TimedCheckpointHook takes every CheckpointHook argument, so a config's own CheckpointHook can be swapped.
+        cfg.default_hooks.checkpoint.update(type="TimedCheckpointHook", minutes=args.checkpoint_minutes)
     if args.amp:
         for name in ("generator", "discriminator"):
             cfg.optim_wrapper[name]["type"] = "AmpOptimWrapper"
@@ -60,23 +112,39 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-def check_resume_checkpoint(cfg) -> None:
-    """Fail early, naming the file, if the checkpoint a resume would load is unreadable."""
-    from mmengine.runner import find_latest_checkpoint
+def latest_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The checkpoint a resume continues from: the one ``last_checkpoint`` names, else the newest ``iter_N.pth``
+    (mmengine writes that pointer with a plain open(): a run killed in that instant leaves it empty), else None."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    named = pointer.read_text().strip() if pointer.is_file() else ""
+    if named and Path(named).is_file():
+        return named
+    found = [p for p in Path(work_dir).glob("iter_*.pth") if p.stem.split("_")[1].isdigit()]
+    return str(max(found, key=lambda p: int(p.stem.split("_")[1]))) if found else None
 
+
+def _is_main_process() -> bool:
+    # Before and after the process group exists: torchrun and Slurm name the rank in the environment.
+    return os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
+
+
+def check_resume_checkpoint(cfg) -> None:
+    """Fail early, naming the file, if the checkpoint a resume would load is unreadable; say so (and start from
+    iteration 0) when ``--resume`` finds no checkpoint in the work dir."""
     if not cfg.get("resume"):
         return
-    path = cfg.get("load_from") or find_latest_checkpoint(cfg.work_dir)
-    if path is not None and not cfg.get("load_from") and not Path(path).is_file():
-        path = None  # a torn or stale pointer: fall back to the newest checkpoint on disk
-    if path is None and not cfg.get("load_from"):
-        # mmengine writes `last_checkpoint` with a plain open(): a run killed in that instant leaves it empty.
-        found = sorted(Path(cfg.work_dir).glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
-        if found:
-            path = str(found[-1])
-            cfg.load_from = path
+    path = cfg.get("load_from")
     if path is None:
-        return  # nothing to resume: mmengine starts from scratch
+        path = latest_checkpoint(cfg.work_dir)
+        if path is None:
+            # Without this mmengine logs "Auto resumed from the latest checkpoint None." and starts over.
+            if _is_main_process():
+                print(f"no checkpoint found in {cfg.work_dir}; starting from iteration 0", file=sys.stderr)
+            cfg.resume = False
+            return
+        cfg.load_from = path  # resume exactly the file checked here
+    elif not Path(path).is_file():
+        raise SystemExit(f"error: cannot resume from {path}: no such file")
     allow_mmengine_checkpoints()
     try:
         torch.load(path, map_location="cpu", weights_only=True)
@@ -86,6 +154,15 @@ def check_resume_checkpoint(cfg) -> None:
             f"{str(err).splitlines()[0][:200]}). Delete it (and fix {Path(cfg.work_dir) / 'last_checkpoint'}) "
             "to resume from the previous one."
         ) from None
+
+
+def check_data_root(cfg) -> None:
+    """Refuse, in one line, a training dataset whose folder does not exist (rather than a traceback from inside
+    the Runner), and say how to point the config at a dataset."""
+    root = cfg.get("train_dataloader", {}).get("dataset", {}).get("data_root")
+    if isinstance(root, str) and not Path(root).is_dir():
+        raise ConfigError(f"the training data {root} (train_dataloader.dataset.data_root) is not a folder: write "
+                          "the dataset there, or point the config at yours with --data-root DIR")
 
 
 def build_runner(cfg):
@@ -98,6 +175,7 @@ def build_runner(cfg):
     from mmengine.runner import Runner
 
     import train_gan  # noqa: F401 - registers the model, dataset, sampler, hooks and optimizer constructor
+    import train_gan.checkpointing  # noqa: F401 - TimedCheckpointHook, for configs that do not import it
 
     if cfg.get("launcher", "none") == "pytorch" and not torch.cuda.is_available():
         if not torch.distributed.is_initialized():
@@ -108,10 +186,58 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
+def resume_command(args: argparse.Namespace, work_dir: str) -> str:
+    """The ``dpsims-aug train`` command line that continues this run from its last checkpoint."""
+    words = ["dpsims-aug", "train", args.config, "--work-dir", work_dir]
+    if args.data_root:
+        words += ["--data-root", args.data_root]
+    if args.max_iters is not None:
+        words += ["--max-iters", str(args.max_iters)]
+    if args.checkpoint_minutes is not None:
+        words += ["--checkpoint-minutes", f"{args.checkpoint_minutes:g}"]
+    if args.amp:
+        words.append("--amp")
+    if args.launcher != "none":
+        words += ["--launcher", args.launcher]
+    if args.cfg_options:
+        words += ["--cfg-options", *args.cfg_options]
+    return shlex.join([*words, "--resume"])
+
+
+def interrupted_message(args: argparse.Namespace, cfg, runner) -> str:
+    """One line: where the run stopped, which checkpoint is kept and how to continue from it."""
+    from mmengine.runner import BaseLoop
+
+    # Iterations completed. Not runner.iter: before the loop exists, that would build it (and its dataloader).
+    loop = getattr(runner, "_train_loop", None)
+    done = loop.iter if isinstance(loop, BaseLoop) else 0
+    work_dir = str(cfg.work_dir) if cfg is not None else None
+    kept = latest_checkpoint(work_dir) if work_dir else None
+    if kept is None:
+        return f"interrupted at iteration {done}, before the first checkpoint: nothing is kept"
+    return f"interrupted at iteration {done}; the last checkpoint {kept} is kept; resume with: " + resume_command(
+        args, work_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = build_config(parse_args(argv))
-    check_resume_checkpoint(cfg)
-    build_runner(cfg).train()
+    """Train; returns the exit code (2: unusable config or options, 130: interrupted with Ctrl-C)."""
+    args = parse_args(argv)
+    cfg = runner = None
+    try:
+        cfg = build_config(args)
+        check_data_root(cfg)
+        check_resume_checkpoint(cfg)
+        runner = build_runner(cfg)
+        runner.train()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # No checkpoint is written here: the interrupt may fall between the D and the G update of a step, and a
+        # resume from such a state would not be exact. The time-based checkpoints bound what is lost.
+        if _is_main_process():
+            print(interrupted_message(args, cfg, runner), file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,5 +1,6 @@
 # Shared runtime of every DP-SIMS training config: engine, hooks, logging, optimizers (OASIS defaults).
-custom_imports = dict(imports=["train_gan"], allow_failed_imports=False)
+# train_gan.checkpointing: TimedCheckpointHook (below).
+custom_imports = dict(imports=["train_gan", "train_gan.checkpointing"], allow_failed_imports=False)
 default_scope = "mmengine"
 
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=100000)
@@ -19,8 +20,10 @@ default_hooks = dict(
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),
     # Atomic writes: a run killed while saving keeps its previous checkpoint and last_checkpoint pointer.
+    # Every `interval` iterations and at least every `minutes` (dpsims-aug train --checkpoint-minutes): a stopped
+    # run loses at most that much training, however slow its iterations.
     checkpoint=dict(
-        type="CheckpointHook", interval=5000, by_epoch=False, max_keep_ckpts=3,
+        type="TimedCheckpointHook", interval=5000, minutes=30, by_epoch=False, max_keep_ckpts=3,
         backend_args=dict(backend="atomic_local"),
     ),
 )

@@ -29,6 +29,13 @@ noise):
 5. ``report``: mean +- std of mIoU per variant, a plot of mIoU vs k (0 = real only; online as its own marker),
    a JSON file with every run, and a table printed last.
 
+Regimes (every result records its ``regime``): **same data** (the GAN trained on the labelled images, the default);
+**another domain** (``--domain arid|snow``: the labelled and held-out images come from a target domain of the
+renderer, and the generator is the source-domain one: ``--gan-checkpoint`` as is, or fine-tuned on the labelled
+images with ``--gan-options model.init_generator=...``); **generator with more data** (a source-domain generator
+trained on more scenes than the segmenter gets, on the source domain: a diagnostic no user is in).
+``--eval-domains`` also tests every trained segmenter on the held-out images of other domains (the domain shift).
+
 Every stage writes to its own folder under ``--work-dir`` (named after the parameters it depends on) and marks
 itself done with ``stage.json``; a killed study resumes where it stopped (the GAN and segmenter runs resume from
 their last checkpoint). Segmenter runs are subprocesses of this script, ``--jobs`` at a time with
@@ -79,6 +86,7 @@ GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, reader layout
     "cityscapes": ("cityscapes", "cityscapes.py", "cityscapes"),
 }
 DONE = "stage.json"
+SOURCE_DOMAIN = "source"  # the renderer's domain the bundled generator was trained on
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -123,9 +131,10 @@ def stage_data(args: argparse.Namespace, root: Path) -> tuple[Path, Path, dict]:
         if stage_done(folder) is None:
             from dpsims_aug.data.writers import write_dataset
 
-            write_dataset(folder, "ade20k", n_train=args.labelled, n_val=args.val, size=(args.size, args.size))
-            mark_done(folder, dict(labelled=args.labelled, val=args.val, size=args.size))
-        return folder, folder, dict(train=args.labelled, val=args.val)
+            write_dataset(folder, "ade20k", n_train=args.labelled, n_val=args.val, size=(args.size, args.size),
+                          domain=args.domain)
+            mark_done(folder, dict(labelled=args.labelled, val=args.val, size=args.size, domain=args.domain))
+        return folder, folder, dict(train=args.labelled, val=args.val, domain=args.domain)
     data_root = Path(args.data_root).resolve()
     if not args.labelled:
         return data_root, data_root, dict(train="all", val="all")
@@ -145,6 +154,31 @@ def stage_data(args: argparse.Namespace, root: Path) -> tuple[Path, Path, dict]:
                     dst.symlink_to(src.resolve())
         mark_done(folder, dict(labelled=len(pairs), source=str(data_root)))
     return folder, data_root, dict(train=args.labelled, val="all")
+
+
+def stage_eval_domains(args: argparse.Namespace) -> dict[str, str]:
+    """Held-out images of every ``--eval-domains`` domain (the same scenes a study of that domain holds out)."""
+    roots = {}
+    for domain in args.eval_domains:
+        folder = args.work_dir / "eval_data" / f"{domain}_V{args.val}_S{args.size}"
+        if stage_done(folder) is None:
+            from dpsims_aug.data.writers import write_dataset
+
+            write_dataset(folder, "ade20k", n_train=1, n_val=args.val, size=(args.size, args.size), domain=domain)
+            mark_done(folder, dict(val=args.val, size=args.size, domain=domain))
+        roots[domain] = str(folder)
+    return roots
+
+
+def study_regime(args: argparse.Namespace) -> str:
+    """Which situation of a user the study measures (see the module docstring)."""
+    fine_tuned = any(o.startswith("model.init_generator=") for o in args.gan_options)
+    if args.gan_checkpoint is None and not fine_tuned:
+        return "same data: the GAN trained on the labelled images only"
+    how = "as is" if args.gan_checkpoint is not None else "fine-tuned on the labelled images"
+    if args.domain != "source":
+        return f"another domain: a generator trained on the {SOURCE_DOMAIN} domain, {how}, for {args.domain} images"
+    return f"generator with more data (diagnostic): a generator trained on more scenes of the same domain, {how}"
 
 
 def gan_config_path(args: argparse.Namespace) -> Path:
@@ -319,10 +353,11 @@ def stage_oracle(args: argparse.Namespace, root: Path, n: int, new_scenes: bool)
         layout_seed, appearance_seed = scene_seeds(0, i, 0)  # the study's labelled scene i (write_dataset, seed 0)
         for k in range(n):
             if new_scenes:  # stream 7: scenes no split of the study uses
-                image, labels = render_scene(*scene_seeds(0, i * n + k, 7), size=size)
+                image, labels = render_scene(*scene_seeds(0, i * n + k, 7), size=size, domain=args.domain)
             else:
                 seq = np.random.SeedSequence([appearance_seed, k, 0x0AC1E])
-                image, labels = render_scene(layout_seed, int(seq.generate_state(1)[0]), size=size)
+                image, labels = render_scene(layout_seed, int(seq.generate_state(1)[0]), size=size,
+                                             domain=args.domain)
             name = f"training/scene_{i:06d}_s{k}"
             with atomic_path(folder / "images" / f"{name}.jpg") as tmp:
                 Image.fromarray(image).save(tmp, format="JPEG", quality=95)
@@ -489,8 +524,10 @@ def child_main(run_dir: Path) -> int:
     times = runner.message_hub.get_scalar("train/time").data[0] if "train/time" in runner.message_hub.log_scalars \
         else []
     metrics = runner.val()
+    other_domains = {domain: _miou_on(cfg, root) for domain, root in spec.get("eval_domains", {}).items()}
     result = dict(
-        spec, mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics.get("mAcc", "nan")),
+        spec, mIoU=float(metrics["mIoU"]), mIoU_on_domain=other_domains, aAcc=float(metrics["aAcc"]),
+        mAcc=float(metrics.get("mAcc", "nan")),
         iterations=int(runner.iter) + pretrain_iters, resumed=resumed, train_seconds=round(trained - started, 1),
         eval_seconds=round(time.perf_counter() - trained, 1),
         s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
@@ -500,6 +537,19 @@ def child_main(run_dir: Path) -> int:
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     os.replace(tmp, run_dir / "result.json")
     return 0
+
+
+def _miou_on(cfg, val_root: str) -> float:
+    """mIoU (%) of the run's final checkpoint on the held-out images at ``val_root`` (another domain)."""
+    from mmengine.runner import Runner
+
+    other = cfg.copy()
+    for loader in (other.val_dataloader, other.test_dataloader):
+        loader.dataset.data_root = val_root
+    other.load_from = (Path(cfg.work_dir) / "last_checkpoint").read_text().strip()
+    other.resume = False
+    other.experiment_name = f"eval_{Path(val_root).name}_{time.time_ns()}"  # a fresh mmengine instance name
+    return float(Runner.from_cfg(other).val()["mIoU"])
 
 
 def stage_seg(args: argparse.Namespace, specs: list[dict], train_root: Path, val_root: Path) -> list[dict]:
@@ -564,6 +614,9 @@ def summarize(runs: list[dict], variants: list[str]) -> dict[str, dict]:
         m, s = mean_std([r["mIoU"] for r in rs])
         rows[v] = dict(mIoU_mean=round(m, 2), mIoU_std=round(s, 2), aAcc_mean=round(mean_std(
             [r["aAcc"] for r in rs])[0], 2), seeds=len(rs), mIoU_per_seed=[round(r["mIoU"], 2) for r in rs])
+        for domain in sorted({d for r in rs for d in r.get("mIoU_on_domain", {})}):
+            m, s = mean_std([r["mIoU_on_domain"][domain] for r in rs if domain in r.get("mIoU_on_domain", {})])
+            rows[v].setdefault("mIoU_on_domain", {})[domain] = dict(mean=round(m, 2), std=round(s, 2))
     base = rows["real"]["mIoU_mean"]
     for row in rows.values():
         row["gain_vs_real"] = round(row["mIoU_mean"] - base, 2)
@@ -645,6 +698,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--labelled", type=int, help="labelled training images (default: 16; GPU datasets: 0 = all)")
     parser.add_argument("--val", type=int, default=200, help="embedded: held-out validation images (default: 200)")
     parser.add_argument("--size", type=int, default=64, help="embedded: image size (default: 64)")
+    parser.add_argument("--domain", default=SOURCE_DOMAIN,
+                        help="embedded: the renderer's domain of the labelled and held-out images (default: source, "
+                        "the bundled generator's; targets: see dpsims_aug.data.scenes.DOMAINS)")
+    parser.add_argument("--eval-domains", nargs="+", default=[], metavar="DOMAIN",
+                        help="embedded: also test every segmenter on the held-out images of these domains")
     parser.add_argument("--gan-iters", type=int,
                         help="GAN iterations (default: 2000; quick: 250; GPU datasets: the config's)")
     parser.add_argument("--gan-options", nargs="+", default=[], metavar="KEY=VALUE",
@@ -701,6 +759,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.labelled = 0 if gpu else 16
     if not gpu and args.labelled < 1:
         parser.error("--labelled must be >= 1 on the embedded dataset")
+    if gpu and (args.domain != SOURCE_DOMAIN or args.eval_domains):
+        parser.error("--domain and --eval-domains need the embedded dataset (its renderer)")
+    from dpsims_aug.data.scenes import DOMAINS
+
+    for domain in [args.domain, *args.eval_domains]:
+        if domain not in DOMAINS:
+            parser.error(f"unknown domain {domain!r}; choose from {sorted(DOMAINS)}")
     args.threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     args.device = args.device or ("cuda" if gpu else "cpu")
     if args.jobs is None:
@@ -726,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     load_start, started = os.getloadavg(), time.perf_counter()
     tag = f"L{args.labelled or 'all'}" + (f"_V{args.val}_S{args.size}" if args.dataset == "embedded" else "")
+    tag += "" if args.domain == SOURCE_DOMAIN else f"_{args.domain}"
     root = args.work_dir / tag
     stages: dict[str, dict] = {}
 
@@ -740,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
                        val_root=str(val_root)))
     ckpt, record = stage_gan(args, root, train_root, val_root)
     timed("gan", record)
+    eval_roots = stage_eval_domains(args)
     if args.variants:  # an explicit list instead of the product of --sources, --recipes, --shares and --n
         variants = ["real", *[v for v in args.variants if v != "real"]]
     else:
@@ -768,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in variants:
             kind = v if v in ("real", "online") else "pool"
             spec = dict(variant=v, kind=kind, seed=seed, n=0, config=str(configs[kind]),
-                        real_config=str(configs["real"]))
+                        real_config=str(configs["real"]), eval_domains=eval_roots)
             sub = v
             if kind == "pool":
                 n, share, recipe, source = parse_pool_variant(v)
@@ -798,7 +865,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = summarize(runs, variants)
     load_end = os.getloadavg()
-    title = (f"{args.dataset}: {args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
+    title = (f"{study_regime(args)}\n{args.dataset}{'' if args.domain == SOURCE_DOMAIN else ' ' + args.domain}: "
+             f"{args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = results_paths(args.results)
     plot(rows, sorted({n for _, n in needed}) or args.n, title, png)
@@ -813,7 +881,8 @@ def main(argv: list[str] | None = None) -> int:
     result = dict(
         benchmark="segmentation gain: real only vs real + DP-SIMS synthetic (offline pool, online transform)",
         command=env_prefix + shlex.join(["python", "benchmarks/bench_seg_gain.py", *(argv or sys.argv[1:])]),
-        settings=dict(dataset=args.dataset, labelled=args.labelled or "all", held_out=stages["data"]["val"],
+        settings=dict(regime=study_regime(args), dataset=args.dataset, domain=args.domain,
+                      eval_domains=args.eval_domains, labelled=args.labelled or "all", held_out=stages["data"]["val"],
                       size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,
                       seg_iters=args.seg_iters, seeds=args.seeds, n=args.n, online_prob=args.online_prob,
                       shares=args.shares, recipes=args.recipes, sources=args.sources,

@@ -49,10 +49,16 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     if args.layout not in WRITABLE_LAYOUTS:
         print(f"error: unknown layout {args.layout!r}; choose from {sorted(WRITABLE_LAYOUTS)}", file=sys.stderr)
         return 2
+    from dpsims_aug.data.scenes import DOMAINS
+
+    if args.domain not in DOMAINS:
+        print(f"error: unknown domain {args.domain!r}; choose from {sorted(DOMAINS)}", file=sys.stderr)
+        return 2
     summary = write_dataset(
-        args.out, layout=args.layout, n_train=args.train, n_val=args.val, size=args.size, seed=args.seed
+        args.out, layout=args.layout, n_train=args.train, n_val=args.val, size=args.size, seed=args.seed,
+        domain=args.domain,
     )
-    print(f"Wrote the embedded scene dataset ({args.layout} layout) to {args.out}")
+    print(f"Wrote the embedded scene dataset ({args.layout} layout, {args.domain} domain) to {args.out}")
     for key, value in summary.items():
         print(f"  {key}: {value}")
     return 0
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=int, default=50, help="validation images (default: 50)")
     p.add_argument("--size", type=_size, default=(128, 128), help="N or WxH (default: 128)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
+    p.add_argument("--domain", default="source",
+                   help="the world the scenes are drawn from: source (default; the bundled model's), or a target "
+                   "domain with other class frequencies and appearance (arid, snow), for domain-shift studies")
     p.set_defaults(func=_cmd_dataset)
 
     p = sub.add_parser(

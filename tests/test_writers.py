@@ -60,6 +60,7 @@ def test_summary_and_label_space(written):
         assert LabelSpace.load(summary["labels_json"]) == SPACE
         manifest = json.loads(Path(summary["root"], "dataset.json").read_text())
         assert manifest["complete"] is True
+        assert manifest["domain"] == summary["domain"] == "source"  # the default domain is recorded
 
 
 def test_mmseg_reads_the_ade20k_layout(written):

@@ -11,6 +11,13 @@ A scene is drawn in two independent stages:
 
 So one label map has many plausible images, which is exactly what a label-to-image GAN needs.
 
+Domains: a :class:`Domain` holds the priors of both stages (layout statistics such as how often there is
+water, a town or rocks; appearance priors such as palettes, light, textures and noise). :data:`DOMAINS` has
+``"source"`` (the default: the original world, bit for bit) and the targets ``"arid"`` and ``"snow"``, which
+use the same 10 classes with other frequencies and looks: a domain shift for transfer experiments. Every
+domain runs the same code; a domain only changes values (probabilities, ranges, counts, palettes), so the
+source domain makes exactly the random draws of the original renderer.
+
 Determinism: every random number comes from ``numpy.random.Generator(PCG64)`` seeded through ``SeedSequence``
 (only ``random``/``integers`` draws, which are pure integer/IEEE arithmetic), and the renderer uses only
 ``+ - * /``, ``sqrt``, ``floor``, comparisons and gathers. No ``sin``/``exp``/``pow``: numpy dispatches
@@ -101,6 +108,233 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+# ------------------------------------------------------------------------------------------------ domains
+
+Range = tuple[float, float]  # a uniform draw between the two values
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class TimeOfDay:
+    """One lighting condition of a domain: sky and cloud colours, light colour and its evening effects."""
+
+    name: str
+    sky_top: RGB
+    sky_horizon: RGB  # also the colour of haze and far things
+    cloud_light: RGB
+    cloud_shade: RGB
+    light: RGB  # multiplies the whole image (brightness and colour cast)
+    glow: float = 0.0  # sun glow in the sky and glints on the water (0: none)
+    lit_windows: float = 0.0  # chance that a window is lit
+
+
+@dataclass(frozen=True)
+class Season:
+    """One season of a domain: grass and tree colours, and whether it snows."""
+
+    name: str
+    grass: RGB  # for a snowy season: the colour of snow-covered grass
+    crowns: tuple[RGB, ...]  # one is picked per tree
+    snowy: bool = False  # snow caps on every mountain; snow on the grass with Domain.snow_ground_p
+
+
+# The source palettes (SCENES_VERSION 1).
+_TIMES = (
+    TimeOfDay("day", (0.24, 0.46, 0.86), (0.7, 0.83, 0.96), (0.98, 0.98, 0.99), (0.72, 0.76, 0.84),
+              (1.0, 1.0, 1.0)),
+    TimeOfDay("golden", (0.3, 0.42, 0.72), (1.0, 0.76, 0.48), (1.0, 0.9, 0.74), (0.68, 0.55, 0.52),
+              (1.08, 0.95, 0.78), glow=0.5, lit_windows=0.15),
+    TimeOfDay("dusk", (0.13, 0.13, 0.36), (0.96, 0.48, 0.36), (0.96, 0.62, 0.56), (0.33, 0.28, 0.44),
+              (0.72, 0.62, 0.72), glow=0.3, lit_windows=0.6),
+    TimeOfDay("overcast", (0.56, 0.59, 0.63), (0.8, 0.81, 0.82), (0.88, 0.89, 0.9), (0.55, 0.56, 0.6),
+              (0.86, 0.88, 0.9)),
+)
+_SEASONS = (
+    Season("spring", (0.42, 0.66, 0.24), ((0.36, 0.62, 0.24), (0.45, 0.68, 0.3), (0.9, 0.75, 0.8))),
+    Season("summer", (0.32, 0.54, 0.18), ((0.17, 0.4, 0.14), (0.22, 0.45, 0.16), (0.13, 0.33, 0.15))),
+    Season("autumn", (0.58, 0.56, 0.26), ((0.82, 0.46, 0.14), (0.72, 0.22, 0.1), (0.86, 0.7, 0.2))),
+    Season("winter", (0.9, 0.92, 0.95), ((0.12, 0.26, 0.16), (0.42, 0.35, 0.3), (0.16, 0.3, 0.2)), snowy=True),
+)
+_ROCK_TONES = ((0.48, 0.47, 0.46), (0.52, 0.43, 0.34), (0.33, 0.42, 0.29), (0.4, 0.43, 0.52))
+_WATER_TINTS = ((0.12, 0.33, 0.6), (0.08, 0.42, 0.48), (0.22, 0.36, 0.34), (0.06, 0.17, 0.3))
+_WALLS = ((0.92, 0.9, 0.84), (0.72, 0.34, 0.25), (0.86, 0.74, 0.52), (0.6, 0.6, 0.62), (0.96, 0.92, 0.72),
+          (0.56, 0.66, 0.76), (0.8, 0.62, 0.55))
+_ROOFS = ((0.62, 0.2, 0.14), (0.32, 0.3, 0.3), (0.46, 0.3, 0.2), (0.24, 0.3, 0.38), (0.5, 0.16, 0.12))
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The priors of one world the renderer can draw: layout statistics and appearance.
+
+    Every domain uses the same 10 classes; domains differ in how often and how large each class is (layout)
+    and in how it looks (appearance). The defaults are the ``"source"`` domain, i.e. exactly the constants of
+    the original renderer, so a target domain only lists what it changes. Probabilities are per scene unless
+    said otherwise; :data:`Range` fields are uniform draws; ``(lo, hi)`` counts are ``integers(lo, hi)``
+    (``hi`` excluded).
+    """
+
+    name: str
+    description: str = ""
+    # ---- layout: sky and mountains
+    horizon: Range = (0.3, 0.56)  # horizon height (fraction of the image height from the top)
+    cloud_p: float = 0.88  # chance of clouds at all
+    cloud_cover: Range = (0.15, 0.6)
+    mountain_p: float = 0.85
+    mountain_height: Range = (0.35, 0.8)  # peak height as a fraction of the sky
+    ridge_sharpness: float = 1.6  # higher: narrower peaks
+    ridge_cap: float = 1.0  # < 1 cuts the peaks flat (mesas and buttes)
+    # ---- layout: ground plan
+    water_p: tuple[float, float, float] = (0.4, 0.35, 0.25)  # sea, lake, dry land
+    beach_width: Range = (0.04, 0.12)  # sand strip of a sea shore (fraction of the ground depth)
+    lake_shore: Range = (0.12, 0.3)  # ring around a lake (fraction of its radius)
+    lake_shore_class: int = SAND
+    desert_level: float | None = None  # dry ground is sand where a noise field (about -1..1) is below this
+    road_p: float = 0.65
+    # ---- layout: objects
+    town_p: float = 0.7
+    town_ground: tuple[int, ...] = (GRASS,)  # classes buildings may stand on
+    n_buildings: tuple[int, int] = (1, 10)
+    tall_p: float = 0.15  # chance that a building is a tall one
+    gable_p: float = 0.6  # chance of a gable roof (else flat)
+    tree_p: float = 0.9
+    tree_ground: tuple[int, ...] = (GRASS,)
+    n_trees: tuple[int, int] = (2, 26)
+    conifer_p: Range = (0.0, 1.0)  # share of conifers, drawn per scene
+    rock_p: float = 0.75
+    n_rocks: tuple[int, int] = (1, 8)
+    rock_candidates: int = 16  # placement tries (more rocks need more tries)
+    rock_size: Range = (0.025, 0.09)
+    # ---- appearance: light
+    times: tuple[TimeOfDay, ...] = _TIMES
+    time_p: tuple[float, ...] = (0.45, 0.2, 0.15, 0.2)
+    light_gain: Range = (0.9, 1.1)
+    shading: float = 1.0  # strength of the lit side of trees, rocks and buildings (harsh sun > 1)
+    haze: Range = (0.0, 0.25)  # blend toward the horizon colour near the horizon
+    contrast: Range = (0.9, 1.15)
+    brightness: Range = (-0.04, 0.04)
+    vignette: Range = (0.0, 0.35)
+    sensor_noise: Range = (0.01, 0.05)
+    # ---- appearance: seasons and materials
+    seasons: tuple[Season, ...] = _SEASONS  # drawn uniformly
+    snowcap_p: float = 0.45  # chance of snow on the mountains outside snowy seasons
+    snow_line: Range = (0.05, 0.5)  # how far the snow reaches down the mountains
+    snow_ground_p: float = 0.5  # chance of snow on the grass in a snowy season
+    bare_grass: RGB = (0.55, 0.52, 0.38)  # grass of a snowy season without snow
+    stripes_p: float = 0.3  # mowing stripes on the grass
+    rock_tones: tuple[RGB, ...] = _ROCK_TONES  # mountains
+    stone: RGB = (0.5, 0.49, 0.47)  # rocks
+    rock_snow: float = 0.0  # share of each rock's height covered by snow
+    water_tints: tuple[RGB, ...] = _WATER_TINTS
+    sand: RGB = (0.86, 0.78, 0.58)
+    sand_ripple: float = 0.06  # amplitude of the sand ripples
+    walls: tuple[RGB, ...] = _WALLS
+    roofs: tuple[RGB, ...] = _ROOFS
+    asphalt: RGB = (0.3, 0.3, 0.32)
+    dirt_road_p: float = 0.2  # chance that the road is an unpaved track
+    dirt: RGB = (0.55, 0.47, 0.35)  # colour of an unpaved track
+    texture_scale: float = 1.0  # frequency of the shared grain and patch textures
+    texture_contrast: float = 1.0  # amplitude of the shared grain and patch textures
+
+    def __post_init__(self) -> None:
+        if len(self.time_p) != len(self.times) or abs(sum(self.time_p) - 1.0) > 1e-9:
+            raise ValueError(f"domain {self.name!r}: time_p must give one probability per time, summing to 1")
+        if len(self.water_p) != 3 or abs(sum(self.water_p) - 1.0) > 1e-9:
+            raise ValueError(f"domain {self.name!r}: water_p must be 3 probabilities summing to 1")
+
+
+_ARID = Domain(
+    "arid",
+    "Desert and steppe: sand is the main ground (with patches of dry grass), mesas, rare oases ringed by "
+    "grass, many rocks, sparse round trees, flat-roofed adobe towns, dirt tracks; harsh high sun, dusty haze, "
+    "few clouds.",
+    horizon=(0.3, 0.52), cloud_p=0.35, cloud_cover=(0.05, 0.3),
+    mountain_p=0.8, mountain_height=(0.4, 0.95), ridge_sharpness=2.4, ridge_cap=0.55,
+    water_p=(0.0, 0.12, 0.88), lake_shore=(0.25, 0.5), lake_shore_class=GRASS, desert_level=0.3,
+    road_p=0.55,
+    town_p=0.7, town_ground=(GRASS, SAND), tall_p=0.05, gable_p=0.1,
+    tree_p=0.6, tree_ground=(GRASS, SAND), n_trees=(1, 7), conifer_p=(0.0, 0.15),
+    rock_p=0.95, n_rocks=(3, 16), rock_candidates=32, rock_size=(0.03, 0.11),
+    times=(
+        TimeOfDay("noon", (0.36, 0.55, 0.82), (0.86, 0.84, 0.76), (1.0, 0.98, 0.95), (0.8, 0.78, 0.74),
+                  (1.12, 1.06, 0.95)),
+        TimeOfDay("dust", (0.68, 0.6, 0.46), (0.9, 0.77, 0.56), (0.95, 0.85, 0.7), (0.75, 0.62, 0.48),
+                  (1.05, 0.93, 0.76)),
+        TimeOfDay("golden", (0.34, 0.46, 0.74), (1.0, 0.7, 0.4), (1.0, 0.86, 0.66), (0.72, 0.52, 0.42),
+                  (1.1, 0.9, 0.68), glow=0.5, lit_windows=0.1),
+    ),
+    time_p=(0.55, 0.25, 0.2),
+    light_gain=(1.0, 1.15), shading=1.5, haze=(0.15, 0.45), contrast=(1.05, 1.3), sensor_noise=(0.01, 0.04),
+    seasons=(
+        Season("dry", (0.68, 0.62, 0.38), ((0.38, 0.42, 0.22), (0.46, 0.46, 0.26), (0.32, 0.36, 0.2))),
+        Season("green", (0.52, 0.56, 0.3), ((0.26, 0.42, 0.18), (0.34, 0.46, 0.2), (0.4, 0.44, 0.22))),
+        Season("scorched", (0.74, 0.64, 0.44), ((0.44, 0.4, 0.26), (0.36, 0.34, 0.22), (0.5, 0.46, 0.3))),
+    ),
+    snowcap_p=0.0, stripes_p=0.0,
+    rock_tones=((0.72, 0.46, 0.3), (0.8, 0.6, 0.42), (0.62, 0.42, 0.32), (0.7, 0.56, 0.44)),
+    stone=(0.64, 0.5, 0.38),
+    water_tints=((0.2, 0.42, 0.4), (0.3, 0.45, 0.32), (0.16, 0.36, 0.44)),
+    sand=(0.9, 0.72, 0.5), sand_ripple=0.14,
+    walls=((0.8, 0.62, 0.44), (0.76, 0.56, 0.4), (0.86, 0.72, 0.54), (0.7, 0.5, 0.36), (0.9, 0.82, 0.68)),
+    roofs=((0.7, 0.52, 0.38), (0.62, 0.44, 0.3), (0.75, 0.6, 0.45)),
+    dirt_road_p=0.65, dirt=(0.7, 0.56, 0.4),
+    texture_contrast=1.4,
+)
+
+_SNOW = Domain(
+    "snow",
+    "Alpine winter: tall snowy mountains, snow-covered grass, dark conifers, many large rocks with snow caps, "
+    "small dark or frozen lakes, few chalets with snowy roofs, snow-packed tracks; overcast, low sun or night "
+    "light, soft shading, smooth textures, more sensor noise.",
+    horizon=(0.35, 0.6), cloud_p=0.95, cloud_cover=(0.3, 0.75),
+    mountain_p=0.98, mountain_height=(0.55, 0.95), ridge_sharpness=1.9,
+    water_p=(0.1, 0.5, 0.4), beach_width=(0.01, 0.04), lake_shore=(0.03, 0.1),
+    road_p=0.45,
+    town_p=0.45, n_buildings=(1, 6), tall_p=0.05, gable_p=0.9,
+    tree_p=0.95, n_trees=(4, 30), conifer_p=(0.75, 1.0),
+    rock_p=0.95, n_rocks=(4, 16), rock_candidates=32, rock_size=(0.04, 0.13),
+    times=(
+        TimeOfDay("overcast", (0.66, 0.69, 0.74), (0.86, 0.88, 0.9), (0.9, 0.91, 0.93), (0.62, 0.64, 0.68),
+                  (0.88, 0.9, 0.95)),
+        TimeOfDay("low_sun", (0.28, 0.42, 0.7), (0.9, 0.82, 0.8), (1.0, 0.92, 0.88), (0.6, 0.6, 0.7),
+                  (1.0, 0.93, 0.9), glow=0.35, lit_windows=0.1),
+        TimeOfDay("night", (0.03, 0.05, 0.14), (0.16, 0.2, 0.34), (0.32, 0.34, 0.44), (0.12, 0.13, 0.2),
+                  (0.5, 0.56, 0.75), lit_windows=0.7),
+        TimeOfDay("clear", (0.15, 0.35, 0.78), (0.62, 0.76, 0.92), (0.98, 0.98, 1.0), (0.7, 0.74, 0.84),
+                  (0.96, 0.98, 1.05)),
+    ),
+    time_p=(0.35, 0.25, 0.15, 0.25),
+    shading=0.7, haze=(0.05, 0.3), contrast=(0.8, 1.0), sensor_noise=(0.03, 0.09),
+    seasons=(
+        Season("deep_winter", (0.93, 0.95, 0.98), ((0.07, 0.18, 0.12), (0.1, 0.2, 0.16), (0.62, 0.68, 0.7)),
+               snowy=True),
+        Season("late_winter", (0.88, 0.9, 0.94), ((0.1, 0.22, 0.15), (0.32, 0.27, 0.22), (0.14, 0.24, 0.18)),
+               snowy=True),
+    ),
+    snow_line=(0.45, 1.0), snow_ground_p=0.85, bare_grass=(0.5, 0.46, 0.34), stripes_p=0.0,
+    rock_tones=((0.34, 0.36, 0.4), (0.4, 0.4, 0.42), (0.3, 0.32, 0.36)),
+    stone=(0.4, 0.41, 0.44), rock_snow=0.4,
+    water_tints=((0.05, 0.12, 0.2), (0.08, 0.16, 0.22), (0.72, 0.8, 0.88), (0.62, 0.72, 0.8)),
+    sand=(0.7, 0.66, 0.56),
+    walls=((0.45, 0.28, 0.18), (0.55, 0.36, 0.22), (0.8, 0.78, 0.72), (0.62, 0.2, 0.16)),
+    roofs=((0.93, 0.94, 0.97), (0.9, 0.92, 0.96), (0.86, 0.88, 0.92), (0.3, 0.28, 0.28)),
+    dirt_road_p=0.4, dirt=(0.78, 0.8, 0.84),
+    texture_scale=0.7, texture_contrast=0.6,
+)
+
+_SOURCE = Domain("source", "Temperate landscapes and towns: the original world (SCENES_VERSION 1).")
+
+DOMAINS: dict[str, Domain] = {d.name: d for d in (_SOURCE, _ARID, _SNOW)}
+DEFAULT_DOMAIN = "source"
+
+
+def get_domain(name: str) -> Domain:
+    """The registered :class:`Domain` called ``name`` (ValueError listing the names if there is none)."""
+    try:
+        return DOMAINS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown scene domain {name!r}: choose one of {', '.join(DOMAINS)}") from None
+
+
 # ------------------------------------------------------------------------------------------------ layout
 
 
@@ -126,27 +360,30 @@ class _Layout:
     road: tuple | None  # (xv, xb, wb, curve) or None
 
 
-def _ground_fn(rng: np.random.Generator, noise: _Noise, h: float, a: float):
+def _ground_fn(rng: np.random.Generator, noise: _Noise, h: float, a: float, d: Domain):
     """Draw the ground plan (water, shore, road) and return a function (X, Y) -> class ids of the ground."""
-    wtype = int(rng.choice(3, p=[0.4, 0.35, 0.25]))  # 0 sea, 1 lake, 2 dry land
+    wtype = int(rng.choice(3, p=list(d.water_p)))  # 0 sea, 1 lake, 2 dry land
     # Sea: a shore line below the horizon with a sand strip.
     sea_d = rng.uniform(0.1, 0.35) * (1.0 - h)
-    sea_sand = rng.uniform(0.04, 0.12) * (1.0 - h)
+    sea_sand = rng.uniform(*d.beach_width) * (1.0 - h)
     # Lake: a noisy ellipse, flattened by perspective, ringed by sand.
     t_l = rng.uniform(0.2, 0.55)
     lake_cx = rng.uniform(0.15, 0.85) * a
     lake_cy = h + (1.0 - h) * t_l
     lake_rx = (0.12 + 0.8 * t_l) * rng.uniform(0.35, 0.7)
     lake_ry = lake_rx * rng.uniform(0.22, 0.4)
-    lake_sand = rng.uniform(0.12, 0.3)
+    lake_sand = rng.uniform(*d.lake_shore)
     # Road: a perspective trapezoid from a vanishing point on the horizon, optionally curved.
-    has_road = rng.random() < 0.65
+    has_road = rng.random() < d.road_p
     road = (rng.uniform(0.25, 0.75) * a, rng.uniform(0.1, 0.9) * a,  # vanishing point x, bottom centre x
             rng.uniform(0.12, 0.3), rng.uniform(-0.4, 0.4))  # half width at the bottom, curvature
 
     def ground(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         X, Y = np.broadcast_arrays(X, Y)
         out = np.full(X.shape, GRASS, np.uint8)
+        if d.desert_level is not None:  # dry land is sand, with patches of grass where the field is high
+            field = noise.fbm(X * 2.5, (Y - h) * 9.0 / (1.0 - h), 3, slot=7)
+            out[field < d.desert_level] = SAND
         if wtype == 0:
             shore = h + sea_d * (1.0 + 0.4 * noise.fbm(X * 3.0, 0.5, 3, slot=1))
             sand = shore + sea_sand * (1.0 + 0.6 * noise.fbm(X * 5.0, 3.5, 2, slot=2))
@@ -155,7 +392,7 @@ def _ground_fn(rng: np.random.Generator, noise: _Noise, h: float, a: float):
         elif wtype == 1:
             e = ((X - lake_cx) / lake_rx) ** 2 + ((Y - lake_cy) / lake_ry) ** 2
             e = e + 0.35 * noise.fbm(X * 5.0, Y * 9.0, 3, slot=3)
-            out[e < (1.0 + lake_sand) ** 2] = SAND
+            out[e < (1.0 + lake_sand) ** 2] = d.lake_shore_class
             out[(e < 1.0) & (Y > h + 0.004)] = WATER
         if has_road:
             xv, xb, wb, curve = road
@@ -163,7 +400,7 @@ def _ground_fn(rng: np.random.Generator, noise: _Noise, h: float, a: float):
             centre = xv + (xb - xv) * t + curve * t * (1.0 - t)
             on_road = (np.abs(X - centre) < 0.003 + wb * t) & (t > 0.0)
             if wtype == 0:  # the road ends at the beach instead of running into the sea
-                on_road &= out == GRASS
+                on_road &= Y >= sand
             out[on_road] = ROAD
         return out
 
@@ -181,7 +418,9 @@ def _place(rng: np.random.Generator, ground, h: float, a: float, n_cand: int, al
     return xs[ok], ys[ok]
 
 
-def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
+def _make_layout(layout_seed: int, height: int, width: int, d: Domain) -> _Layout:
+    # A domain changes values (probabilities, ranges, counts), never the code path: with the source values the
+    # draws are exactly those of SCENES_VERSION 1, so its output stays bit for bit the same.
     rng = _rng(layout_seed, _LAYOUT_DOMAIN)
     noise = _Noise(rng)
     H, W = height, width
@@ -194,10 +433,10 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
     part = np.zeros((H, W), np.uint8)
     inst = np.zeros((H, W), np.int32)
 
-    h = rng.uniform(0.3, 0.56)
+    h = rng.uniform(*d.horizon)
 
     # Clouds: a horizontally stretched fbm field, thinning toward the horizon.
-    coverage = rng.uniform(0.15, 0.6) if rng.random() < 0.88 else 0.0
+    coverage = rng.uniform(*d.cloud_cover) if rng.random() < d.cloud_p else 0.0
     sky_rows = int(np.ceil(h * H))
     if coverage > 0 and sky_rows > 0:
         Ys, Xs = Y[:sky_rows], X[:sky_rows]
@@ -207,13 +446,13 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
 
     # Mountains: one or two ridged-fbm ridge lines standing on the horizon (far layer taller).
     ridge = np.full(W, 2.0)
-    if rng.random() < 0.85:
+    if rng.random() < d.mountain_p:
         n_layers = int(rng.integers(1, 3))
         for k in range(n_layers):
-            amp = rng.uniform(0.35, 0.8) * h * (1.0 if k == 0 else 0.55)
+            amp = rng.uniform(*d.mountain_height) * h * (1.0 if k == 0 else 0.55)
             freq = rng.uniform(1.2, 3.5) * (1.0 + k)
             n = noise.fbm(xs * freq, 10.5 + 3.0 * k, 5, slot=5 + k, gain=0.5)
-            profile = np.clip(1.0 - np.abs(n) * 1.6, 0.0, 1.0)  # ridged: sharp peaks
+            profile = np.clip(1.0 - np.abs(n) * d.ridge_sharpness, 0.0, d.ridge_cap)  # ridged: sharp peaks
             top = h - amp * (0.15 + 0.85 * profile)
             m = (Y >= top[None, :]) & (Y < h)
             labels[m] = MOUNTAIN
@@ -221,7 +460,7 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
             ridge = np.minimum(ridge, top)
 
     # Ground: grass, water, sand and road from one analytic ground plan.
-    ground, road = _ground_fn(rng, noise, h, a)
+    ground, road = _ground_fn(rng, noise, h, a, d)
     g0 = int(np.floor(h * H))
     below = Y[g0:] >= h
     gl = ground(X[g0:], Y[g0:])
@@ -229,26 +468,26 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
 
     # Objects.
     objs: list[_Obj] = []
-    if rng.random() < 0.7:  # a small town
+    if rng.random() < d.town_p:  # a small town
         xc = rng.uniform(0.15, 0.85) * a
         spread = rng.uniform(0.3, 0.9) * a
-        bx, by = _place(rng, ground, h, a, 14, (GRASS,), (xc - spread / 2, xc + spread / 2), (0.04, 0.7))
-        n_b = int(rng.integers(1, 10))
+        bx, by = _place(rng, ground, h, a, 14, d.town_ground, (xc - spread / 2, xc + spread / 2), (0.04, 0.7))
+        n_b = int(rng.integers(*d.n_buildings))
         for x, y in zip(bx[:n_b], by[:n_b]):
             s = 0.1 + 0.9 * (y - h) / (1.0 - h)
             bw = s * rng.uniform(0.18, 0.45)
-            bh = s * rng.uniform(0.15, 0.4) * (1.8 if rng.random() < 0.15 else 1.0)
-            gable = rng.random() < 0.6
+            bh = s * rng.uniform(0.15, 0.4) * (1.8 if rng.random() < d.tall_p else 1.0)
+            gable = rng.random() < d.gable_p
             rh = bw * rng.uniform(0.25, 0.5) if gable else 0.0
             ncols = max(1, int(bw / (s * rng.uniform(0.05, 0.08))))
             nrows = max(1, int(bh / (s * rng.uniform(0.06, 0.09))))
             objs.append(_Obj(BUILDING, x, y, s, dict(bw=bw, bh=bh, rh=rh, ncols=ncols, nrows=nrows)))
-    if rng.random() < 0.9:  # trees, half of them in a grove
-        n_t = int(rng.integers(2, 26))
-        conifer_p = rng.uniform(0.0, 1.0)
+    if rng.random() < d.tree_p:  # trees, half of them in a grove
+        n_t = int(rng.integers(*d.n_trees))
+        conifer_p = rng.uniform(*d.conifer_p)
         gx = rng.uniform(0.1, 0.9) * a
-        x1, y1 = _place(rng, ground, h, a, 24, (GRASS,), (gx - 0.25 * a, gx + 0.25 * a), (0.02, 0.8))
-        x2, y2 = _place(rng, ground, h, a, 24, (GRASS,), (0.0, a), (0.02, 1.0))
+        x1, y1 = _place(rng, ground, h, a, 24, d.tree_ground, (gx - 0.25 * a, gx + 0.25 * a), (0.02, 0.8))
+        x2, y2 = _place(rng, ground, h, a, 24, d.tree_ground, (0.0, a), (0.02, 1.0))
         tx, ty = np.concatenate([x1, x2])[:n_t], np.concatenate([y1, y2])[:n_t]
         for x, y in zip(tx, ty):
             s = 0.08 + 0.92 * (y - h) / (1.0 - h)
@@ -256,12 +495,12 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
             objs.append(_Obj(TREE, x, y, s, dict(
                 r=r, ry=r * rng.uniform(1.0, 1.5), trunk=r * rng.uniform(0.4, 0.9),
                 conifer=bool(rng.random() < conifer_p))))
-    if rng.random() < 0.75:  # rocks, on grass or on the beach
-        n_r = int(rng.integers(1, 8))
-        rx_, ry_ = _place(rng, ground, h, a, 16, (GRASS, SAND), (0.0, a), (0.05, 1.0))
+    if rng.random() < d.rock_p:  # rocks, on grass or on the beach
+        n_r = int(rng.integers(*d.n_rocks))
+        rx_, ry_ = _place(rng, ground, h, a, d.rock_candidates, (GRASS, SAND), (0.0, a), (0.05, 1.0))
         for x, y in zip(rx_[:n_r], ry_[:n_r]):
             s = 0.08 + 0.92 * (y - h) / (1.0 - h)
-            r = s * rng.uniform(0.025, 0.09)
+            r = s * rng.uniform(*d.rock_size)
             objs.append(_Obj(ROCK, x, y, s, dict(r=r, ry=r * rng.uniform(0.5, 0.9))))
     # One small unlabeled object (say an unannotated car or bush): exercises ignore handling.
     ux, uy = _place(rng, ground, h, a, 8, (GRASS, ROAD, SAND), (0.0, a), (0.15, 1.0))
@@ -353,33 +592,12 @@ def _make_layout(layout_seed: int, height: int, width: int) -> _Layout:
 
 # -------------------------------------------------------------------------------------------- appearance
 
-_TIMES = {  # sky top, sky at horizon, cloud light, cloud shade, light colour
-    "day": ((0.24, 0.46, 0.86), (0.7, 0.83, 0.96), (0.98, 0.98, 0.99), (0.72, 0.76, 0.84), (1.0, 1.0, 1.0)),
-    "golden": ((0.3, 0.42, 0.72), (1.0, 0.76, 0.48), (1.0, 0.9, 0.74), (0.68, 0.55, 0.52),
-               (1.08, 0.95, 0.78)),
-    "dusk": ((0.13, 0.13, 0.36), (0.96, 0.48, 0.36), (0.96, 0.62, 0.56), (0.33, 0.28, 0.44),
-             (0.72, 0.62, 0.72)),
-    "overcast": ((0.56, 0.59, 0.63), (0.8, 0.81, 0.82), (0.88, 0.89, 0.9), (0.55, 0.56, 0.6),
-                 (0.86, 0.88, 0.9)),
-}
-_SEASONS = {  # grass, tree crowns (one is picked per tree)
-    "spring": ((0.42, 0.66, 0.24), ((0.36, 0.62, 0.24), (0.45, 0.68, 0.3), (0.9, 0.75, 0.8))),
-    "summer": ((0.32, 0.54, 0.18), ((0.17, 0.4, 0.14), (0.22, 0.45, 0.16), (0.13, 0.33, 0.15))),
-    "autumn": ((0.58, 0.56, 0.26), ((0.82, 0.46, 0.14), (0.72, 0.22, 0.1), (0.86, 0.7, 0.2))),
-    "winter": ((0.9, 0.92, 0.95), ((0.12, 0.26, 0.16), (0.42, 0.35, 0.3), (0.16, 0.3, 0.2))),
-}
-_ROCK_TONES = ((0.48, 0.47, 0.46), (0.52, 0.43, 0.34), (0.33, 0.42, 0.29), (0.4, 0.43, 0.52))
-_WATER_TINTS = ((0.12, 0.33, 0.6), (0.08, 0.42, 0.48), (0.22, 0.36, 0.34), (0.06, 0.17, 0.3))
-_WALLS = ((0.92, 0.9, 0.84), (0.72, 0.34, 0.25), (0.86, 0.74, 0.52), (0.6, 0.6, 0.62), (0.96, 0.92, 0.72),
-          (0.56, 0.66, 0.76), (0.8, 0.62, 0.55))
-_ROOFS = ((0.62, 0.2, 0.14), (0.32, 0.3, 0.3), (0.46, 0.3, 0.2), (0.24, 0.3, 0.38), (0.5, 0.16, 0.12))
-
-
 def _jitter(rng: np.random.Generator, rgb, amount: float = 0.05) -> np.ndarray:
     return np.clip(np.asarray(rgb, dtype=np.float64) + (rng.random(3) - 0.5) * 2 * amount, 0.0, 1.0)
 
 
-def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
+def _paint(layout: _Layout, appearance_seed: int, d: Domain) -> np.ndarray:
+    # As in _make_layout: the domain changes values, never the code path (source stays bit for bit).
     rng = _rng(appearance_seed, _APPEARANCE_DOMAIN)
     noise = _Noise(rng)
     lab = layout.labels
@@ -390,15 +608,19 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
     Y = np.repeat((np.arange(H) + 0.5) / H, W)
     X = np.tile((np.arange(W) + 0.5) / H, H)
 
-    time = ("day", "golden", "dusk", "overcast")[int(rng.choice(4, p=[0.45, 0.2, 0.15, 0.2]))]
-    season = ("spring", "summer", "autumn", "winter")[int(rng.integers(4))]
-    top, hor, c_light, c_shade, light = (_jitter(rng, c, 0.04) for c in _TIMES[time])
-    light = light * rng.uniform(0.9, 1.1)
+    tod = d.times[int(rng.choice(len(d.times), p=list(d.time_p)))]
+    season = d.seasons[int(rng.integers(len(d.seasons)))]
+    top, hor, c_light, c_shade, light = (_jitter(rng, c, 0.04) for c in (
+        tod.sky_top, tod.sky_horizon, tod.cloud_light, tod.cloud_shade, tod.light))
+    light = light * rng.uniform(*d.light_gain)
     sun_x = rng.uniform(0.1, 0.9) * layout.aspect
     sun_dir = np.array([-1.0 if sun_x < layout.aspect / 2 else 1.0, -1.2])  # toward the sun (up, to its side)
     sun_dir /= np.sqrt((sun_dir**2).sum())
-    fine = noise.fbm(X * 40.0, Y * 40.0, 2, slot=0)  # pixel-scale grain
-    coarse = noise.fbm(X * 5.0, Y * 5.0, 3, slot=1)  # patches
+    # (x * 1.0 is exact in IEEE arithmetic: the source domain's default scales leave its bits unchanged.)
+    fine = noise.fbm(X * (40.0 * d.texture_scale), Y * (40.0 * d.texture_scale), 2, slot=0)  # pixel grain
+    coarse = noise.fbm(X * (5.0 * d.texture_scale), Y * (5.0 * d.texture_scale), 3, slot=1)  # patches
+    fine *= d.texture_contrast
+    coarse *= d.texture_contrast
     img = np.empty((n, 3))
 
     def idx(c: int) -> np.ndarray:
@@ -413,9 +635,9 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
     ty = np.clip(Y[i] / h, 0.0, 1.0)
     g = ty * (2.0 - ty)
     col = top + (hor - top) * g[:, None]
-    if time in ("golden", "dusk"):
+    if tod.glow > 0:
         d2 = (X[i] - sun_x) ** 2 + ((Y[i] - h) * 1.6) ** 2
-        glow = (0.5 if time == "golden" else 0.3) / (1.0 + 40.0 * d2)
+        glow = tod.glow / (1.0 + 40.0 * d2)
         col = col + glow[:, None] * np.array([1.0, 0.8, 0.5])
     img[i] = col
 
@@ -427,7 +649,7 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
 
     # Mountains: rock tone with vertical streaks, aerial perspective toward the horizon colour, snow caps.
     i = idx(MOUNTAIN)
-    rock = _jitter(rng, _ROCK_TONES[int(rng.integers(len(_ROCK_TONES)))], 0.05)
+    rock = _jitter(rng, d.rock_tones[int(rng.integers(len(d.rock_tones)))], 0.05)
     streak = noise.fbm(X[i] * 30.0, Y[i] * 7.0, 3, slot=3)
     col_i = np.minimum((X[i] * H).astype(np.int64), W - 1)
     ridge_y = layout.ridge[col_i]
@@ -438,7 +660,7 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
     face = np.clip(slope[col_i] * sun_dir[0] * 1.5, -1.0, 1.0)
     shade = 0.78 + 0.2 * streak - 0.18 * below_ridge + 0.1 * coarse[i] + 0.16 * face
     col = rock * shade[:, None]
-    snow_line = rng.uniform(0.05, 0.5) if (season == "winter" or rng.random() < 0.45) else -1.0
+    snow_line = rng.uniform(*d.snow_line) if (season.snowy or rng.random() < d.snowcap_p) else -1.0
     if snow_line > 0:
         snowy = (Y[i] - ridge_y) < snow_line * (h - ridge_y + 1e-3) * (0.6 + 0.4 * streak)
         col[snowy] = (np.array([0.93, 0.94, 0.97]) * (0.85 + 0.15 * streak[snowy, None]))
@@ -448,32 +670,32 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
 
     # Water: tint mixed with the sky near the horizon (Fresnel), perspective waves and glints.
     i = idx(WATER)
-    tint = _jitter(rng, _WATER_TINTS[int(rng.integers(len(_WATER_TINTS)))], 0.04)
+    tint = _jitter(rng, d.water_tints[int(rng.integers(len(d.water_tints)))], 0.04)
     wave_f = rng.uniform(0.8, 2.0)
     u = (X[i] - layout.aspect / 2) * depth[i]
     wv = _wave(depth[i] * wave_f + 0.6 * noise.fbm(u * 0.6, depth[i] * 0.3, 2, slot=4))
     fres = np.clip(1.0 - t_ground[i] * 2.5, 0.0, 1.0)[:, None] * 0.6
     col = tint * (1.0 - fres) + hor * fres
     img[i] = col * (0.88 + 0.2 * wv)[:, None] + 0.04 * fine[i, None]
-    if time in ("golden", "dusk"):
+    if tod.glow > 0:
         glint = np.clip(1.0 - np.abs(X[i] - sun_x) * 6.0, 0.0, 1.0) * (wv > 0.8)
         img[i] += glint[:, None] * np.array([0.5, 0.4, 0.25])
 
     # Sand: pale with grain and ripples; wetter (darker) near water is implied by the first rows.
     i = idx(SAND)
-    sand = _jitter(rng, (0.86, 0.78, 0.58), 0.05)
+    sand = _jitter(rng, d.sand, 0.05)
     rip = _wave(depth[i] * 3.0 + 0.5 * coarse[i])
-    img[i] = sand * (0.9 + 0.06 * rip + 0.08 * fine[i] + 0.05 * coarse[i])[:, None]
+    img[i] = sand * (0.9 + d.sand_ripple * rip + 0.08 * fine[i] + 0.05 * coarse[i])[:, None]
 
     # Grass: season colour, large patches, perspective grain, sometimes mowing stripes.
     i = idx(GRASS)
-    snow_ground = season == "winter" and rng.random() < 0.5
-    dry_winter = season == "winter" and not snow_ground
-    grass = _jitter(rng, (0.55, 0.52, 0.38) if dry_winter else _SEASONS[season][0], 0.05)
+    snow_ground = season.snowy and rng.random() < d.snow_ground_p
+    dry_winter = season.snowy and not snow_ground
+    grass = _jitter(rng, d.bare_grass if dry_winter else season.grass, 0.05)
     u = (X[i] - layout.aspect / 2) * depth[i]
     grain = noise.fbm(u * 4.0, depth[i] * 4.0, 2, slot=5)
     shade = 0.85 + 0.12 * coarse[i] + 0.1 * grain
-    if rng.random() < 0.3:
+    if rng.random() < d.stripes_p:
         shade = shade + 0.06 * (_wave(u * 0.6) - 0.5)
     col = grass * shade[:, None]
     fade = np.clip(1.0 - t_ground[i] * 4.0, 0.0, 1.0)[:, None] * 0.35
@@ -492,34 +714,38 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
         return 1.0 + strength * (dx * sun_dir[0] + dy * sun_dir[1]) * 0.5
 
     i = idx(TREE)
-    crowns = np.asarray(_SEASONS[season][1])
+    crowns = np.asarray(season.crowns)
     pick = rng.integers(len(crowns), size=n_inst)
     var = 0.85 + 0.3 * rng.random(n_inst)
     col = crowns[pick[inst[i]]] * var[inst[i], None]
     leaf = noise.fbm(X[i] * 90.0, Y[i] * 90.0, 2, slot=6)
-    col = col * (lit(i, 0.55) * (0.85 + 0.25 * leaf))[:, None]
+    col = col * (lit(i, 0.55 * d.shading) * (0.85 + 0.25 * leaf))[:, None]
     trunk = part[i] == _PART_TRUNK
     col[trunk] = np.array([0.32, 0.23, 0.15]) * (0.9 + 0.1 * leaf[trunk, None])
     img[i] = col
 
     i = idx(ROCK)
-    stone = _jitter(rng, (0.5, 0.49, 0.47), 0.06)
+    stone = _jitter(rng, d.stone, 0.06)
     var = 0.8 + 0.35 * rng.random(n_inst)
     tex = noise.fbm(X[i] * 60.0, Y[i] * 60.0, 2, slot=7)
-    img[i] = stone * (var[inst[i]] * lit(i, 0.6) * (0.9 + 0.15 * tex))[:, None]
+    img[i] = stone * (var[inst[i]] * lit(i, 0.6 * d.shading) * (0.9 + 0.15 * tex))[:, None]
+    if d.rock_snow > 0:  # snow lies on the upper part of each rock (its instance box spans dy = -1..1)
+        dy = (Y[i] - geom[inst[i], 1]) / geom[inst[i], 3]
+        cap = dy < 2.0 * d.rock_snow - 1.0 + 0.3 * tex
+        img[i[cap]] = np.array([0.93, 0.94, 0.97]) * (0.88 + 0.1 * tex[cap, None])
 
     # Buildings: wall colour per instance, roof colour, window grid (lit at dusk), door.
     i = idx(BUILDING)
-    walls = np.asarray(_WALLS)[rng.integers(len(_WALLS), size=n_inst)]
+    walls = np.asarray(d.walls)[rng.integers(len(d.walls), size=n_inst)]
     walls = walls * (0.9 + 0.15 * rng.random((n_inst, 1)))
-    roofs = np.asarray(_ROOFS)[rng.integers(len(_ROOFS), size=n_inst)]
+    roofs = np.asarray(d.roofs)[rng.integers(len(d.roofs), size=n_inst)]
     roofs = roofs * (0.85 + 0.25 * rng.random((n_inst, 1)))
-    col = walls[inst[i]] * (lit(i, 0.25) * (0.95 + 0.05 * fine[i]))[:, None]
+    col = walls[inst[i]] * (lit(i, 0.25 * d.shading) * (0.95 + 0.05 * fine[i]))[:, None]
     roof = part[i] == _PART_ROOF
     tiles = _wave(Y[i][roof] * H * 0.5)
     col[roof] = roofs[inst[i][roof]] * (0.85 + 0.15 * tiles)[:, None]
     col[part[i] == _PART_DOOR] = np.array([0.3, 0.2, 0.14])
-    lit_p = 0.6 if time == "dusk" else (0.15 if time == "golden" else 0.0)
+    lit_p = tod.lit_windows
     glass = np.clip(hor * 0.45 + 0.08, 0.0, 1.0)
     flat_col = np.zeros((n, 3))
     flat_col[i] = col
@@ -549,8 +775,8 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
 
     # Road: asphalt (or a dirt track) with perspective grain, dashed centre line and edge lines.
     i = idx(ROAD)
-    dirt = rng.random() < 0.2
-    asphalt = _jitter(rng, (0.55, 0.47, 0.35) if dirt else (0.3, 0.3, 0.32), 0.05)
+    dirt = rng.random() < d.dirt_road_p
+    asphalt = _jitter(rng, d.dirt if dirt else d.asphalt, 0.05)
     u = (X[i] - layout.aspect / 2) * depth[i]
     grain = noise.fbm(u * 8.0, depth[i] * 8.0, 2, slot=8)
     col = asphalt * (0.9 + 0.1 * grain + 0.05 * fine[i])[:, None]
@@ -574,13 +800,13 @@ def _paint(layout: _Layout, appearance_seed: int) -> np.ndarray:
 
     # Global: light colour, mild haze at the horizon, contrast, vignette, sensor noise.
     img *= light
-    near_h = np.clip(1.0 - np.abs(Y - h) * 12.0, 0.0, 1.0)[:, None] * rng.uniform(0.0, 0.25)
+    near_h = np.clip(1.0 - np.abs(Y - h) * 12.0, 0.0, 1.0)[:, None] * rng.uniform(*d.haze)
     img = img * (1.0 - near_h) + hor * near_h
-    contrast = rng.uniform(0.9, 1.15)
-    img = (img - 0.5) * contrast + 0.5 + rng.uniform(-0.04, 0.04)
+    contrast = rng.uniform(*d.contrast)
+    img = (img - 0.5) * contrast + 0.5 + rng.uniform(*d.brightness)
     cx, cy = X - layout.aspect / 2, Y - 0.5
-    img *= (1.0 - rng.uniform(0.0, 0.35) * (cx * cx + cy * cy))[:, None]
-    img += (rng.random((n, 3)) - 0.5) * rng.uniform(0.01, 0.05)
+    img *= (1.0 - rng.uniform(*d.vignette) * (cx * cx + cy * cy))[:, None]
+    img += (rng.random((n, 3)) - 0.5) * rng.uniform(*d.sensor_noise)
     return np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(H, W, 3)
 
 
@@ -594,27 +820,31 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
-def render_layout(layout_seed: int, size: tuple[int, int] = (128, 128)) -> np.ndarray:
+def render_layout(layout_seed: int, size: tuple[int, int] = (128, 128), domain: str = DEFAULT_DOMAIN) -> np.ndarray:
     """The label map of a scene alone (``H x W`` uint8, contiguous ids 0..9 and 255), without painting it."""
-    return _make_layout(layout_seed, *_check_size(size)).labels
+    d = get_domain(domain)
+    return _make_layout(layout_seed, *_check_size(size), d).labels
 
 
-def render_scene(layout_seed: int, appearance_seed: int,
-                 size: tuple[int, int] = (128, 128)) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(layout_seed: int, appearance_seed: int, size: tuple[int, int] = (128, 128),
+                 domain: str = DEFAULT_DOMAIN) -> tuple[np.ndarray, np.ndarray]:
     """Render one procedural scene.
 
     Args:
         layout_seed: Decides the label map (geometry) only.
         appearance_seed: Decides the look (time of day, season, colours, textures, noise) only.
         size: ``(height, width)`` in pixels; any size >= 8x8, square or not.
+        domain: Name of the world to draw (a key of :data:`DOMAINS`): its layout statistics and appearance
+            priors. The same seeds in another domain give an unrelated scene of that domain.
 
     Returns:
         ``(image, labels)``: ``H x W x 3`` uint8 RGB, and ``H x W`` uint8 contiguous ids of
         :func:`dpsims_aug.labels.embedded_label_space` with 255 on a few unlabeled pixels.
         Identical bits for identical arguments on any machine.
     """
-    layout = _make_layout(layout_seed, *_check_size(size))
-    return _paint(layout, appearance_seed), layout.labels
+    d = get_domain(domain)
+    layout = _make_layout(layout_seed, *_check_size(size), d)
+    return _paint(layout, appearance_seed, d), layout.labels
 
 
 def scene_seeds(seed: int, index: int, stream: int = 0) -> tuple[int, int]:
@@ -631,21 +861,25 @@ def scene_seeds(seed: int, index: int, stream: int = 0) -> tuple[int, int]:
 
 
 def iter_scenes(n: int, size: tuple[int, int] = (128, 128), seed: int = 0, stream: int = 0,
-                start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                start: int = 0, domain: str = DEFAULT_DOMAIN) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(image, labels)`` for scenes ``start .. start+n-1`` of the dataset ``(seed, stream)``.
 
     Scene ``i`` uses :func:`scene_seeds` ``(seed, i, stream)``, so any slice can be regenerated on its own.
+    ``domain`` picks the world (see :func:`render_scene`); the seeds do not depend on it.
     """
-    for index in range(start, start + n):
-        yield render_scene(*scene_seeds(seed, index, stream), size=size)
+    get_domain(domain)  # fail on a bad name now, not at the first next()
+    return (render_scene(*scene_seeds(seed, index, stream), size=size, domain=domain)
+            for index in range(start, start + n))
 
 
 def scene_grid(n_layouts: int = 4, n_appearances: int = 4, size: tuple[int, int] = (128, 128), seed: int = 0,
-               gap: int = 2) -> np.ndarray:
+               gap: int = 2, domain: str = DEFAULT_DOMAIN) -> np.ndarray:
     """A visual check: one row per layout, the colourized label map then ``n_appearances`` renderings.
 
     Returns an RGB uint8 array (white gaps between tiles); unlabeled pixels are black in the label column.
+    ``domain`` picks the world (see :func:`render_scene`).
     """
+    d = get_domain(domain)
     from dpsims_aug.labels import embedded_label_space
 
     space = embedded_label_space()
@@ -654,9 +888,9 @@ def scene_grid(n_layouts: int = 4, n_appearances: int = 4, size: tuple[int, int]
     grid = np.full((n_layouts * (height + gap) + gap, cols * (width + gap) + gap, 3), 255, np.uint8)
     for r in range(n_layouts):
         layout_seed, appearance_seed = scene_seeds(seed, r)
-        layout = _make_layout(layout_seed, height, width)
+        layout = _make_layout(layout_seed, height, width, d)
         tiles = [space.colorize(layout.labels)]
-        tiles += [_paint(layout, appearance_seed + k) for k in range(n_appearances)]
+        tiles += [_paint(layout, appearance_seed + k, d) for k in range(n_appearances)]
         for c, tile in enumerate(tiles):
             y, x = gap + r * (height + gap), gap + c * (width + gap)
             grid[y:y + height, x:x + width] = tile

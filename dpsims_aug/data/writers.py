@@ -16,6 +16,11 @@ Every file is written atomically (temporary file in the same folder, then ``os.r
 run leaves only whole files, and a re-run with the same parameters skips them (``dataset.json`` records the
 parameters; different parameters in a non-empty folder are refused unless ``overwrite=True``).
 
+``domain`` picks the world the scenes come from (a key of :data:`dpsims_aug.data.scenes.DOMAINS`, default
+``"source"``). Scene ``i`` of a split gets the same :func:`~dpsims_aug.data.scenes.scene_seeds` in every
+domain: domains differ by their priors, not by their seed streams. A ``dataset.json`` without a ``domain``
+key (written before domains existed) is a ``"source"`` dataset.
+
 mmseg note: do not point ``ADE20KDataset``/``CityscapesDataset`` at these folders with our class names as
 ``metainfo``: mmseg then builds a label map from *its* class list, which refuses ("cloud" is not an ADE class)
 or silently renumbers classes. Use :func:`mmseg_dataset_config` (a ``BaseSegDataset`` with the right
@@ -35,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpsims_aug.data.scenes import SCENES_VERSION, render_scene, scene_seeds
+from dpsims_aug.data.scenes import DEFAULT_DOMAIN, SCENES_VERSION, get_domain, render_scene, scene_seeds
 from dpsims_aug.fileio import atomic_path, atomic_write_text
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelSpace, embedded_label_space
@@ -74,18 +79,20 @@ def _read_manifest(root: Path) -> dict | None:
         return None
 
 
-def _begin(root: Path, layout: str, size: tuple[int, int], seed: int, overwrite: bool) -> bool:
+def _begin(root: Path, layout: str, size: tuple[int, int], seed: int, domain: str, overwrite: bool) -> bool:
     """Check ``root`` against an earlier run; returns True when existing files may be reused."""
     old = _read_manifest(root)
     if old is not None:
+        old_domain = old.get("domain", DEFAULT_DOMAIN)  # manifests from before domains existed are source
         same = (old.get("layout") == layout and list(old.get("size", ())) == list(size)
-                and old.get("seed") == seed and old.get("scenes_version") == SCENES_VERSION)
+                and old.get("seed") == seed and old.get("scenes_version") == SCENES_VERSION
+                and old_domain == domain)
         if not same and not overwrite:
             raise FileExistsError(
                 f"{root} holds an embedded dataset written with layout={old.get('layout')!r}, "
-                f"size={old.get('size')}, seed={old.get('seed')}, "
+                f"size={old.get('size')}, seed={old.get('seed')}, domain={old_domain!r}, "
                 f"scenes_version={old.get('scenes_version')}; asked for layout={layout!r}, "
-                f"size={list(size)}, seed={seed}, scenes_version={SCENES_VERSION}. "
+                f"size={list(size)}, seed={seed}, domain={domain!r}, scenes_version={SCENES_VERSION}. "
                 "Use another folder or overwrite=True."
             )
         return same and not overwrite
@@ -116,7 +123,8 @@ def _prune(folder: Path, pattern: str, n: int) -> int:
     return removed
 
 
-def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int) -> tuple[int, int]:
+def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int, domain: str) -> tuple[int, int]:
+    get_domain(domain)  # unknown name: ValueError listing the domains, before anything is written
     if n_train < 0 or n_val < 0:
         raise ValueError(f"scene counts must be >= 0, got n_train={n_train}, n_val={n_val}")
     if int(seed) < 0:
@@ -128,16 +136,16 @@ def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int) -> t
 
 
 def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[int, int], seed: int,
-                 overwrite: bool, paths: Callable[[str, int], tuple[Path, ...]],
+                 domain: str, overwrite: bool, paths: Callable[[str, int], tuple[Path, ...]],
                  save: Callable[[tuple[Path, ...], np.ndarray, np.ndarray], None],
                  prune: Callable[[str, int], int], progress: Progress, extra: dict | None = None) -> dict:
     """Shared loop of the file layouts: manifest, skip-or-render-and-save, prune, final manifest."""
     t0 = time.perf_counter()
     space = embedded_label_space()
-    reuse = _begin(root, layout, size, seed, overwrite)
+    reuse = _begin(root, layout, size, seed, domain, overwrite)
     manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout=layout, size=list(size),
-                    seed=int(seed), scenes_version=SCENES_VERSION, splits=counts, complete=False,
-                    **(extra or {}))
+                    seed=int(seed), domain=domain, scenes_version=SCENES_VERSION, splits=counts,
+                    complete=False, **(extra or {}))
     _write_meta(root, space, manifest)
     written = skipped = 0
     for split, n in counts.items():
@@ -147,7 +155,7 @@ def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[in
             if reuse and all(p.is_file() for p in out):
                 skipped += 1
             else:
-                image, labels = render_scene(*scene_seeds(seed, i, _STREAMS[split]), size=size)
+                image, labels = render_scene(*scene_seeds(seed, i, _STREAMS[split]), size=size, domain=domain)
                 save(out, image, labels)
                 written += 1
             if progress is not None:
@@ -155,14 +163,14 @@ def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[in
     manifest["complete"] = True
     _write_meta(root, space, manifest)
     seconds = time.perf_counter() - t0
-    return dict(layout=layout, root=str(root), size=list(size), seed=int(seed), splits=dict(counts),
-                written=written, skipped=skipped, seconds=round(seconds, 3),
+    return dict(layout=layout, root=str(root), size=list(size), seed=int(seed), domain=domain,
+                splits=dict(counts), written=written, skipped=skipped, seconds=round(seconds, 3),
                 labels_json=str(root / LABELS_JSON))
 
 
 def write_ade20k(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
                  seed: int = 0, *, jpeg_quality: int = 95, overwrite: bool = False,
-                 progress: Progress = None) -> dict:
+                 progress: Progress = None, domain: str = DEFAULT_DOMAIN) -> dict:
     """Write the ADE-20K layout: ``images/{training,validation}/*.jpg``, ``annotations/.../*.png`` (raw ids).
 
     Args:
@@ -174,12 +182,14 @@ def write_ade20k(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[
         overwrite: Rewrite every file even when ``root`` holds a run with the same parameters, and accept a
             folder written with other parameters.
         progress: Called with 1 after each scene (e.g. ``tqdm.update``).
+        domain: The scene world (a key of :data:`~dpsims_aug.data.scenes.DOMAINS`); the scene seeds are the
+            same in every domain.
 
     Returns:
         A summary dict (see :func:`write_dataset`).
     """
     root = Path(root)
-    size = _check_args(n_train, n_val, size, seed)
+    size = _check_args(n_train, n_val, size, seed, domain)
     space = embedded_label_space()
     dirs = {"train": "training", "val": "validation"}
 
@@ -197,7 +207,7 @@ def write_ade20k(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[
                 + _prune(root / "annotations" / dirs[split], r"scene_(\d{6})\.png", n))
 
     counts = {"train": n_train, "val": n_val}
-    summary = _write_files(root, "ade20k", counts, size, seed, overwrite, paths, save, prune, progress)
+    summary = _write_files(root, "ade20k", counts, size, seed, domain, overwrite, paths, save, prune, progress)
     summary["mmseg"] = {s: mmseg_dataset_config(root, "ade20k", s) for s in ("train", "val")}
     return summary
 
@@ -206,12 +216,13 @@ CITY = "scene"
 
 
 def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
-                     seed: int = 0, *, overwrite: bool = False, progress: Progress = None) -> dict:
+                     seed: int = 0, *, overwrite: bool = False, progress: Progress = None,
+                     domain: str = DEFAULT_DOMAIN) -> dict:
     """Write the Cityscapes layout: ``leftImg8bit/{train,val}/scene/*_leftImg8bit.png`` and
     ``gtFine/{train,val}/scene/*_gtFine_labelIds.png`` (raw ids) + ``*_gtFine_labelTrainIds.png`` (contiguous
     ids, 255 = unlabeled). Arguments and return value as :func:`write_ade20k`."""
     root = Path(root)
-    size = _check_args(n_train, n_val, size, seed)
+    size = _check_args(n_train, n_val, size, seed, domain)
     space = embedded_label_space()
 
     def paths(split: str, i: int) -> tuple[Path, ...]:
@@ -230,19 +241,20 @@ def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tu
         return (_prune(root / "leftImg8bit" / split / CITY, pre + r"_leftImg8bit\.png", n)
                 + _prune(root / "gtFine" / split / CITY, pre + r"_gtFine_label(?:Train)?Ids\.png", n))
 
-    summary = _write_files(root, "cityscapes", {"train": n_train, "val": n_val}, size, seed, overwrite, paths,
-                           save, prune, progress)
+    summary = _write_files(root, "cityscapes", {"train": n_train, "val": n_val}, size, seed, domain, overwrite,
+                           paths, save, prune, progress)
     summary["mmseg"] = {s: mmseg_dataset_config(root, "cityscapes", s) for s in ("train", "val")}
     return summary
 
 
 def write_folder(root: str | os.PathLike, n_train: int, n_val: int = 0, size: tuple[int, int] = (128, 128),
-                 seed: int = 0, *, overwrite: bool = False, progress: Progress = None) -> dict:
+                 seed: int = 0, *, overwrite: bool = False, progress: Progress = None,
+                 domain: str = DEFAULT_DOMAIN) -> dict:
     """Write one plain pair ``images/<name>.png`` + ``labels/<name>.png`` (raw ids) with names
     ``train_000000``/``val_000000`` and split lists ``splits/{train,val}.txt``.
     Arguments and return value as :func:`write_ade20k`."""
     root = Path(root)
-    size = _check_args(n_train, n_val, size, seed)
+    size = _check_args(n_train, n_val, size, seed, domain)
     space = embedded_label_space()
 
     def paths(split: str, i: int) -> tuple[Path, ...]:
@@ -258,7 +270,7 @@ def write_folder(root: str | os.PathLike, n_train: int, n_val: int = 0, size: tu
                 + _prune(root / "labels", rf"{split}_(\d{{6}})\.png", n))
 
     counts = {"train": n_train, "val": n_val}
-    summary = _write_files(root, "folder", counts, size, seed, overwrite, paths, save, prune, progress)
+    summary = _write_files(root, "folder", counts, size, seed, domain, overwrite, paths, save, prune, progress)
     for split, n in counts.items():
         atomic_write_text(root / "splits" / f"{split}.txt", "".join(f"{split}_{i:06d}\n" for i in range(n)))
     summary["mmseg"] = {s: mmseg_dataset_config(root, "folder", s) for s in ("train", "val")}
@@ -270,7 +282,7 @@ HF_SPLITS = {"train": "train", "val": "validation"}
 
 def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
              seed: int = 0, *, jpeg_quality: int = 95, overwrite: bool = False,
-             progress: Progress = None) -> dict:
+             progress: Progress = None, domain: str = DEFAULT_DOMAIN) -> dict:
     """Write a Hugging Face ``DatasetDict`` (``train``/``validation``) with ``save_to_disk(root)``.
 
     Columns: ``image`` (``datasets.Image``, JPEG), ``label`` (``datasets.Image``, 8-bit PNG of raw ids:
@@ -284,20 +296,20 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
 
     t0 = time.perf_counter()
     root = Path(root)
-    size = _check_args(n_train, n_val, size, seed)
+    size = _check_args(n_train, n_val, size, seed, domain)
     space = embedded_label_space()
     counts = {"train": n_train, "val": n_val}
-    reuse = _begin(root, "hf", size, seed, overwrite)
+    reuse = _begin(root, "hf", size, seed, domain, overwrite)
     old = _read_manifest(root) or {}
     done = old.get("complete") and old.get("splits") == counts and (root / "dataset_dict.json").is_file()
     if reuse and done:
         if progress is not None:
             progress(n_train + n_val)
-        return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), splits=counts, written=0,
-                    skipped=n_train + n_val, seconds=round(time.perf_counter() - t0, 3),
+        return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), domain=domain, splits=counts,
+                    written=0, skipped=n_train + n_val, seconds=round(time.perf_counter() - t0, 3),
                     labels_json=str(root / LABELS_JSON))
     manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout="hf", size=list(size),
-                    seed=int(seed), scenes_version=SCENES_VERSION, splits=counts, complete=False)
+                    seed=int(seed), domain=domain, scenes_version=SCENES_VERSION, splits=counts, complete=False)
     _write_meta(root, space, manifest)
 
     features = datasets.Features({
@@ -311,7 +323,7 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
         rows: dict[str, list] = {k: [] for k in features}
         for i in range(n):
             ls, aps = scene_seeds(seed, i, _STREAMS[split])
-            image, labels = render_scene(ls, aps, size=size)
+            image, labels = render_scene(ls, aps, size=size, domain=domain)
             name = f"scene_{i:06d}"
             rows["image"].append({"bytes": _encode(image, "JPEG", jpeg_quality), "path": f"{name}.jpg"})
             rows["label"].append({"bytes": _encode(space.to_raw(labels), "PNG"), "path": f"{name}.png"})
@@ -341,7 +353,7 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
     shutil.rmtree(tmp, ignore_errors=True)
     manifest["complete"] = True
     _write_meta(root, space, manifest)
-    return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), splits=counts,
+    return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), domain=domain, splits=counts,
                 written=n_train + n_val, skipped=0, seconds=round(time.perf_counter() - t0, 3),
                 labels_json=str(root / LABELS_JSON))
 
@@ -351,27 +363,33 @@ _WRITERS = {"ade20k": write_ade20k, "cityscapes": write_cityscapes, "folder": wr
 
 def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
                   size: tuple[int, int] = (128, 128), seed: int = 0, *, overwrite: bool = False,
-                  progress: Progress = None) -> dict:
+                  progress: Progress = None, domain: str = DEFAULT_DOMAIN) -> dict:
     """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``layout`` (one of :data:`WRITABLE_LAYOUTS`).
 
     Also writes ``labels.json`` (the LabelSpace) and ``dataset.json`` (parameters, completeness) at ``out``.
     Re-running with the same parameters only writes what is missing (idempotent; resumes a killed run).
 
+    ``domain`` picks the scene world (a key of :data:`~dpsims_aug.data.scenes.DOMAINS`). Scene ``i`` of a split
+    uses the same seeds in every domain (domains differ by their priors, not their seed streams), and a folder
+    written in one domain is refused for another like any other parameter change.
+
     Returns:
-        Summary: ``layout``, ``root``, ``size``, ``seed``, ``splits`` (counts), ``written``, ``skipped``,
+        Summary: ``layout``, ``root``, ``size``, ``seed``, ``domain``, ``splits`` (counts), ``written``, ``skipped``,
         ``seconds``, ``labels_json`` and, for the mmseg-readable layouts, ``mmseg`` (per split, a
         ``BaseSegDataset`` config dict without pipeline).
 
     Raises:
-        ValueError: unknown layout (the message lists the valid ones) or bad counts/size/seed.
+        ValueError: unknown layout or domain (the message lists the valid ones) or bad counts/size/seed.
         FileExistsError: ``out`` holds a dataset written with other parameters and ``overwrite`` is False.
     """
     if layout not in _WRITERS:
         raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(WRITABLE_LAYOUTS)}")
+    get_domain(domain)  # refuse an unknown domain before the lock touches the folder
     from dpsims_aug.locking import output_lock
 
     with output_lock(out, "dpsims-aug dataset"):  # one writer per folder
-        return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress)
+        return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress,
+                                domain=domain)
 
 
 def base_seg_dataset(data_root: str | os.PathLike, space: LabelSpace, *, img_path: str, seg_map_path: str,

@@ -173,6 +173,8 @@ def stage_eval_domains(args: argparse.Namespace) -> dict[str, str]:
 def study_regime(args: argparse.Namespace) -> str:
     """Which situation of a user the study measures (see the module docstring)."""
     fine_tuned = any(o.startswith("model.init_generator=") for o in args.gan_options)
+    if not getattr(args, "uses_generator", True):
+        return "no generator: real images (and the renderer's oracles) only"
     if args.gan_checkpoint is None and not fine_tuned:
         return "same data: the GAN trained on the labelled images only"
     how = "as is" if args.gan_checkpoint is not None else "fine-tuned on the labelled images"
@@ -804,9 +806,6 @@ def main(argv: list[str] | None = None) -> int:
     train_root, val_root, counts = stage_data(args, root)
     timed("data", dict(counts, seconds=round(time.perf_counter() - t, 1), train_root=str(train_root),
                        val_root=str(val_root)))
-    ckpt, record = stage_gan(args, root, train_root, val_root)
-    timed("gan", record)
-    eval_roots = stage_eval_domains(args)
     if args.variants:  # an explicit list instead of the product of --sources, --recipes, --shares and --n
         variants = ["real", *[v for v in args.variants if v != "real"]]
     else:
@@ -815,6 +814,12 @@ def main(argv: list[str] | None = None) -> int:
                               for share in args.shares for n in args.n], *([] if args.no_online else ["online"])]
     parsed = [parse_pool_variant(v) for v in variants if v not in ("real", "online")]
     needed = sorted({(source, n) for n, _, _, source in parsed})  # (source, n) of every pool the variants read
+    args.uses_generator = "online" in variants or any(source in ("pool", "layouts") for source, _ in needed)
+    ckpt = None  # real images and the oracles need no generator
+    if args.uses_generator:
+        ckpt, record = stage_gan(args, root, train_root, val_root)
+        timed("gan", record)
+    eval_roots = stage_eval_domains(args)
     pools: dict[tuple[str, int], Path] = {}
     if args.dataset != "embedded" and {"oracle", "oracle_new"} & {source for source, _ in needed}:
         raise SystemExit("error: the oracle sources need the embedded dataset (its renderer)")
@@ -829,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configs = seg_config_paths(args)
     seg_root = root / f"seg_i{args.seg_iters}"
-    gan_tag = ckpt.parent.name
+    gan_tag = ckpt.parent.name if ckpt is not None else None
     specs = []
     for seed in range(args.seeds):  # seed-major: drift of a shared machine hits every variant alike
         for v in variants:
@@ -889,7 +894,8 @@ def main(argv: list[str] | None = None) -> int:
                       filter_margin=args.filter_margin,
                       pool_mix="SyntheticMixDataset(real, pool, synthetic_share)",
                       seg_configs={k: str(p.relative_to(REPO)) for k, p in configs.items()},
-                      gan_checkpoint=str(ckpt), metric="mmseg IoUMetric mIoU (%) on the held-out real images"),
+                      gan_checkpoint=str(ckpt) if ckpt is not None else None,
+                      metric="mmseg IoUMetric mIoU (%) on the held-out real images"),
         summary=rows, runs=runs, stages=stages, machine=machine,
         seconds=round(time.perf_counter() - started, 1),
     )

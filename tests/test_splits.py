@@ -195,3 +195,19 @@ def test_evaluate_reads_only_the_asked_split_of_the_folder_layout(folder, ckpt, 
     result = evaluate(checkpoint=ckpt, data=folder, split="val", n_seeds=1, cache_dir=tmp_path / "cache",
                       progress=False)
     assert result["info"]["label_maps"] == 2  # the two validation maps, not all five
+
+
+def test_the_study_synthesizes_only_its_training_maps(ckpt, tmp_path, monkeypatch):
+    """bench_seg_gain's data root holds the held-out validation scenes next to the labelled ones."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_seg_gain as study
+
+    args = study.parse_args(["--labelled", "3", "--val", "2", "--size", "32", "--threads", "1", "--jobs", "1",
+                             "--work-dir", str(tmp_path / "wd")])
+    train_root, val_root, _ = study.stage_data(args, tmp_path / "wd" / "root")
+    assert (val_root / "annotations" / "validation").is_dir()
+    pool, _ = study.stage_pool(args, tmp_path / "gan", train_root, ckpt, 1)
+    assert _sources(pool) == {f"annotations/training/scene_{i:06d}.png" for i in range(3)}
+    layouts_pool, _ = study.stage_layouts(args, tmp_path / "gan", train_root, ckpt, 1)
+    assert {key.split("/")[0] for key in _sources(layouts_pool)} == {"training"}
+    assert recorded_splits(layouts_pool) == ["train"]

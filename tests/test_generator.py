@@ -227,3 +227,28 @@ def test_prepare_for_inference_on_a_deep_copy_leaves_the_original_intact() -> No
         reference = g(labels, g.sample_noise([0, 1]))
         for fused in (first, second):
             assert torch.allclose(fused(labels, fused.sample_noise([0, 1])), reference, atol=1e-5)
+
+
+def test_class_codes_give_each_class_its_own_appearance_code() -> None:
+    plain = _make()
+    assert "class_code_proj.weight" not in plain.state_dict()  # off by default: checkpoints unchanged
+    g = _make(class_codes=True)
+    cfg = g.config
+    assert cfg.noise_tokens == cfg.num_noise_tokens + cfg.num_classes + 1
+    _warm_up_batch_norm(g, cfg)
+    lab = torch.zeros(1, 64, 64, dtype=torch.long)
+    lab[:, 32:] = 1  # class 0 above, class 1 below
+    noise = g.sample_noise([5])
+    with torch.no_grad():
+        base = g(lab, noise)
+        assert torch.equal(base, g(lab, g.sample_noise([5])))  # seeded
+        moved = noise.clone()
+        moved[:, cfg.num_noise_tokens + 1] = torch.randn(cfg.noise_dim)  # a new code for class 1 only
+        changed = (g(lab, moved) - base).abs().mean(dim=1)[0]
+        unused = noise.clone()
+        unused[:, cfg.num_noise_tokens + 5] += 3.0  # the code of a class absent from the map
+        assert torch.equal(g(lab, unused), base)
+    # The new code of class 1 changes class 1's pixels far more than class 0's (receptive fields leak a little).
+    assert changed[40:].mean() > 3 * changed[:24].mean()
+    with pytest.raises(ValueError, match="noise must be"):
+        g(lab, plain.sample_noise([5]))

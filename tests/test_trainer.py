@@ -186,9 +186,9 @@ def _tiny_gan(**options):
 
     return MODELS.build(
         dict(
-            type="DPSIMSGAN", label_space="embedded", generator=dict(preset="tiny"),
+            type="DPSIMSGAN", label_space="embedded",
             discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8),
-            loss=dict(nce_patches=16), max_nonfinite_steps=3, **options,
+            loss=dict(nce_patches=16), max_nonfinite_steps=3, **{"generator": dict(preset="tiny"), **options},
         )
     )
 
@@ -266,3 +266,14 @@ def test_held_out_dataset_is_the_training_datas_val_split():
                                                   split="val", flip=False, scale_range=(1.0, 1.0))
     assert held_out_dataset(runner, dict(data_root="v"))["data_root"] == "v"
     assert held_out_dataset(runner, dict(type="Other", x=1)) == dict(type="Other", x=1)
+
+
+def test_a_train_step_with_per_class_codes_updates_their_projection():
+    labels = torch.from_numpy(np.random.default_rng(0).integers(0, 10, (2, 64, 64)))
+    data = {"image": torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8), "label": labels}
+    torch.manual_seed(0)
+    model = _tiny_gan(generator=dict(preset="tiny", class_codes=True))
+    before = model.generator.class_code_proj.weight.detach().clone()
+    logs = model.train_step(data, _optim(model))
+    assert all(torch.isfinite(v).all() for v in logs.values())
+    assert not torch.equal(model.generator.class_code_proj.weight, before)  # the codes are trained

@@ -180,7 +180,7 @@ class DPSIMSGAN(BaseModel):
 
     def _noise(self, gen: torch.Generator, batch: int, device: torch.device) -> torch.Tensor:
         cfg = self.generator_config
-        return torch.randn(batch, cfg.num_noise_tokens, cfg.noise_dim, generator=gen).to(device)
+        return torch.randn(batch, cfg.noise_tokens, cfg.noise_dim, generator=gen).to(device)
 
     def _update(self, wrapper: OptimWrapper, loss: torch.Tensor, name: str) -> bool:
         """Apply ``loss`` unless it is non-finite on any rank (all ranks agree, so DDP stays in lockstep)."""

@@ -10,6 +10,10 @@ Architecture:
 * **Noise.** ``T`` standard-normal tokens of ``D`` dims per image (one CPU ``torch.Generator`` per image
   seed, see :func:`sample_noise`), passed through a small shared MLP; every stage whose stride is in
   ``cross_attention_strides`` does ``features += CrossAttention(query=features, key/value=tokens)``.
+  With ``class_codes`` the noise has ``C + 1`` more tokens, one per class (and one for unlabeled): each is
+  projected and added to the label embedding at the pixels of its class, so every class draws its appearance
+  from its own code (SEAN/INADE-style): a few training images give combinatorially many combinations of class
+  appearances instead of one global appearance per image.
 * **Image decoder.** Starts from the coarsest noise-injected features; one residual block per scale (x2
   nearest upsampling between scales) whose parameter-free-normalized activations are modulated by
   gamma/beta maps predicted once per forward from the encoder features of the same scale. Output conv
@@ -63,6 +67,8 @@ class GeneratorConfig(DictConfig):
         cross_attention_strides: encoder strides that inject noise by cross-attention.
         head_dim: channels per attention head.
         use_instance_edges: expect a ``(B, 1, H, W)`` instance-boundary map as extra input.
+        class_codes: one more noise token per class (and for unlabeled), added to the label embedding at that
+            class's pixels (per-class appearance codes; see the module docstring).
         spectral_norm: spectral-normalize the conv layers of encoder and decoder blocks (as OASIS's G).
         decoder_norm: parameter-free norm of the decoder, ``'batch'`` (folds away at inference) or
             ``'group'``.
@@ -83,6 +89,7 @@ class GeneratorConfig(DictConfig):
     cross_attention_strides: tuple[int, ...] = (4, 8, 16, 32)
     head_dim: int = 64
     use_instance_edges: bool = False
+    class_codes: bool = False
     spectral_norm: bool = True
     decoder_norm: str = "batch"
     modulation_kernel_size: int = 3
@@ -115,6 +122,12 @@ class GeneratorConfig(DictConfig):
             raise ValueError(f"decoder_norm must be 'batch' or 'group', got {self.decoder_norm!r}")
         if self.modulation_kernel_size % 2 != 1:
             raise ValueError(f"modulation_kernel_size must be odd, got {self.modulation_kernel_size}")
+
+    @property
+    def noise_tokens(self) -> int:
+        """Noise tokens per image: the ``T`` global ones, then one per class and one for unlabeled with
+        ``class_codes``."""
+        return self.num_noise_tokens + (self.num_classes + 1 if self.class_codes else 0)
 
     @property
     def stride(self) -> int:
@@ -207,6 +220,7 @@ class DPSIMSGenerator(nn.Module):
 
         self.embed = nn.Embedding(config.num_classes + 1, enc[0])
         self.edge_weight = nn.Parameter(torch.randn(enc[0])) if config.use_instance_edges else None
+        self.class_code_proj = nn.Linear(config.noise_dim, enc[0]) if config.class_codes else None
         self.noise_mlp = (
             nn.Sequential(
                 nn.Linear(config.noise_dim, config.noise_hidden),
@@ -253,11 +267,11 @@ class DPSIMSGenerator(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
-        """Noise tokens for ``seeds`` with this model's ``(num_noise_tokens, noise_dim)`` (see
-        :func:`sample_noise`); device defaults to the model's, dtype to float32."""
+        """Noise tokens for ``seeds`` with this model's ``(noise_tokens, noise_dim)`` (see :func:`sample_noise`);
+        device defaults to the model's, dtype to float32."""
         if device is None:
             device = self.embed.weight.device
-        return sample_noise(seeds, self.config.num_noise_tokens, self.config.noise_dim, device, dtype)
+        return sample_noise(seeds, self.config.noise_tokens, self.config.noise_dim, device, dtype)
 
     def _label_ids(self, labels: torch.Tensor) -> torch.Tensor:
         """Validate a label batch and map ``ignore_index`` to the extra embedding row ``C``."""
@@ -290,12 +304,18 @@ class DPSIMSGenerator(nn.Module):
         cfg = self.config
         ids = self._label_ids(labels)
         b = ids.shape[0]
-        if noise.dim() != 3 or noise.shape != (b, cfg.num_noise_tokens, cfg.noise_dim):
+        if noise.dim() != 3 or noise.shape != (b, cfg.noise_tokens, cfg.noise_dim):
             raise ValueError(
-                f"noise must be (B, T, D) = ({b}, {cfg.num_noise_tokens}, {cfg.noise_dim}), got {tuple(noise.shape)}"
+                f"noise must be (B, T, D) = ({b}, {cfg.noise_tokens}, {cfg.noise_dim}), got {tuple(noise.shape)}"
             )
+        x = self.embed(ids)
+        if self.class_code_proj is not None:
+            codes = self.class_code_proj(noise[:, cfg.num_noise_tokens:].to(x.dtype))  # (B, C + 1, E)
+            rows = ids + torch.arange(b, device=ids.device).view(b, 1, 1) * (cfg.num_classes + 1)
+            x = x + codes.reshape(-1, codes.shape[-1])[rows]  # each pixel gets its class's code
+            noise = noise[:, : cfg.num_noise_tokens]
         # (B, H, W, C) -> (B, C, H, W): the permuted view already has channels_last strides.
-        x = self.embed(ids).permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         if self.edge_weight is not None:
             if edges is None or edges.shape != (b, 1, *ids.shape[1:]):
                 got = None if edges is None else tuple(edges.shape)

@@ -8,13 +8,14 @@ name, so classes both datasets share start from the source's embedding and the o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
 
 from dpsims_aug.checkpoint import CheckpointError, load_generator_checkpoint
 from dpsims_aug.labels import LabelSpace
-from dpsims_aug.models import DPSIMSGenerator
+from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig
 
 # Generator fields that do not change any weight's shape or meaning: the class count is handled by the embedding
 # mapping below, and the nominal image size is informational.
@@ -40,8 +41,11 @@ def init_generator_from(generator: DPSIMSGenerator, path: str | os.PathLike, lab
     """
     checkpoint = load_generator_checkpoint(path)
     ours = generator.config.to_dict()
-    for key in sorted((set(ours) | set(checkpoint.generator_config)) - _FREE_FIELDS):
-        theirs = checkpoint.generator_config.get(key)
+    defaults = {f.name: f.default for f in dataclasses.fields(GeneratorConfig)
+                if f.default is not dataclasses.MISSING}  # fields newer than the file take their defaults
+    stored = {**defaults, **checkpoint.generator_config}
+    for key in sorted((set(ours) | set(stored)) - _FREE_FIELDS):
+        theirs = stored.get(key)
         if theirs != ours.get(key) and not (isinstance(theirs, list) and tuple(theirs) == tuple(ours.get(key, ()))):
             raise CheckpointError(
                 path, f"cannot start from this generator: its {key} is {theirs!r}, the configured one is "

@@ -871,7 +871,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(runs, variants)
     load_end = os.getloadavg()
     title = (f"{study_regime(args)}\n{args.dataset}{'' if args.domain == SOURCE_DOMAIN else ' ' + args.domain}: "
-             f"{args.labelled or 'all'} labelled images, GAN {args.gan_iters} it, "
+             f"{args.labelled or 'all'} labelled images, "
+             f"{'given generator' if args.gan_checkpoint else f'GAN {args.gan_iters} it'}, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = results_paths(args.results)
     plot(rows, sorted({n for _, n in needed}) or args.n, title, png)

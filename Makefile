@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ENV_HASH := $(shell cat requirements/lock.txt requirements/no-deps.txt setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+ENV_HASH := $(shell cat requirements/lock.txt requirements/no-deps.txt setup.cfg setup.py pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.dpsims-env-$(ENV_HASH)
 DEMO_OUT ?= work_dirs/demo
 

@@ -451,9 +451,11 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     :data:`TWO_STAGE_LR` x the learning rate, from stage 1's last checkpoint, in ``<run>/finetune``)."""
     from mmengine.config import Config
 
+    from dpsims_aug.mm.runner import rescale_schedule
+
     finetune = stage == "finetune"
     cfg = Config.fromfile(spec["real_config"] if finetune else spec["config"])
-    seed, shipped_iters = spec["seed"], cfg.train_cfg.max_iters
+    seed = spec["seed"]
     iters = args.seg_iters
     work_dir = Path(spec["run_dir"])
     if stage is not None:
@@ -486,15 +488,8 @@ def build_seg_config(args: argparse.Namespace, spec: dict, train_root: Path, val
     cfg.work_dir = str(work_dir)
     cfg.randomness = dict(seed=seed)
     # Same schedule for every variant; no validation while training, one explicit val at the end.
-    cfg.train_cfg.update(max_iters=iters, val_interval=iters, val_begin=iters + 1)
-    scale = iters / shipped_iters  # the shipped schedule (warmup, decay), rescaled to this run's length
-    schedulers = []
-    for sched in cfg.param_scheduler:
-        if sched.get("by_epoch", True) is False:
-            begin = round(sched.get("begin", 0) * scale)
-            sched.update(begin=begin, end=max(begin + 1, round(sched.get("end", shipped_iters) * scale)))
-        schedulers.append(sched)
-    cfg.param_scheduler = schedulers
+    rescale_schedule(cfg, iters)  # the shipped schedule (warmup, decay), rescaled to this run's length
+    cfg.train_cfg.update(val_interval=iters, val_begin=iters + 1)
     cfg.default_hooks.checkpoint.update(interval=max(100, min(iters // 4, 5000)), max_keep_ckpts=1, save_last=True)
     cfg.default_hooks.logger.update(interval=min(50, iters))
     if (work_dir / "last_checkpoint").is_file():

@@ -25,6 +25,7 @@ _KEPT = {
     "layouts": "the label maps written so far are kept; run the same command again to resume",
     "filter": "the annotations filtered so far are kept; run the same command again to resume",
     "dataset": "the scenes written so far are kept; run the same command again to resume",
+    "seg-train": "the last checkpoint is kept; run the same command with --resume to continue",
     "evaluate": "the FID reference cache and finished TSTR runs are kept; run the same command again to reuse them",
 }
 
@@ -60,7 +61,11 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     )
     print(f"Wrote the embedded scene dataset ({args.layout} layout, {args.domain} domain) to {args.out}")
     for key, value in summary.items():
-        print(f"  {key}: {value}")
+        if key != "mmseg":  # the mmseg dataset dicts (long): from the function named below, not on the console
+            print(f"  {key}: {value}")
+    print(f"  mmseg: dpsims_aug.data.writers.mmseg_dataset_config({str(args.out)!r}, {args.layout!r}, split) gives "
+          "its dataset dicts" + (f"; or dpsims-aug seg-train fastscnn_embedded_real --data-root {args.out}"
+                                 if args.layout == "ade20k" else ""))
     return 0
 
 
@@ -170,6 +175,96 @@ def _cmd_layouts(args: argparse.Namespace) -> int:
     print(f"output folder: {summary.out} (render images for it with: dpsims-aug generate --labels {summary.out} "
           "--layout bare --n 1)")
     return 0
+
+
+def _cmd_seg_train(args: argparse.Namespace) -> int:
+    from dpsims_aug.mm.runner import SegmenterRunError, build_segmenter_config, format_metrics, train_segmenter
+
+    try:
+        cfg = build_segmenter_config(
+            args.config, work_dir=args.work_dir, data_root=args.data_root, max_iters=args.max_iters, seed=args.seed,
+            resume=args.resume, load_from=args.load_from, cfg_options=args.cfg_options, launcher=args.launcher)
+        result = train_segmenter(cfg, verbose=args.verbose, validate=not args.no_validate)
+    except (SegmenterRunError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"trained {result['iterations']} iterations; checkpoint: {result['checkpoint']}")
+    if result["metrics"]:
+        print(f"validation: {format_metrics(result['metrics'])}")
+    print(f"log: {result['log']}")
+    return 0
+
+
+def _cmd_seg_test(args: argparse.Namespace) -> int:
+    from dpsims_aug.mm.runner import SegmenterRunError, build_segmenter_config, format_metrics, test_segmenter
+
+    try:
+        cfg = build_segmenter_config(args.config, work_dir=args.work_dir, data_root=args.data_root,
+                                     cfg_options=args.cfg_options, launcher=args.launcher)
+        metrics = test_segmenter(cfg, args.checkpoint, verbose=args.verbose, out=args.out)
+    except (SegmenterRunError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"test: {format_metrics(metrics)}")
+    if args.out:
+        print(f"metrics: {args.out}")
+    return 0
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from dpsims_aug.config_names import KINDS, ConfigNotFoundError, config_folder, find_config, list_configs
+
+    if args.name is None:
+        for kind in KINDS:
+            shipped = list_configs(kind)
+            width = max(map(len, shipped), default=0)
+            print(f"{kind} configs ({config_folder(kind) or 'not installed'}):")
+            for name, path in shipped.items():
+                print(f"  {name:<{width}}  {path.relative_to(config_folder(kind))}")
+        print("dpsims-aug train NAME trains a gan config, dpsims-aug seg-train NAME a segmenter config; "
+              "dpsims-aug configs NAME --out FILE writes one out to edit.")
+        return 0
+    found = []
+    for kind in KINDS:
+        try:
+            found.append(find_config(args.name, kind))
+        except ConfigNotFoundError as err:
+            error = err
+    if not found:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    path = found[0]
+    if args.out is None:
+        print(path)
+        return 0
+    from mmengine.config import Config
+
+    from dpsims_aug.fileio import atomic_write_text
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists (--force overwrites it)", file=sys.stderr)
+        return 2
+    # Resolved: the _base_ chain merged into one file, so the copy stands alone wherever it is written.
+    text = Config.fromfile(str(path)).pretty_text
+    atomic_write_text(out, f"# {path.name}, written by `dpsims-aug configs {args.name} --out {args.out}`; edit "
+                      "freely.\n" + text + "\n")
+    print(f"wrote {out} (from {path})")
+    return 0
+
+
+def _add_runner_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--work-dir", help="logs and checkpoints (default: work_dirs/<config name>)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="every data_root of the config becomes DIR (the offline pool: DIR_dpsims); same as "
+                   "--cfg-options data_root=DIR")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config entries, e.g. train_dataloader.batch_size=4")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+                   help="multi-GPU: torchrun --nproc_per_node=N -m dpsims_aug seg-train ... --launcher pytorch")
+    p.add_argument("--verbose", action="store_true",
+                   help="print mmengine's full log (config dump, every logging interval) on the console too; it "
+                   "always goes to the log file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,6 +404,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tstr-maps", type=int, default=128, help="training label maps used by TSTR (default: 128)")
     p.add_argument("--tstr-work-dir", help="TSTR runs (default: work_dirs/tstr); the real reference is reused")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "seg-train",
+        help="train an mmseg segmenter from a config (a path or a shipped name; no mmseg tools/ needed)",
+        description="Train an mmseg segmenter with mmengine's Runner, then validate the final weights. CONFIG is a "
+        "file or the name of a shipped config (`dpsims-aug configs` lists them), e.g. fastscnn_embedded_pool "
+        "(real + the offline pool), fastscnn_embedded_real (real only), segformer_mit-b0_ade20k-512x512_online.",
+    )
+    p.add_argument("config", help="mmseg config file or shipped config name")
+    _add_runner_options(p)
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                   help="resume from the latest checkpoint in the work dir (no value) or from CKPT")
+    p.add_argument("--load-from", metavar="CKPT", help="start from these weights (no optimizer state)")
+    p.add_argument("--max-iters", type=int, help="train this many iterations; the LR schedule is rescaled to it")
+    p.add_argument("--seed", type=int, help="randomness.seed (default: the config's)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="no validation (neither the config's during training nor the final one)")
+    p.set_defaults(func=_cmd_seg_train)
+
+    p = sub.add_parser(
+        "seg-test",
+        help="evaluate a trained segmenter (mIoU) with its config's test set",
+        description="Evaluate CHECKPOINT with CONFIG's test dataloader (mmseg IoUMetric); prints mIoU, mAcc, aAcc "
+        "(the per-class table goes to the log).",
+    )
+    p.add_argument("config", help="mmseg config file or shipped config name")
+    p.add_argument("checkpoint", help="segmenter checkpoint (work_dir/iter_N.pth)")
+    _add_runner_options(p)
+    p.add_argument("--out", help="also write the metrics as JSON here")
+    p.set_defaults(func=_cmd_seg_test)
+
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped GAN and segmenter configs, or write one out to edit",
+        description="Without NAME: list the shipped configs by name. With NAME: print its path, or with --out "
+        "write it, resolved into one standalone file, to edit and pass to train / seg-train.",
+    )
+    p.add_argument("name", nargs="?", help="a shipped config's name (e.g. embedded_small, fastscnn_embedded_pool)")
+    p.add_argument("--out", help="write the resolved config here")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=_cmd_configs)
 
     # Subcommands of other packages of the distribution (train_gan's `train` and `export`), found through an entry
     # point group so that the toolkit never imports the trainer.

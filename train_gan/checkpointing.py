@@ -7,6 +7,8 @@ import time
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
+from dpsims_aug.mm.runner import SUMMARY
+
 
 @HOOKS.register_module()
 class TimedCheckpointHook(CheckpointHook):
@@ -45,5 +47,5 @@ class TimedCheckpointHook(CheckpointHook):
             return  # by epoch, off, or this iteration was just saved by interval
         if time.monotonic() - self._last_save >= self.minutes * 60:
             runner.logger.info(f"Saving checkpoint at {runner.iter + 1} iterations (time-based, every "
-                               f"{self.minutes:g} minutes)")
+                               f"{self.minutes:g} minutes)", extra=SUMMARY)
             self._save_checkpoint(runner)

@@ -16,6 +16,7 @@ from PIL import Image
 from dpsims_aug.checkpoint import GeneratorCheckpoint, file_sha256, save_generator_checkpoint
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.mm.checkpoints import SafeCheckpointHook
+from dpsims_aug.mm.runner import SUMMARY
 
 DPSIMS_META_KEY = "dpsims"
 
@@ -190,7 +191,7 @@ class ExportGeneratorHook(Hook):
         path = Path(runner.work_dir) / self.filename
         calibrate_ema(runner)
         export_generator(model, path, summary)
-        runner.logger.info(f"Exported the EMA generator to {path}")
+        runner.logger.info(f"Exported the EMA generator to {path}", extra=SUMMARY)
 
 
 @HOOKS.register_module()
@@ -337,5 +338,6 @@ class GANEvaluationHook(Hook):
         record = {"iter": step, **{k: (v if np.isfinite(v) else None) for k, v in values.items()}}
         with open(Path(runner.log_dir) / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")  # one append per record
-        runner.logger.info("evaluation at iter %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        runner.logger.info("evaluation at iter %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in values.items()),
+                           extra=SUMMARY)
         return values

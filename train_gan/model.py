@@ -136,10 +136,12 @@ class DPSIMSGAN(BaseModel):
         self.generator = DPSIMSGenerator(self.generator_config)
         self.init_generator = init_generator
         self.generator_warmup_iters = generator_warmup_iters
+        self.init_summary: str | None = None  # one line on how the generator was initialized (fine-tuning)
         if init_generator is not None:  # before the EMA copy is taken, so both start from the source
             report = init_generator_from(self.generator, init_generator, self.label_space)
-            print_log(f"generator initialized from {report['source']}: {len(report['matched_classes'])} classes "
-                      f"matched by name, new (random init): {report['new_classes'] or 'none'}", logger="current")
+            self.init_summary = (f"generator initialized from {report['source']}: {len(report['matched_classes'])} "
+                                 f"classes matched by name, new (random init): {report['new_classes'] or 'none'}")
+            print_log(self.init_summary, logger="current")
         self.discriminator = DPSIMSDiscriminator(self.discriminator_config, backbone_weights=backbone_weights)
         if channels_last:  # before the EMA copy is taken, so it shares the format
             self.generator.to(memory_format=torch.channels_last)

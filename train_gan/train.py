@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
+from dpsims_aug.mm.runner import build_runner as build_quiet_runner
+from dpsims_aug.mm.runner import close_progress, console_to_log, latest_checkpoint, log_file
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
         help="override config entries, e.g. train_dataloader.batch_size=4",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="print mmengine's full log (config dump, every logging interval) on the console too; it "
+                        "always goes to the log file")
     return parser.parse_args(argv)
 
 
@@ -54,8 +59,12 @@ def load_config(path: str):
     """``Config.fromfile``, with a missing or broken file reported as a :class:`ConfigError` naming it."""
     from mmengine.config import Config
 
-    if not Path(path).is_file():
-        raise ConfigError(f"config {path} not found")
+    from dpsims_aug.config_names import ConfigNotFoundError, find_config
+
+    try:
+        path = str(find_config(path, "gan"))  # a file, or a shipped config's name (embedded_small, ade20k, ...)
+    except ConfigNotFoundError as err:
+        raise ConfigError(str(err)) from None
     try:
         return Config.fromfile(path)
     except Exception as err:  # noqa: BLE001 - syntax errors, missing _base_ files, failed imports, ...
@@ -92,7 +101,7 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(f"{args.config}: cannot set the data root: {err}") from err
     cfg.merge_from_dict(options.options)
     cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config, cfg)
     if args.max_iters is not None:
         cfg.train_cfg.max_iters = args.max_iters
     if args.checkpoint_minutes is not None:
@@ -112,15 +121,14 @@ def build_config(args: argparse.Namespace):
     return cfg
 
 
-def latest_checkpoint(work_dir: str | os.PathLike) -> str | None:
-    """The checkpoint a resume continues from: the one ``last_checkpoint`` names, else the newest ``iter_N.pth``
-    (mmengine writes that pointer with a plain open(): a run killed in that instant leaves it empty), else None."""
-    pointer = Path(work_dir) / "last_checkpoint"
-    named = pointer.read_text().strip() if pointer.is_file() else ""
-    if named and Path(named).is_file():
-        return named
-    found = [p for p in Path(work_dir).glob("iter_*.pth") if p.stem.split("_")[1].isdigit()]
-    return str(max(found, key=lambda p: int(p.stem.split("_")[1]))) if found else None
+def default_work_dir(config: str, cfg) -> str:
+    """``work_dirs/<config name>``; a fine-tuning run (``model.init_generator``) gets its own,
+    ``work_dirs/<config name>_from_<generator name>``, so that a later ``--resume`` of either run finds its own."""
+    name = Path(config).stem
+    init = cfg.get("model", {}).get("init_generator")
+    if init:
+        name += f"_from_{Path(str(init)).stem}"
+    return str(Path("work_dirs") / name)
 
 
 def _is_main_process() -> bool:
@@ -165,15 +173,13 @@ def check_data_root(cfg) -> None:
                           "the dataset there, or point the config at yours with --data-root DIR")
 
 
-def build_runner(cfg):
+def build_runner(cfg, verbose: bool = True):
     """The mmengine Runner of a config, with the CPU-only distributed case handled.
 
     mmengine's ``init_dist`` for the ``pytorch`` launcher always calls ``torch.cuda.set_device`` and its DDP wrapper
     always gets ``device_ids``; without CUDA we create the gloo process group ourselves (from torchrun's
     environment) and drop the device ids, and mmengine then runs DDP on the CPU.
     """
-    from mmengine.runner import Runner
-
     import train_gan  # noqa: F401 - registers the model, dataset, sampler, hooks and optimizer constructor
     import train_gan.checkpointing  # noqa: F401 - TimedCheckpointHook, for configs that do not import it
 
@@ -182,8 +188,7 @@ def build_runner(cfg):
             torch.distributed.init_process_group(backend="gloo")
         # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules must not get.
         cfg.setdefault("model_wrapper_cfg", {})["device_ids"] = None
-    os.makedirs(cfg.work_dir, exist_ok=True)
-    return Runner.from_cfg(cfg)
+    return build_quiet_runner(cfg, verbose)
 
 
 def resume_command(args: argparse.Namespace, work_dir: str) -> str:
@@ -227,8 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = build_config(args)
         check_data_root(cfg)
         check_resume_checkpoint(cfg)
-        runner = build_runner(cfg)
-        runner.train()
+        runner = build_runner(cfg, verbose=args.verbose)
+        if not args.verbose and _is_main_process():
+            print(f"training {Path(args.config).stem} for {cfg.train_cfg.max_iters} iterations in {cfg.work_dir} "
+                  f"(log: {log_file(runner)})", file=sys.stderr)
+            model = runner.model.module if hasattr(runner.model, "module") else runner.model
+            if getattr(model, "init_summary", None):  # logged while the Runner was built: repeat it here
+                print(model.init_summary, file=sys.stderr)
+        with console_to_log(runner, args.verbose):
+            runner.train()
+        if _is_main_process():
+            last = latest_checkpoint(cfg.work_dir)
+            exported = Path(cfg.work_dir) / "generator_ema.safetensors"
+            use = (f"generator: {exported} (dpsims-aug generate --checkpoint {exported} ...)" if exported.is_file()
+                   else f"export the generator with: dpsims-aug export {last} --out {Path(cfg.work_dir).name}"
+                   ".safetensors --half")
+            print(f"trained {runner.iter} iterations; checkpoint: {last}\n{use}", file=sys.stderr)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -236,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # No checkpoint is written here: the interrupt may fall between the D and the G update of a step, and a
         # resume from such a state would not be exact. The time-based checkpoints bound what is lost.
         if _is_main_process():
+            close_progress(runner)
             print(interrupted_message(args, cfg, runner), file=sys.stderr)
         return 130
     return 0

@@ -46,7 +46,8 @@ def _train_and_test(config: str | os.PathLike, train_root: Path, val_root: Path,
         if record.get("signature") == signature:
             return float(record["mIoU"])
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from dpsims_aug.mm.runner import build_runner, console_to_log, rescale_schedule
 
     cfg = Config.fromfile(str(config))
     train = cfg.train_dataloader.dataset
@@ -63,22 +64,18 @@ def _train_and_test(config: str | os.PathLike, train_root: Path, val_root: Path,
                              f"({loader.dataset.get('data_prefix')}); TSTR must test on held-out images")
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.update(num_workers=0, persistent_workers=False)  # small images: workers cost more than they save
-    shipped = cfg.train_cfg.max_iters
-    cfg.train_cfg.update(max_iters=iters, val_interval=iters, val_begin=iters + 1)
-    scale = iters / shipped
-    for sched in cfg.param_scheduler:  # the shipped schedule, rescaled to this length
-        if sched.get("by_epoch", True) is False:
-            begin = round(sched.get("begin", 0) * scale)
-            sched.update(begin=begin, end=max(begin + 1, round(sched.get("end", shipped) * scale)))
+    rescale_schedule(cfg, iters)  # the shipped schedule, rescaled to this length
+    cfg.train_cfg.update(val_interval=iters, val_begin=iters + 1)
     cfg.default_hooks.checkpoint.update(interval=iters + 1, save_last=False)
     cfg.default_hooks.logger.update(interval=max(1, min(50, iters)))
     cfg.default_hooks.pop("visualization", None)
     cfg.work_dir = str(run_dir)
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f"tstr_{run_dir.name}_{time.time_ns()}"
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    miou = float(runner.val()["mIoU"])
+    runner = build_runner(cfg)  # quiet: the Runner's config dump and log lines go to its log file
+    with console_to_log(runner):
+        runner.train()
+        miou = float(runner.val()["mIoU"])
     atomic_write_text(done, json.dumps(dict(signature=signature, mIoU=miou), indent=1) + "\n")
     return miou
 

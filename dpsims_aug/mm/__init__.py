@@ -10,4 +10,12 @@ of it:
 * :mod:`~dpsims_aug.mm.segmenter`: an mmseg segmenter as a function of RGB images (metrics, filter, TSTR).
 """
 
-from dpsims_aug.mm import checkpoints, datasets, transforms  # noqa: F401  (registers them)
+import contextlib
+import io
+
+# mmseg print()s "Could not import OneDL" (its optional extension) on stdout when its datasets are first imported,
+# whatever the log level: import them once here, silently.
+with contextlib.redirect_stdout(io.StringIO()):
+    import mmseg.datasets  # noqa: F401
+
+from dpsims_aug.mm import checkpoints, datasets, transforms  # noqa: E402, F401  (registers them)

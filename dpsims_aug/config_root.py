@@ -12,7 +12,8 @@ rewrites them all::
     cfg = Config.fromfile("augment/embedded/fastscnn_embedded_pool.py")
     set_data_root(cfg, "work_dirs/data/mine")  # and the offline pool: work_dirs/data/mine_dpsims
 
-``dpsims-aug train --data-root DIR`` (and ``--cfg-options data_root=DIR``) use the same function.
+``dpsims-aug train --data-root DIR`` (and ``--cfg-options data_root=DIR``) use the same function, and
+``dpsims-aug train --label-space FILE`` uses :func:`set_label_space` the same way for the classes.
 """
 
 from __future__ import annotations
@@ -96,4 +97,41 @@ def set_data_root(cfg: Config | dict, root: str | os.PathLike, pool_root: str | 
     if isinstance(old_pool, (str, os.PathLike)):
         cfg["pool_root"] = pool_root
         changed.append("pool_root")
+    return changed
+
+
+def _set_key(node: Any, key: str, value: Any, where: str, changed: list[str], seen: set[int]) -> None:
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if _is_mapping(node):
+        for name, child in node.items():
+            path = f"{where}.{name}" if where else str(name)
+            if name == key and isinstance(child, (str, os.PathLike)):
+                node[name] = value
+                changed.append(path)
+            else:
+                _set_key(child, key, value, path, changed, seen)
+    elif isinstance(node, (list, tuple)):
+        for i, child in enumerate(node):
+            _set_key(child, key, value, f"{where}.{i}", changed, seen)
+
+
+def set_label_space(cfg: Config | dict, label_space: str | os.PathLike) -> list[str]:
+    """Give every ``label_space`` entry of a GAN trainer config (the model, the training dataset, the held-out
+    hooks' datasets, the top-level key) the same value, in place: a preset name or a label-space JSON file.
+
+    Like ``data_root``, the file's top-level ``label_space`` was copied into each of them when it was executed, so
+    overriding one key alone leaves the others on the old classes.
+
+    Returns:
+        The dotted paths of the entries changed.
+
+    Raises:
+        ValueError: if the config has no ``label_space`` entry at all.
+    """
+    changed: list[str] = []
+    _set_key(cfg, "label_space", str(label_space), "", changed, set())
+    if not changed:
+        raise ValueError("the config has no label_space entry")
     return changed

@@ -131,3 +131,32 @@ def test_gan_train_by_name_quiet_and_fine_tuning_gets_its_own_work_dir(data, tmp
     assert tuned.work_dir == "work_dirs/embedded_small_from_embedded_small"
     assert main(["train", "embeded_small"]) == 2
     assert "did you mean embedded_small" in capsys.readouterr().err
+
+
+def test_gan_label_space_option_reaches_model_datasets_and_hooks(data, tmp_path, capsys):
+    """One option for one's own classes: every label_space of the config follows (not only the model's)."""
+    from train_gan.train import ConfigError, build_config, parse_args
+    from train_gan.train import main as train_main
+
+    classes = data / "labels.json"  # the dataset's own label-space file (same classes, given as a file)
+    cfg = build_config(parse_args(["embedded_small", "--data-root", str(data), "--label-space", str(classes)]))
+    found = []
+
+    def walk(node, where=""):
+        if callable(getattr(node, "items", None)):
+            for key, value in node.items():
+                (found.append((f"{where}.{key}", value)) if key == "label_space" else walk(value, f"{where}.{key}"))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f"{where}.{i}")
+
+    walk(cfg._cfg_dict)
+    assert {".model.label_space", ".train_dataloader.dataset.label_space"} <= {w for w, _ in found}
+    assert {v for _, v in found} == {str(classes)}
+    with pytest.raises(ConfigError, match="label space no_such_preset"):
+        build_config(parse_args(["embedded_small", "--label-space", "no_such_preset"]))
+    # A real iteration with the classes given as a file.
+    assert train_main(["embedded_small", "--data-root", str(data), "--label-space", str(classes), "--work-dir",
+                       str(tmp_path / "gan"), "--max-iters", "1", "--cfg-options", "model.generator.preset=tiny",
+                       "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False"]) == 0
+    assert (tmp_path / "gan" / "iter_1.pth").is_file()

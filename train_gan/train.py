@@ -37,6 +37,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="train on the dataset in DIR: every data_root of the config (training data, held-out hooks' "
         "datasets) becomes DIR (same as --cfg-options data_root=DIR)",
     )
+    parser.add_argument(
+        "--label-space", metavar="NAME_OR_JSON",
+        help="the classes: a preset name (ade20k, coco_stuff182, cityscapes, embedded, ...) or a label-space JSON "
+        "file; every label_space of the config (model, datasets, hooks) becomes it (same as --cfg-options "
+        "label_space=...)",
+    )
     parser.add_argument("--max-iters", type=int, help="override train_cfg.max_iters")
     parser.add_argument(
         "--checkpoint-minutes", type=float, metavar="M",
@@ -80,7 +86,7 @@ def build_config(args: argparse.Namespace):
     """
     from mmengine.config import DictAction
 
-    from dpsims_aug.config_root import set_data_root
+    from dpsims_aug.config_root import set_data_root, set_label_space
 
     cfg = load_config(args.config)
     options = argparse.Namespace(options={})
@@ -99,6 +105,15 @@ def build_config(args: argparse.Namespace):
             set_data_root(cfg, data_root)
         except ValueError as err:
             raise ConfigError(f"{args.config}: cannot set the data root: {err}") from err
+    label_space = args.label_space or options.options.pop("label_space", None)
+    if label_space is not None:
+        from dpsims_aug.labels import get_label_space
+
+        try:
+            get_label_space(label_space)  # a bad preset name or file fails here, by name, not inside the Runner
+            set_label_space(cfg, label_space)
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise ConfigError(f"label space {label_space}: {type(err).__name__}: {err}") from None
     cfg.merge_from_dict(options.options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config, cfg)

@@ -72,8 +72,9 @@ def save_generator_checkpoint(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def load_generator_checkpoint(path: str | os.PathLike) -> GeneratorCheckpoint:
-    """Read a checkpoint written by :func:`save_generator_checkpoint`.
+def load_generator_checkpoint(path: str | os.PathLike, weights: bool = True) -> GeneratorCheckpoint:
+    """Read a checkpoint written by :func:`save_generator_checkpoint` (``weights=False``: its metadata only, with an
+    empty ``state_dict``, e.g. for the label space in a dataloader worker).
 
     Raises:
         CheckpointError: if the file is missing, truncated, not safetensors, or not a dpsims-aug generator.
@@ -95,7 +96,7 @@ def load_generator_checkpoint(path: str | os.PathLike) -> GeneratorCheckpoint:
                 raise CheckpointError(
                     path, f"format version {version} is newer than this dpsims-aug supports ({FORMAT_VERSION})"
                 )
-            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()} if weights else {}
     except CheckpointError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:

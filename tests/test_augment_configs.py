@@ -29,6 +29,7 @@ def registries():
     from mmseg.utils import register_all_modules
 
     import dpsims_aug.mm  # noqa: F401  (what custom_imports does)
+    import dpsims_aug.mm.batch_synthesis  # noqa: F401  (what the _batch configs' custom_imports add)
 
     register_all_modules(init_default_scope=True)
     return dict(models=MODELS, datasets=DATASETS, transforms=TRANSFORMS, samplers=DATA_SAMPLERS, metrics=METRICS,
@@ -89,7 +90,9 @@ def _leaf_datasets(dataset) -> list:
 
 def test_the_expected_configs_ship():
     names = {p.relative_to(REPO / "augment").as_posix() for p in CONFIGS}
-    assert len(names) == 34
+    assert len(names) == 36
+    # The batch (GPU preprocessor) form, for the embedded set and SegFormer-B0 on ADE.
+    assert {"embedded/fastscnn_embedded_batch.py", "ade20k/segformer_mit-b0_ade20k-512x512_batch.py"} <= names
     for stage in ("pretrain", "finetune"):  # the two-stage schedule, for the embedded set and SegFormer-B0 on ADE
         assert f"embedded/fastscnn_embedded_{stage}.py" in names
         assert f"ade20k/segformer_mit-b0_ade20k-512x512_{stage}.py" in names
@@ -105,7 +108,8 @@ def test_the_expected_configs_ship():
 def test_config_loads_and_its_types_are_registered(path: Path, registries):
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope == "mmseg"
-    assert cfg.custom_imports["imports"] == ["dpsims_aug.mm"]
+    extra = ["dpsims_aug.mm.batch_synthesis"] if path.stem.endswith("_batch") else []
+    assert cfg.custom_imports["imports"] == ["dpsims_aug.mm", *extra]
     # Model.
     for name in _types(cfg.model, []):
         assert _exists(registries["models"], name), f"{path.name}: model type {name!r} is not registered"
@@ -163,6 +167,13 @@ def test_variants_are_what_their_names_say(path: Path, registries, tmp_path):
         if path.parent.name in ("coco_stuff", "cityscapes"):  # pool annotations keep the generator's raw ids
             (mapper,) = [s for s in synthetic.pipeline if s["type"] == "MapLabelIds"]
             assert get_label_space(mapper["label_space"]).num_classes == NUM_CLASSES[path.parent.name]
+    elif variant == "batch":  # the workers decide last, the model's preprocessor renders with the same generator
+        types = [s["type"] for s in dataset.pipeline]
+        assert "DPSIMSAugment" not in types and types[-2:] == ["DPSIMSSelect", "PackSegInputs"]
+        select, pack = dataset.pipeline[-2], dataset.pipeline[-1]
+        assert {"dpsims_seed", "dpsims_labels"} <= set(pack["meta_keys"])
+        assert cfg.model.data_preprocessor.type == "DPSIMSDataPreprocessor"
+        assert cfg.model.data_preprocessor.checkpoint == select["checkpoint"]
     else:
         pipeline = dataset.pipeline
         types = [s["type"] for s in pipeline]

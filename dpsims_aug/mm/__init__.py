@@ -4,6 +4,9 @@
 of it:
 
 * :mod:`~dpsims_aug.mm.transforms`: ``DPSIMSAugment`` and ``MapLabelIds`` (mmseg ``TRANSFORMS``);
+* :mod:`~dpsims_aug.mm.batch_synthesis` (imported by the configs that use it, as it imports mmseg's models):
+  ``DPSIMSSelect`` (``TRANSFORMS``) and ``DPSIMSDataPreprocessor`` (``MODELS``), online synthesis batched in the
+  segmenter's data preprocessor (the GPU form);
 * :mod:`~dpsims_aug.mm.datasets`: ``SyntheticMixDataset`` (mmengine ``DATASETS``);
 * :mod:`~dpsims_aug.mm.checkpoints`: ``SafeCheckpointHook`` (``HOOKS``), the ``atomic_local`` file backend, and
   ``torch.load(weights_only=True)`` for mmengine checkpoints;

@@ -277,13 +277,18 @@ class DPSIMSAugment(BaseTransform):
             self._synth = synth
         return self._synth
 
+    @property
+    def model_label_space(self) -> LabelSpace:
+        """The generator's label space: the contiguous ids :meth:`model_labels` translates to."""
+        return self.synthesizer.label_space
+
     def _lookup_table(self, reduce_zero_label: bool, label_map: dict | None, source: str | None) -> np.ndarray:
         """``lut[v]`` = model class of annotation value ``v`` (after LoadAnnotations), ignore index, or -1."""
         cache_key = (reduce_zero_label, None if not label_map else tuple(sorted(label_map.items())))
         lut = self._luts.get(cache_key)
         if lut is not None:
             return lut
-        model = self.synthesizer.label_space
+        model = self.model_label_space
         data = self.label_space or model
         if reduce_zero_label and self.contiguous_labels:
             raise LabelMapError(source, "DPSIMSAugment: reduce_zero_label and contiguous_labels cannot both hold")
@@ -313,7 +318,7 @@ class DPSIMSAugment(BaseTransform):
         ids = lut[gt]
         if (ids < 0).any():
             bad = np.unique(gt[ids < 0]).tolist()
-            model = self.synthesizer.label_space
+            model = self.model_label_space
             data = self.label_space or model
             raise LabelMapError(
                 source,

@@ -25,6 +25,18 @@ online_train_pipeline = [
     dict(type='DPSIMSAugment', checkpoint=dpsims_checkpoint, prob=0.5, device='cuda', seed=0),
     *_augment,
 ]
+# Batch (GPU) form: the workers only decide (DPSIMSSelect, last before packing: it sees the final crop); the model's
+# DPSIMSDataPreprocessor renders the batch's replaced samples in one forward (configs using it set that
+# preprocessor with the same checkpoint).
+batch_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    *_augment[:-1],
+    dict(type='DPSIMSSelect', checkpoint=dpsims_checkpoint, prob=0.5, seed=0),
+    dict(type='PackSegInputs', meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                                          'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                                          'dpsims_seed', 'dpsims_labels')),
+]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),

@@ -38,6 +38,21 @@ online_train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
+# Batch form (the GPU shape, also on the CPU): the workers only decide (DPSIMSSelect, the same draws as
+# DPSIMSAugment online; last before packing, so it sees the final crop) and the model's DPSIMSDataPreprocessor
+# renders the batch's replaced samples in one forward; the synthetic images skip PhotoMetricDistortion.
+batch_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='DPSIMSSelect', checkpoint=dpsims_checkpoint, prob=0.5, seed=0),
+    dict(type='PackSegInputs', meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                                          'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                                          'dpsims_seed', 'dpsims_labels')),
+]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),

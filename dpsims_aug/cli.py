@@ -111,12 +111,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segmenter_config(value: str | None) -> str | None:
+    """A segmenter config given on the command line: a file, or a shipped config's name."""
+    from dpsims_aug.config_names import find_config
+
+    return None if value is None else str(find_config(value, "segmenter"))
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dpsims_aug.checkpoint import CheckpointError
     from dpsims_aug.labels import LabelMapError
     from dpsims_aug.metrics.evaluate import evaluate, format_table
 
     try:
+        args.segmenter_config, args.tstr_config = map(_segmenter_config, (args.segmenter_config, args.tstr_config))
         result = evaluate(
             checkpoint=args.checkpoint, data=args.data, split=args.split, n_seeds=args.n_seeds,
             max_images=args.max_images, segmenter_config=args.segmenter_config,
@@ -138,6 +146,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     from dpsims_aug.pool.filter import FilterError, filter_pool
 
     try:
+        args.seg_config = _segmenter_config(args.seg_config)
         summary = filter_pool(
             pool=args.pool, real=args.real, seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
             out=args.out, layout=args.layout, split=args.split, margin=None if args.no_pixel_filter else args.margin,

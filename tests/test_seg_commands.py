@@ -34,6 +34,9 @@ def test_shipped_configs_are_found_by_name_and_paths_win():
     assert find_config("embedded_small", "gan") == REPO / "train_gan/configs/embedded_small.py"
     assert find_config("fastscnn_embedded_real.py", "segmenter") == REPO / "augment/embedded/fastscnn_embedded_real.py"
     assert config_folder("segmenter") == REPO / "augment"
+    from dpsims_aug.cli import _segmenter_config  # evaluate's and filter's segmenter options take names too
+
+    assert _segmenter_config("fastscnn_embedded_real") == str(REPO / "augment/embedded/fastscnn_embedded_real.py")
     relative = Path("augment/embedded/fastscnn_embedded_real.py")
     assert find_config(REPO / relative, "segmenter") == REPO / relative  # a path is taken as given
 

@@ -15,6 +15,11 @@ of it:
 
 import contextlib
 import io
+import warnings
+
+# mmcv-lite lacks the compiled MultiScaleDeformableAttention op, which no model of this project uses; mmcv warns
+# about it whenever mmseg's models are imported.
+warnings.filterwarnings("ignore", message=".*MultiScaleDeformableAttention.*")
 
 # mmseg print()s "Could not import OneDL" (its optional extension) on stdout when its datasets are first imported,
 # whatever the log level: import them once here, silently.

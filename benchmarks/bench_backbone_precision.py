@@ -8,22 +8,22 @@ medians and same-run ratios. It also reports how far the bf16 features are from 
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_backbone_precision.py [--repeats 15]
 
-Results: ``benchmarks/results/backbone_precision.json``.
+Results: ``work_dirs/benchmarks/backbone_precision.json``; ``--update-results`` writes the committed
+``benchmarks/results/backbone_precision.json``, ``--out`` any path.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 
 import torch
-from common import REPO, repo_relative  # benchmarks/common.py, next to this script
+from common import add_output_args, machine_info, output_path, repo_relative, write_results  # benchmarks/common.py
 
 VARIANTS = ("fp32", "channels_last", "bf16_autocast")
+NAME = "backbone_precision.json"
 
 
 def step(backbone, images: torch.Tensor, variant: str) -> float:
@@ -37,12 +37,13 @@ def step(backbone, images: torch.Tensor, variant: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
-    args = parser.parse_args()
+    add_output_args(parser, NAME)
+    args = parser.parse_args(argv)
     from dpsims_aug.backbones import FrozenBackbone
 
     backbone = FrozenBackbone.from_name("tf_efficientnet_lite0", "offline")
@@ -71,15 +72,14 @@ def main() -> int:
         median_seconds={v: round(m, 4) for v, m in medians.items()},
         speedup_vs_fp32={v: round(medians["fp32"] / m, 3) for v, m in medians.items()},
         bf16_feature_relative_error=round(rel_err, 4),
-        machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
-                     loadavg=[round(x, 2) for x in os.getloadavg()]),
+        machine=machine_info(),
     )
-    out = REPO / "benchmarks" / "results" / "backbone_precision.json"
-    out.write_text(json.dumps(repo_relative(result), indent=1) + "\n")
+    out = output_path(args, NAME)
+    write_results(out, result)
     print(f"{'variant':<15} {'median s':>9} {'speed-up':>9}")
     for v in VARIANTS:
         print(f"{v:<15} {medians[v]:>9.4f} {result['speedup_vs_fp32'][v]:>9.3f}")
-    print(f"bf16 features: relative error {rel_err:.4f}; written {out.relative_to(REPO)}")
+    print(f"bf16 features: relative error {rel_err:.4f}; written {repo_relative(str(out))}")
     return 0
 
 

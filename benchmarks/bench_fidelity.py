@@ -1,6 +1,7 @@
 """Fidelity of a generator on the embedded dataset: FID, mIoU of its images under a real-trained segmenter, diversity.
 
-    python benchmarks/bench_fidelity.py                       # the bundled model -> benchmarks/results/fidelity.json
+    python benchmarks/bench_fidelity.py                       # the bundled model -> work_dirs/benchmarks/fidelity.json
+    python benchmarks/bench_fidelity.py --update-results      # -> the committed benchmarks/results/fidelity.json
     python benchmarks/bench_fidelity.py --checkpoint G.safetensors --out my_fidelity.json
 
 Stages (each skipped when its output exists, so a re-run only evaluates):
@@ -15,14 +16,13 @@ Stages (each skipped when its output exists, so a re-run only evaluates):
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
-from common import REPO, repo_relative  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, add_output_args, machine_info, output_path, write_results  # benchmarks/common.py
 
 SEGMENTER_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
+NAME = "fidelity.json"
 
 
 def ensure_data(root: Path) -> None:
@@ -47,16 +47,17 @@ def ensure_segmenter(data_root: Path, work_dir: Path) -> tuple[Path, Path]:
     return config, checkpoint
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from dpsims_aug.metrics.evaluate import evaluate
     from dpsims_aug.synthesis import default_checkpoint_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="generator (default: the bundled model)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "fidelity")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "fidelity.json")
     parser.add_argument("--n-seeds", type=int, default=3)
-    args = parser.parse_args()
+    add_output_args(parser, NAME)
+    args = parser.parse_args(argv)
+    out = output_path(args, NAME)
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     data_root = args.work_dir / "data"
@@ -74,16 +75,15 @@ def main() -> None:
         "checkpoint": checkpoint.name,
         "segmenter": "Fast-SCNN, random init, 2000 iterations on the 1000 real training images",
         "seconds": round(time.perf_counter() - start, 1),
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_end": os.getloadavg()[0]},
+        "machine": machine_info(),
         **result,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(repo_relative(record), indent=1) + "\n")
+    write_results(out, record)
     metrics = result["metrics"]
     print(f"\n{'metric':34s} value")
     for key, value in metrics.items():
         print(f"{key:34s} {value:.4f}" if isinstance(value, float) else f"{key:34s} {value}")
-    print(f"results: {args.out}")
+    print(f"results: {out}")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ Tasks run as subprocesses, ``--jobs`` at a time with one OpenMP thread each (two
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --variants baseline div0 --seeds 2
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --quick                # smoke: minutes
 
-Results: ``benchmarks/results/gan_ablation.json`` (every run and the summary), ``gan_ablation.png`` (every variant
-on the same held-out layouts), ``gan_ablation/<variant>.png`` (grids), the table printed last.
+Results: ``work_dirs/benchmarks/gan_ablation.json`` (every run and the summary; ``--quick``: ``gan_ablation_quick.*``),
+``gan_ablation.png`` (every variant on the same held-out layouts), ``gan_ablation/<variant>.png`` (grids), the table
+printed last. ``--update-results`` writes them to the committed ``benchmarks/results/`` instead, ``--results STEM``
+anywhere.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -43,9 +44,18 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import (  # benchmarks/common.py
+    REPO,
+    add_output_args,
+    loadavg,
+    machine_info,
+    output_path,
+    repo_relative,
+    results_paths,
+    write_json,
+    write_results,
+)
 
-RESULTS = REPO / "benchmarks" / "results"
 GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 SEG_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
 DONE = "stage.json"
@@ -95,13 +105,6 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def write_json(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def variant_spec(name: str) -> dict:
@@ -329,7 +332,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="tasks at a time, one thread each (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 40 GAN iterations")
     parser.add_argument("--work-dir", type=Path, help="default work_dirs/gan_ablation (quick: ..._quick)")
-    parser.add_argument("--results", type=Path, help="results path without extension")
+    add_output_args(parser, "gan_ablation", "--results", "results path without extension")
     parser.add_argument("--child-eval", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-tstr-real", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -340,7 +343,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = args.variants or (["baseline", "no_bn_recal", "diffaug"] if args.quick else DEFAULT_VARIANTS)
     args.work_dir = (args.work_dir or REPO / "work_dirs" / ("gan_ablation_quick" if args.quick else "gan_ablation")
                      ).resolve() / f"T{args.train}_V{args.val}_S{args.size}"
-    args.results = (args.results or RESULTS / ("gan_ablation_quick" if args.quick else "gan_ablation")).resolve()
+    args.results = output_path(args, "gan_ablation_quick" if args.quick else "gan_ablation").resolve()
     return args
 
 
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_eval(args, args.child_eval)
     if args.child_tstr_real:
         return child_tstr_real(args)
-    started, load_start = time.perf_counter(), os.getloadavg()
+    started, load_start = time.perf_counter(), loadavg()
     root, data = args.work_dir, args.work_dir / "data"
     if read_json(data / DONE) is None:
         from dpsims_aug.data.writers import write_dataset
@@ -407,8 +410,6 @@ def main(argv: list[str] | None = None) -> int:
     comparison_figure({v: grids / f"{v}.png" for v in args.variants}, png)
     rows = summarize(runs, args.variants)
     tstr_real = read_json(root / "tstr" / DONE)["miou_real"]
-    import torch
-
     result = dict(
         benchmark="GAN ablation: KID (+floor), colour statistics, TSTR of each variant's EMA generator",
         command="OMP_NUM_THREADS=1 " + shlex.join(["python", "benchmarks/bench_gan_ablation.py",
@@ -419,12 +420,10 @@ def main(argv: list[str] | None = None) -> int:
                                 iters=args.tstr_iters, images_per_map=1, miou_real=tstr_real),
                       ema_bn_recalibration="128 evenly spaced training label maps, batches of 8"),
         summary=rows, runs=runs,
-        machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__, jobs=args.jobs,
-                     loadavg_start=[round(x, 2) for x in load_start],
-                     loadavg_end=[round(x, 2) for x in os.getloadavg()]),
+        machine=machine_info(jobs=args.jobs, loadavg_start=load_start),
         seconds=round(time.perf_counter() - started, 1),
     )
-    write_json(out_json, repo_relative(result))
+    write_results(out_json, result)
     written = ", ".join(repo_relative(str(p)) for p in (out_json, png))
     print(f"\nwritten {written} and grids in {repo_relative(str(grids))}/")
     print(f"TSTR reference (segmenter on the real images of the same {args.tstr_maps} maps): {tstr_real:.2f} mIoU")

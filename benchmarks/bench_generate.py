@@ -4,6 +4,9 @@
     python benchmarks/bench_generate.py --device cuda --preset ade20k --size 256 256 --maps 256 --dtype bf16
     python benchmarks/bench_generate.py --quick               # a few maps, prints only
 
+Results: ``work_dirs/benchmarks/generate_speed.json``; ``--update-results`` writes the committed
+``benchmarks/results/generate_speed.json``, ``--out`` any path (``--quick`` writes nothing).
+
 Three figures on the same label maps, model and batch size (a randomly initialized generator: speed does not
 depend on the weights):
 
@@ -25,8 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import add_output_args, cpu_model, loadavg, machine_info, output_path, write_results
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.scenes import render_layout
@@ -45,7 +47,7 @@ from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.writer import generate
 from dpsims_aug.synthesis import Synthesizer, derive_seed
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "generate_speed.json"
+NAME = "generate_speed.json"
 
 
 def _sync(device: torch.device) -> None:
@@ -66,11 +68,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--runs", type=int, default=3, help="timed runs of each figure; the best is reported")
     p.add_argument("--quick", action="store_true", help="8 maps, 1 run, no results file")
-    p.add_argument("--out", type=Path, default=None, help=f"results JSON (default {DEFAULT_OUT})")
+    add_output_args(p, NAME)
     args = p.parse_args(argv)
     if args.quick:
         args.maps, args.runs = 8, 1
-    load_start = os.getloadavg()[0]
+    load_start = loadavg()
     space = embedded_label_space()
     device = torch.device(args.device)
     total = args.maps * args.n
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         "images": total,
         "batch_size": args.batch_size,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "dtype": args.dtype,
         "torch_threads": torch.get_num_threads(),
         "images_per_s": ips,
@@ -154,32 +156,18 @@ def main(argv: list[str] | None = None) -> dict:
         "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
         "runs_cpu_s": {k: [round(x, 3) for x in v] for k, v in cpu_times.items()},
         "command": "python benchmarks/bench_generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "load_avg_1m_at_start": round(load_start, 2),
-        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "machine": machine_info(loadavg_start=load_start),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     print(json.dumps(result, indent=1))
     if not args.quick:
-        out = args.out or DEFAULT_OUT
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(output_path(args, NAME), result)
     return result
 
 
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

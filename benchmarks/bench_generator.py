@@ -12,7 +12,8 @@ Usage::
     python benchmarks/bench_generator.py            # full: batch 1 and 8, fp32 and bf16, 5 runs
     python benchmarks/bench_generator.py --quick    # batch 1, 2 runs (a smoke test, ~1 minute)
 
-Writes ``benchmarks/results/generator_speed.json`` (or ``--out``) and prints a table last: median images/s
+Writes ``work_dirs/benchmarks/generator_speed.json`` (``--update-results``: the committed
+``benchmarks/results/generator_speed.json``; ``--out``: any path) and prints a table last: median images/s
 (``img/s``, the headline number), best-of-runs images/s (``best``, least disturbed by other load), achieved
 GFLOP/s and fraction of the same-run fp32/bf16 mm peak from the median, and the same-run speedup over OASIS
 (ratio of medians).
@@ -24,9 +25,7 @@ import argparse
 import contextlib
 import copy
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_output_args, machine_info, output_path, write_results  # noqa: E402
 from oasis_reference import OASISGenerator  # noqa: E402
 
 from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
@@ -45,6 +45,7 @@ from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 OASIS_PUBLISHED = {"gflops_per_image": 389.0, "params_m": 74.0}
 TARGET_SPEEDUP = 2.0
 TARGET_PEAK_FRACTION = 0.6
+NAME = "generator_speed.json"
 
 
 def _median_seconds(fn: Callable[[], object], runs: int, warmup: int = 1) -> tuple[float, list[float]]:
@@ -96,26 +97,7 @@ def _blocky_labels(batch: int, h: int, w: int, num_classes: int, seed: int = 0) 
     return coarse.repeat_interleave(16, 1).repeat_interleave(16, 2)
 
 
-def _machine_info() -> dict[str, object]:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    }
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 1 only, 2 timed runs, smaller mm")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per setting (default 5, quick 2)")
@@ -125,13 +107,8 @@ def main() -> None:
     parser.add_argument("--no-oasis", action="store_true", help="skip the OASIS reference")
     parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW (default: channels_last)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "results" / "generator_speed.json",
-        help="JSON result file",
-    )
-    args = parser.parse_args()
+    add_output_args(parser, NAME, what="JSON result file")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = args.runs or (2 if args.quick else 5)
@@ -230,7 +207,10 @@ def main() -> None:
         "benchmark": "generator_speed",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine_info(),
+        "machine": machine_info(
+            affinity_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        ),
         "settings": {
             "image_size_hw": [h, w],
             "runs": runs,
@@ -250,10 +230,10 @@ def main() -> None:
         "targets": targets,
         "generator_config": cfg.to_dict(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out = output_path(args, NAME)
+    write_results(out, result, indent=2)
 
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {out}")
     print(
         f"peaks (same run): mm fp32 {peaks['mm_fp32_gflops']:.0f}, mm bf16 {peaks['mm_bf16_gflops']:.0f}, "
         f"conv3x3 fp32 {peaks['conv3x3_fp32_gflops']:.0f}, conv3x3 bf16 {peaks['conv3x3_bf16_gflops']:.0f} GFLOP/s"

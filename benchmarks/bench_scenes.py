@@ -1,7 +1,11 @@
 """Speed of the embedded procedural dataset: N scenes rendered and WRITTEN in the ADE-20K layout (JPEG + PNG).
 
-    python benchmarks/bench_scenes.py            # 1000 scenes at 128x128, median of 3 runs -> results JSON
-    python benchmarks/bench_scenes.py --quick    # 100 scenes, 1 run, prints only
+    python benchmarks/bench_scenes.py                    # 1000 scenes at 128x128, median of 3 runs -> results JSON
+    python benchmarks/bench_scenes.py --update-results   # the same, into the committed results
+    python benchmarks/bench_scenes.py --quick            # 100 scenes, 1 run, prints only
+
+Results: ``work_dirs/benchmarks/scenes_speed.json``; ``--update-results`` writes the committed
+``benchmarks/results/scenes_speed.json``, ``--out`` any path (``--quick`` writes only to an explicit ``--out``).
 
 Target: 1000 scenes at 128x128 in under 30 s on the project's 2-core CPU machine. The machine is shared and
 noisy, so the median of several runs is reported with every run, plus a render-only figure (no disk) from the
@@ -12,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,31 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
 
 from dpsims_aug.data.scenes import iter_scenes
 from dpsims_aug.data.writers import write_dataset
 
 TARGET_S = 30.0
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scenes_speed.json"
-
-
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return dict(
-        cpu=cpu,
-        cores=os.cpu_count(),
-        python=platform.python_version(),
-        numpy=np.__version__,
-        system=platform.platform(),
-        load_avg_1m_at_end=round(os.getloadavg()[0], 2),
-    )
+NAME = "scenes_speed.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,13 +40,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
     p.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported")
     p.add_argument("--quick", action="store_true", help="100 scenes, 1 run, no results file")
-    p.add_argument("--out", type=Path, default=None, help=f"results JSON (default {DEFAULT_OUT})")
+    add_output_args(p, NAME)
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.runs = 100, 1
     size = tuple(args.size)
 
-    load_start = round(os.getloadavg()[0], 2)  # shared machine: other jobs inflate the timings
+    load_start = loadavg()  # shared machine: other jobs inflate the timings
     times = []
     for r in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench_scenes_") as tmp:
@@ -89,14 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
         target_s=TARGET_S * args.n / 1000,
         meets_target=median < TARGET_S * args.n / 1000,
         command=" ".join(["python", os.path.relpath(__file__), *(sys.argv[1:] if argv is None else argv)]),
-        load_avg_1m_at_start=load_start,
-        machine=_machine(),
+        machine=machine_info(numpy=np.__version__, loadavg_start=load_start),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    out = args.out or (None if args.quick else DEFAULT_OUT)
+    out = None if args.quick and args.out is None else output_path(args, NAME)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(out, result)
 
     verdict = "met" if result["meets_target"] else "MISSED"
     rows = [
@@ -108,8 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
         ("ms/image render only", f"{render_ms:.2f}"),
         (
             "machine",
-            f"{result['machine']['cpu']}, {result['machine']['cores']} cores, load avg "
-            f"{load_start} -> {result['machine']['load_avg_1m_at_end']}",
+            f"{result['machine']['cpu']}, {result['machine']['cpus']} cores, load avg "
+            f"{load_start[0]} -> {result['machine']['loadavg'][0]}",
         ),
     ]
     if out is not None:

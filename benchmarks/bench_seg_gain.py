@@ -56,8 +56,9 @@ val split; one GPU per segmenter run, ``--jobs`` runs side by side; ``--gan-gpus
     .venv/bin/python benchmarks/bench_seg_gain.py --dataset ade20k --data-root data/ade/ADEChallengeData2016 \\
         --labelled 1000 --gan-iters 50000 --gan-gpus 8 --seg-iters 40000 --jobs 8
 
-Results: ``benchmarks/results/seg_gain.{json,png}`` (full), ``seg_gain_quick.*`` (``--quick``),
-``seg_gain_<dataset>.*`` (GPU datasets), or ``--results STEM``.
+Results: ``work_dirs/benchmarks/seg_gain.{json,png}`` (full), ``seg_gain_quick.*`` (``--quick``),
+``seg_gain_<dataset>.*`` (GPU datasets); ``--update-results`` writes them to the committed ``benchmarks/results/``
+instead, ``--results STEM`` anywhere.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -76,9 +76,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import REPO, mean_std, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py)
+from common import (  # benchmarks/common.py
+    REPO,
+    add_output_args,
+    loadavg,
+    machine_info,
+    mean_std,
+    output_path,
+    repo_relative,
+    results_paths,
+    write_json,
+    write_results,
+)
 
-RESULTS = REPO / "benchmarks" / "results"
 EMBEDDED_GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, reader layout)
     "ade20k": ("ade20k", "ade20k.py", "ade20k"),
@@ -107,10 +117,7 @@ def stage_done(folder: Path) -> dict | None:
 
 def mark_done(folder: Path, record: dict) -> None:
     """Write ``stage.json`` atomically: the stage is complete."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{DONE}.tmp"
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, folder / DONE)
+    write_json(folder / DONE, record)
 
 
 def thread_env(threads: int, gpu: int | None = None) -> dict[str, str]:
@@ -530,9 +537,7 @@ def child_main(run_dir: Path) -> int:
         s_per_iter_median=round(float(statistics.median(times)), 4) if len(times) else None,
         torch_threads=torch.get_num_threads(),
     )
-    tmp = run_dir / ".result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, run_dir / "result.json")
+    write_json(run_dir / "result.json", result)
     return 0
 
 
@@ -731,7 +736,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, help="segmenter runs at a time (default: --threads on CPU, 1 on GPU)")
     parser.add_argument("--device", help="cpu or cuda (default: cpu for embedded, cuda otherwise)")
     parser.add_argument("--work-dir", type=Path, help="stage folders (default: work_dirs/seg_gain)")
-    parser.add_argument("--results", type=Path, help="results path without extension (.json and .png are written)")
+    add_output_args(parser, "seg_gain", "--results", "results path without extension (.json and .png are written)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: one segmenter run
     args = parser.parse_args(argv)
     if args.child:
@@ -772,8 +777,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.n = sorted(set(args.n))
     suffix = "" if not gpu else f"_{args.dataset}"
     args.work_dir = (args.work_dir or REPO / "work_dirs" / f"seg_gain{suffix}").resolve()
-    if args.results is None:
-        args.results = RESULTS / f"seg_gain{suffix}{'_quick' if args.quick else ''}"
+    args.results = output_path(args, f"seg_gain{suffix}{'_quick' if args.quick else ''}")
     return args
 
 
@@ -786,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    load_start, started = os.getloadavg(), time.perf_counter()
+    load_start, started = loadavg(), time.perf_counter()
     tag = f"L{args.labelled or 'all'}" + (f"_V{args.val}_S{args.size}" if args.dataset == "embedded" else "")
     tag += "" if args.domain == SOURCE_DOMAIN else f"_{args.domain}"
     root = args.work_dir / tag
@@ -864,18 +868,15 @@ def main(argv: list[str] | None = None) -> int:
     timed("seg", dict(runs=len(runs), seconds=round(time.perf_counter() - t, 1)))
 
     rows = summarize(runs, variants)
-    load_end = os.getloadavg()
     title = (f"{study_regime(args)}\n{args.dataset}{'' if args.domain == SOURCE_DOMAIN else ' ' + args.domain}: "
              f"{args.labelled or 'all'} labelled images, "
              f"{'given generator' if args.gan_checkpoint else f'GAN {args.gan_iters} it'}, "
              f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {stages['data']['val']} held-out")
     png, out_json = results_paths(args.results)
     plot(rows, sorted({n for _, n in needed}) or args.n, title, png)
-    machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
-                   threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
-                   device=args.device, loadavg_start=[round(x, 2) for x in load_start],
-                   loadavg_end=[round(x, 2) for x in load_end],
-                   note="shared machine: other jobs may run (see the load averages)")
+    machine = machine_info(threads=args.threads, jobs=args.jobs, threads_per_job=max(1, args.threads // args.jobs),
+                           device=args.device, loadavg_start=load_start,
+                           note="shared machine: other jobs may run (see the load averages)")
     if args.device == "cuda" and torch.cuda.is_available():
         machine["gpu"] = torch.cuda.get_device_name(0)
     env_prefix = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
@@ -895,8 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         summary=rows, runs=runs, stages=stages, machine=machine,
         seconds=round(time.perf_counter() - started, 1),
     )
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(repo_relative(result), indent=1) + "\n")
+    write_results(out_json, result)
     print(f"\nwritten {out_json} and {png}")
     print("stages: " + ", ".join(f"{k} {'cached' if v.get('cached') else str(v.get('seconds')) + ' s'}"
                                   for k, v in stages.items()))

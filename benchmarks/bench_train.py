@@ -4,8 +4,11 @@ Each case runs in its own process (so peak RSS is that case's alone): it builds 
 config (optionally with overrides), its optimizers, and times full ``train_step`` calls (D update + G update + EMA)
 on a synthetic batch of the config's resolution. Timing does not depend on image content.
 
-    python benchmarks/bench_train.py            # all cases, results in benchmarks/results/train_speed.json
-    python benchmarks/bench_train.py --quick    # fewer steps, small case only
+    python benchmarks/bench_train.py            # all cases, results in work_dirs/benchmarks/train_speed.json
+    python benchmarks/bench_train.py --quick    # fewer steps, small case only, no results file
+
+``--small`` writes ``train_speed_small.json`` instead; ``--update-results`` writes the committed file of that name in
+``benchmarks/results/``, ``--out`` any path.
 """
 
 from __future__ import annotations
@@ -13,16 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "train_speed.json"
+from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
+
+NAME, SMALL_NAME = "train_speed.json", "train_speed_small.json"
 
 # name -> (config, batch, model overrides)
 CASES = {
@@ -85,7 +87,7 @@ def run_case(config: str, batch: int, overrides: dict, steps: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 steps, small case only")
     parser.add_argument("--steps", type=int, default=5)
@@ -94,7 +96,8 @@ def main() -> None:
                         "first); results in train_speed_small.json")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
-    args = parser.parse_args()
+    add_output_args(parser, NAME)
+    args = parser.parse_args(argv)
     steps = 2 if args.quick else args.steps
     if args.case:
         config, batch, overrides = CASES[args.case]
@@ -106,7 +109,7 @@ def main() -> None:
     if args.small:
         names = small * args.rounds
     rows = []
-    load_start = os.getloadavg()[0]
+    load_start = loadavg()
     for name in names:
         cmd = [sys.executable, __file__, "--case", name, "--steps", str(steps)]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
@@ -117,9 +120,7 @@ def main() -> None:
         "command": "python benchmarks/bench_train.py" + (" --quick" if args.quick else "") + (
             f" --small --rounds {args.rounds} --steps {args.steps}" if args.small else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                    "load_avg_1m_start": load_start, "load_avg_1m_end": os.getloadavg()[0]},
+        "machine": machine_info(omp_num_threads=os.environ.get("OMP_NUM_THREADS"), loadavg_start=load_start),
         "rows": rows,
     }
     if args.small:
@@ -128,10 +129,9 @@ def main() -> None:
         result["speedup_vs_first"] = {n: round(plain / m, 3) for n, m in medians.items()}
         for name, m in medians.items():
             print(f"{name}: {m:.3f} s/iter (x{plain / m:.2f}; medians of {args.rounds} alternated rounds)")
-        (RESULTS.parent / "train_speed_small.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_results(output_path(args, SMALL_NAME), result)
     elif not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(output_path(args, NAME), result)
     header = ("case", "batch", "s/iter", "peak GiB", "G M", "D train M", "D frozen M")
     print("\n{:48s} {:>5s} {:>8s} {:>9s} {:>6s} {:>9s} {:>10s}".format(*header))
     for r in rows:

@@ -11,7 +11,8 @@ Three pipelines of augment/embedded/fastscnn_embedded_real.py are trained for a 
 ``num_workers=0``: the transform runs in the training process, so its cost shows fully in the iteration time
 (with workers it overlaps the model step and hides partly). Reported: median seconds per iteration (``train/time``
 of mmengine's IterTimerHook, first iterations of each run dropped), overhead vs baseline. Writes
-``benchmarks/results/transform_overhead.json``; prints a short table last.
+``work_dirs/benchmarks/transform_overhead.json`` (``--update-results``: the committed
+``benchmarks/results/transform_overhead.json``; ``--out``: any path); prints a short table last.
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_transform.py [--quick]
 """
@@ -19,17 +20,16 @@ of mmengine's IterTimerHook, first iterations of each run dropped), overhead vs 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "work_dirs" / "bench_transform"
-RESULT = REPO / "benchmarks" / "results" / "transform_overhead.json"
+from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
+
+WORK = REPO / "work_dirs" / "bench_transform"  # data, pool and runs (the results file: see output_path)
+NAME = "transform_overhead.json"
 CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
 
 
@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=12, help="iterations per run (default: 12)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per variant, interleaved (default: 3)")
     parser.add_argument("--warmup", type=int, default=2, help="iterations dropped per run (default: 2)")
-    parser.add_argument("--out", type=Path, default=RESULT)
+    add_output_args(parser, NAME)
     args = parser.parse_args(argv)
     if args.quick:
         args.iters, args.rounds = 6, 1
-    load_start = os.getloadavg()
+    load_start = loadavg()
     started = time.time()
     data, ckpt, pool, source = prepare(n_train=32)
     variants = ("baseline", "pool", "online")
@@ -108,15 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             t = run(v, data, ckpt, pool, args.iters, WORK / f"runs/{v}_{r}")
             times[v] += t[args.warmup:]
             print(f"round {r} {v}: median {statistics.median(t[args.warmup:]):.3f} s/iter", file=sys.stderr)
-    load_end = os.getloadavg()
     base = statistics.median(times["baseline"])
     rows = {
         v: dict(median_s_per_iter=round(statistics.median(ts), 4), iterations=len(ts),
                 overhead_pct=round(100.0 * (statistics.median(ts) / base - 1.0), 1))
         for v, ts in times.items()
     }
-    import torch
-
     result = dict(
         benchmark="DPSIMSAugment overhead per mmseg training iteration (CPU)",
         command="OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_transform.py"
@@ -127,18 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         iters_per_run=args.iters, rounds=args.rounds, warmup_dropped=args.warmup,
         results=rows,
         pool_under_5pct=rows["pool"]["overhead_pct"] < 5.0,
-        machine=dict(
-            platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__,
-            torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-            shared=True,
+        machine=machine_info(
+            omp_num_threads=os.environ.get("OMP_NUM_THREADS"), shared=True,
             note="shared 2-core machine (other jobs may run; see the load averages): compare ratios, not times",
-            loadavg_start=[round(x, 2) for x in load_start], loadavg_end=[round(x, 2) for x in load_end],
+            loadavg_start=load_start,
         ),
         seconds=round(time.time() - started, 1),
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nwritten {args.out}")
+    out = output_path(args, NAME)
+    write_results(out, result)
+    print(f"\nwritten {out}")
     print(f"{'variant':<10} {'s/iter (median)':>16} {'overhead':>9} {'iters':>6}")
     for v, row in rows.items():
         print(f"{v:<10} {row['median_s_per_iter']:>16.3f} {row['overhead_pct']:>8.1f}% {row['iterations']:>6}")

@@ -1,15 +1,105 @@
-"""What every benchmark script shares: the repository root, results paths and repository-relative results, and the
-reading of ``bench_seg_gain.py``'s finished segmenter runs."""
+"""What every benchmark script shares: the repository root, where results go and how they are written, the machine
+record, repository-relative results, and the reading of ``bench_seg_gain.py``'s finished segmenter runs.
+
+Where results go: a script writes ``work_dirs/benchmarks/<name>`` (``WORK``, not tracked) unless it is given
+``--update-results``, which writes the committed ``benchmarks/results/<name>`` (``RESULTS``), or an explicit path
+(``--out`` / ``--results``), which always wins. So an ordinary run never overwrites a committed result. The
+environment variable ``DPSIMS_BENCH_WORK`` moves ``WORK`` elsewhere (read when this module is imported; the tests use
+it to keep a real run out of the repository).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import statistics
 from pathlib import Path
 from typing import Any
 
+from dpsims_aug.fileio import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+WORK = Path(os.environ.get("DPSIMS_BENCH_WORK") or REPO / "work_dirs" / "benchmarks")
+OUTPUT_FLAGS = ("--out", "--results")  # the explicit output flags of the scripts (``--results``: a path stem)
+
+
+def add_output_args(parser: argparse.ArgumentParser, name: str, flag: str = "--out", what: str = "results JSON",
+                    committed: Path | None = None) -> None:
+    """Add ``--update-results`` and the explicit output flag (``--out`` or ``--results``, default None) to a
+    script's parser. ``name``: the output's name under ``WORK`` / ``RESULTS`` (as shown in ``--help``); ``what``:
+    the explicit flag's help; ``committed``: where ``--update-results`` writes when that is not ``RESULTS / name``
+    (pass the same to :func:`output_path`)."""
+    if flag not in OUTPUT_FLAGS:
+        raise ValueError(f"explicit output flag {flag!r}: expected one of {OUTPUT_FLAGS}")
+    committed = committed or RESULTS / name
+    parser.add_argument("--update-results", action="store_true",
+                        help=f"write to {_shown(committed)} (the committed results) instead of "
+                        f"{_shown(WORK / name)}")
+    parser.add_argument(flag, type=Path, default=None,
+                        help=f"{what} (wins over --update-results; default: {_shown(WORK / name)})")
+
+
+def output_path(args: argparse.Namespace, name: str, committed: Path | None = None) -> Path:
+    """Where a script writes: the explicit ``--out`` / ``--results`` path if given, else ``RESULTS / name`` (or
+    ``committed``) with ``--update-results``, else ``WORK / name``."""
+    for flag in OUTPUT_FLAGS:
+        explicit = getattr(args, flag[2:], None)
+        if explicit is not None:
+            return Path(explicit)
+    if getattr(args, "update_results", False):
+        return committed or RESULTS / name
+    return WORK / name
+
+
+def write_json(path: Path, record: Any, indent: int = 1) -> None:
+    """Write ``record`` as JSON (trailing newline) atomically, parent folders created: a reader sees the old file or
+    the whole new one; if serialization fails, the old file is left as it was."""
+    text = json.dumps(record, indent=indent) + "\n"  # serialize first: a failure writes nothing
+    atomic_write_text(path, text)
+
+
+def write_results(path: Path, record: dict, indent: int = 1) -> None:
+    """Write a results record: :func:`write_json` of it with every repository path made relative
+    (:func:`repo_relative`)."""
+    write_json(path, repo_relative(record), indent=indent)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(**extra: Any) -> dict[str, Any]:
+    """The machine record a measuring script's results file holds under ``machine``: platform, CPU model, logical
+    CPUs, Python and torch versions, torch's thread count and the load averages (1, 5, 15 min) at this call;
+    ``extra`` (a script's own keys, e.g. ``loadavg_start``, ``jobs``, ``device``) is merged in and wins."""
+    import torch
+
+    base = dict(platform=platform.platform(), cpu=cpu_model(), cpus=os.cpu_count(), python=platform.python_version(),
+                torch=torch.__version__, threads=torch.get_num_threads(), loadavg=loadavg())
+    return {**base, **extra}
+
+
+def loadavg() -> list[float]:
+    """The load averages (1, 5, 15 min), rounded: a shared machine's other jobs inflate timings."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for help texts)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def repo_relative(value: Any) -> Any:
@@ -25,7 +115,9 @@ def repo_relative(value: Any) -> Any:
 
 
 def results_paths(stem: Path) -> tuple[Path, Path]:
-    """``(<stem>.png, <stem>.json)``; not ``with_suffix``, which would cut a stem that holds dots (``..._s0.25``)."""
+    """``(<stem>.png, <stem>.json)``; not ``with_suffix``, which would cut a stem that holds dots (``..._s0.25``).
+    The folder is created, so a figure can be saved there before the JSON."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
     return stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".json")
 
 

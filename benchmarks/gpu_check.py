@@ -15,8 +15,8 @@ random weights (their cost does not depend on the values). Three parts:
    the worker transform's way, the same 4 images rendered one at a time (batch 1): the overhead per iteration and
    the images-per-second ratio of batched to per-sample synthesis (issue target: >= 3x on a GPU).
 
-Results: ``work_dirs/benchmarks/gpu_check.json`` (``--out`` to choose). On a CPU without ``--smoke`` it refuses:
-the numbers would not be a GPU's.
+Results: ``work_dirs/benchmarks/gpu_check.json``; ``--update-results`` writes ``benchmarks/results/gpu_check.json``
+(to commit), ``--out`` any path. On a CPU without ``--smoke`` it refuses: the numbers would not be a GPU's.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "work_dirs" / "benchmarks" / "gpu_check.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also when imported from a path
+from common import REPO, add_output_args, machine_info, output_path, write_results  # noqa: E402
+
+NAME = "gpu_check.json"
 
 
 def _sync(device) -> None:
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and few steps on whatever device there is (checks the script runs)")
     parser.add_argument("--device", default=None, help="default: cuda if available")
-    parser.add_argument("--out", type=Path, default=None, help=f"results JSON (default {DEFAULT_OUT})")
+    add_output_args(parser, NAME)
     args = parser.parse_args(argv)
 
     import torch
@@ -242,9 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     record: dict = dict(
         benchmark="GPU check: paper-scale training step, generate throughput, batched synthesis in a SegFormer step",
         command="python benchmarks/gpu_check.py" + (" --smoke" if args.smoke else ""), smoke=args.smoke,
-        machine=dict(platform=platform.platform(), python=platform.python_version(), torch=torch.__version__,
-                     device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                     cuda=torch.version.cuda, cpus=os.cpu_count()),
+        machine=machine_info(device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                             cuda=torch.version.cuda),
     )
     record["train_step"] = [check_train_step(device, train["size"], train["batch"], train["steps"], amp=amp)
                             for amp in ((False, True) if device.type == "cuda" else (False,))]
@@ -257,11 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         record["batch_synthesis"] = check_batch_synthesis(device, checkpoint, seg["size"], seg["batch"], seg["steps"])
         print(json.dumps(record["batch_synthesis"], indent=1), flush=True)
     record["seconds"] = round(time.perf_counter() - started, 1)
-    out = args.out or DEFAULT_OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(out.name + ".tmp")
-    tmp_out.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp_out, out)
+    out = output_path(args, NAME)
+    write_results(out, record)
     print(f"results: {out} ({record['seconds']} s)")
     return 0
 

@@ -6,6 +6,9 @@ images of that map | the first one after ``dpsims-aug filter`` (dropped pixels i
 ``--variants pool_n4 pool_n4_f oracle_n4 layouts_n4`` first).
 
     python benchmarks/recipe_grid.py --study work_dirs/seg_gain_bundled/L32_V200_S64 --gan given_0de63888ff7d
+
+Writes ``work_dirs/benchmarks/recipe_grid.png``; ``--update-results`` writes the committed figure of the docs,
+``docs/recipe_grid.png``, ``--out`` any path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, add_output_args, output_path  # benchmarks/common.py
+
+NAME = "recipe_grid.png"
+COMMITTED = REPO / "docs" / NAME  # the figure README.md and docs/studies.md show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gan", required=True, help="the generator's folder in it (e.g. given_<hash>)")
     parser.add_argument("--rows", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="which seed's filtered pool (default: 0)")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "recipe_grid.png")
+    add_output_args(parser, NAME, what="the picture (PNG)", committed=COMMITTED)
     args = parser.parse_args(argv)
+    out = output_path(args, NAME, committed=COMMITTED)
     space = embedded_label_space()
     study, gan = args.study, args.study / args.gan
     filtered = gan / f"pool_n4_f_m1.25_seed{args.seed}"
@@ -53,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1))
     hgap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
     grid = np.concatenate([x for r in rows for x in (r, hgap)][:-1], axis=0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(args.out)
-    print(f"written {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(out)
+    print(f"written {out}")
     return 0
 
 

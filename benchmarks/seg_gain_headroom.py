@@ -10,7 +10,8 @@ out.
     python benchmarks/seg_gain_headroom.py --work-dir work_dirs/seg_gain_bundled --gan given_0de63888ff7d \\
         --variants pool_n4 pool_n4_s0.25 pool_n4_f oracle_n4 layouts_n4
 
-Writes ``benchmarks/results/seg_gain_headroom.{json,png}`` (or ``--results STEM``) and prints the table.
+Writes ``work_dirs/benchmarks/seg_gain_headroom.{json,png}`` (``--update-results``: the committed
+``benchmarks/results/seg_gain_headroom.{json,png}``; ``--results STEM``: any path) and prints the table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import REPO, repo_relative, results_paths  # noqa: E402  (benchmarks/common.py, next to this script)
+from common import REPO, add_output_args, output_path, results_paths, write_results  # benchmarks/common.py
+
+NAME = "seg_gain_headroom"
 
 
 def collect(work_dir: Path, seg_iters: int, gan: str | None) -> dict[int, dict[str, list[float]]]:
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["pool_n4", "oracle_n4"],
                         help="variants to report next to real (default: pool_n4 oracle_n4)")
     parser.add_argument("--min-seeds", type=int, default=3, help="leave out variants with fewer seeds (default: 3)")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_headroom")
+    add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
     found = collect(args.work_dir.resolve(), args.seg_iters, args.gan)
     rows = {}
@@ -95,13 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    png, out_json = results_paths(args.results)
+    png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png)
     command = shlex.join(["python", "benchmarks/seg_gain_headroom.py", *(argv or sys.argv[1:])])
     out = dict(benchmark="segmentation gain vs labelled count (report of bench_seg_gain.py runs)",
                command=command, work_dir=str(args.work_dir), gan=args.gan, rows=rows)
-    out_json.write_text(json.dumps(repo_relative(out), indent=1) + "\n")
+    write_results(out_json, out)
     print(f"{'labelled':>8} {'variant':<16} {'mIoU':>7} {'std':>5} {'gain':>6} {'of oracle':>9}")
     for labelled, row in rows.items():
         for v, c in row.items():

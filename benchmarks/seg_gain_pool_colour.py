@@ -8,24 +8,34 @@ the mean saturation (max - min channel), which shows washed-out images. Measures
     python benchmarks/seg_gain_pool_colour.py --work-dir work_dirs/seg_gain_bundled \\
         --gan "bundled=given_0de63888ff7d" "from scratch=gan_i1000" "oracle=oracle_n4"
 
-Writes ``benchmarks/results/seg_gain_pool_colour.json`` (or ``--results STEM``) and prints the table.
+Writes ``work_dirs/benchmarks/seg_gain_pool_colour.json`` (``--update-results``: the committed
+``benchmarks/results/seg_gain_pool_colour.json``; ``--results STEM``: any path) and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO, repo_relative, results_paths, study_folder  # noqa: E402  (benchmarks/common.py)
+from common import (  # benchmarks/common.py
+    REPO,
+    add_output_args,
+    output_path,
+    repo_relative,
+    results_paths,
+    study_folder,
+    write_results,
+)
 
 from dpsims_aug.data.readers import find_pairs
 from dpsims_aug.label_maps import load_label_map, open_image
 from dpsims_aug.labels import get_label_space
 from dpsims_aug.metrics.colour import ColourStatistics, compare
+
+NAME = "seg_gain_pool_colour"
 
 
 def image_set(root: Path, label_space) -> tuple[ColourStatistics, float]:
@@ -46,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", required=True, metavar="LABEL=FOLDER",
                         help="generator stage folders (gan_i<iters>[_<hash>], given_<hash>) or oracle_n<k>")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_pool_colour")
+    add_output_args(parser, NAME, "--results", "results path without extension (.json is written)")
     args = parser.parse_args(argv)
     stage_root = study_folder(args.work_dir, args.labelled)
     space = get_label_space("embedded")
@@ -71,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                   real=dict(images=len(real.contrasts), near_white_percent=round(100 * real.white_rate, 2),
                             near_black_percent=round(100 * real.black_rate, 2), saturation=round(real_saturation, 1)),
                   pools=rows)
-    out_json = results_paths(args.results)[1]
-    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    out_json = results_paths(output_path(args, NAME))[1]
+    write_results(out_json, result)
     print(f"written {repo_relative(str(out_json))}\n")
     print(f"{'pool':34s} {'colour dist':>11s} {'contrast':>8s} {'white %':>7s} {'black %':>7s} {'saturation':>10s}")
     print(f"{'real (labelled images)':34s} {'':>11s} {1.0:8.2f} {100 * real.white_rate:7.2f} "

@@ -14,20 +14,32 @@ segmenter runs that ``bench_seg_gain.py`` left in ``--work-dir`` (it measures no
     python benchmarks/seg_gain_runs.py --work-dir work_dirs/seg_gain_bundled --variant pool_n4_s0.25 \\
         --recipe "from scratch=gan_i1000,gan_i1000_05b15f88" "bundled, as is=given_0de63888ff7d"
 
-Writes ``benchmarks/results/seg_gain_runs.{json,png}`` (or ``--results STEM``): one column of points per GAN run.
+Writes ``work_dirs/benchmarks/seg_gain_runs.{json,png}`` (``--update-results``: the committed
+``benchmarks/results/seg_gain_runs.{json,png}``; ``--results STEM``: any path): one column of points per GAN run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
 import textwrap
 from pathlib import Path
 
-from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed, study_folder  # noqa: E402  (benchmarks/common.py)
+from common import (  # benchmarks/common.py
+    REPO,
+    add_output_args,
+    mean_std,
+    output_path,
+    repo_relative,
+    results_paths,
+    runs_by_seed,
+    study_folder,
+    write_results,
+)
+
+NAME = "seg_gain_runs"
 
 
 def recipe_runs(seg_root: Path, variant: str, folders: list[str], real: dict[int, float], seeds: int) -> list[dict]:
@@ -69,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", nargs="+", required=True, metavar="LABEL=FOLDER[,FOLDER...]",
                         help="a recipe and the stage folders of its GAN runs ('-' for the oracle's variant)")
     parser.add_argument("--seeds", type=int, default=3, help="segmenter seeds 0..N-1 per GAN run (default: 3)")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_runs")
+    add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
     seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
     real = runs_by_seed(seg_root / "real", args.seeds)
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"{args.variant}, {args.labelled} labelled images: one column per GAN training run "
                  "(dots: segmenter seeds; red: pooled mean)", fontsize=8)
     fig.tight_layout()
-    png, out_json = results_paths(args.results)
+    png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png, dpi=120)
     real_mean, real_std = mean_std(list(real.values()))
     result = dict(report="segmentation gain over GAN training runs (paired by segmenter seed)",
@@ -116,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                   work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, variant=args.variant,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   recipes=recipes)
-    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(out_json, result)
     print(f"written {repo_relative(str(out_json))} and {repo_relative(str(png))}\n")
     print(f"{'recipe':30s} {'runs':>4s} {'pooled gain':>14s} {'stderr(runs)':>12s} {'between':>7s} {'within':>6s}"
           "  per-run means")

@@ -9,19 +9,31 @@ segmenter seed, then mean +- std over seeds. Each ``--gan LABEL=FOLDER`` names t
     python benchmarks/seg_gain_shares.py --work-dir work_dirs/seg_gain_bundled --labelled 16 \\
         --gan "bundled (1000 scenes)=given_0de63888ff7d" "own GAN (16 images)=gan_i1000"
 
-Writes ``benchmarks/results/seg_gain_shares.{json,png}`` (or ``--results STEM``) and prints the table.
+Writes ``work_dirs/benchmarks/seg_gain_shares.{json,png}`` (``--update-results``: the committed
+``benchmarks/results/seg_gain_shares.{json,png}``; ``--results STEM``: any path) and prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import sys
 from pathlib import Path
 
-from common import REPO, mean_std, repo_relative, results_paths, runs_by_seed, study_folder  # noqa: E402  (benchmarks/common.py)
+from common import (  # benchmarks/common.py
+    REPO,
+    add_output_args,
+    mean_std,
+    output_path,
+    repo_relative,
+    results_paths,
+    runs_by_seed,
+    study_folder,
+    write_results,
+)
+
+NAME = "seg_gain_shares"
 
 VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
 
@@ -34,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", default=[], metavar="LABEL=FOLDER", help="generators to report")
     parser.add_argument("--seeds", type=int, default=3, help="use segmenter seeds 0..N-1 (default: 3)")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "seg_gain_shares")
+    add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
     seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
     real = runs_by_seed(seg_root / "real", args.seeds)
@@ -79,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"{args.labelled} labelled images, {args.n} synthetic images per map")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png, out_json = results_paths(args.results)
+    png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png, dpi=120)
     result = dict(report="segmentation gain against the synthetic share (paired by segmenter seed)",
                   command=shlex.join(["python", "benchmarks/seg_gain_shares.py", *(argv or sys.argv[1:])]),
                   work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, n=args.n,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   curves=curves)
-    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(out_json, result)
     print(f"written {repo_relative(str(out_json))} and {repo_relative(str(png))}\n")
     print(f"{'generator':34s} {'share':>5s} {'mIoU':>13s} {'paired gain':>14s}  seeds")
     print(f"{'real only':34s} {0:5.2f} {real_mean:6.2f} +- {real_std:4.2f}")

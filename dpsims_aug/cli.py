@@ -81,7 +81,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             hf_column=args.hf_column, hf_id_column=args.hf_id_column, batch_size=args.batch_size,
             device=args.device, dtype=args.dtype, seed=args.seed, image_format=args.format, shard=args.shard,
             on_error=args.on_error, dry_run=args.dry_run, grid=args.grid, hf_out=args.hf_out,
-            workers=args.workers, progress=not args.no_progress,
+            workers=args.workers, progress=not args.no_progress, edges=args.edges, instance_dir=args.instances,
         )
     except (GenerateError, LabelMapError, CheckpointError, ModuleNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -131,7 +131,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             segmenter_checkpoint=args.segmenter_checkpoint, batch_size=args.batch_size, device=args.device,
             dtype=args.dtype, seed=args.seed, layout=args.layout, cache_dir=args.cache_dir, out=args.out,
             progress=not args.no_progress, tstr_config=args.tstr_config, tstr_iters=args.tstr_iters,
-            tstr_maps=args.tstr_maps, tstr_work_dir=args.tstr_work_dir,
+            tstr_maps=args.tstr_maps, tstr_work_dir=args.tstr_work_dir, edges=args.edges,
         )
     except (CheckpointError, LabelMapError, FileNotFoundError, ModuleNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -317,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. training), or all; honoured whatever folder --labels names (dataset root, annotations "
                    "folder, split folder, split lists). Only a train pool may be used for training")
     p.add_argument("--train-ids", action="store_true", help="Cityscapes: read *_labelTrainIds.png")
+    p.add_argument("--edges", default="instances", choices=("instances", "from-labels"),
+                   help="generators trained with instance edges: read each label map's instance map (instances, "
+                   "default: Cityscapes *_gtFine_instanceIds.png, COCO panoptic PNGs, an instances/ folder; maps "
+                   "without one are refused) or use the label map's class boundaries (from-labels)")
+    p.add_argument("--instances", metavar="DIR",
+                   help="folder of instance maps (looked at before the naming conventions), e.g. COCO's panoptic "
+                   "PNGs")
     p.add_argument("--hf", help="read label maps from a HF dataset (save_to_disk folder or hub name)")
     p.add_argument("--hf-split", default="train", help="HF split (default: train)")
     p.add_argument("--hf-column", default="label", help="HF label-map column (default: label)")
@@ -406,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="generator precision")
     p.add_argument("--seed", type=int, default=0, help="global seed (default: 0)")
     p.add_argument("--cache-dir", help="FID reference statistics cache (default: ~/.cache/dpsims-aug/fid)")
+    p.add_argument("--edges", default="instances", choices=("instances", "from-labels"),
+                   help="generators trained with instance edges: from each label map's instance map (default) or "
+                   "the label map's class boundaries (as in generate)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--tstr-config", help="mmseg config of the TSTR segmenter (its train set a plain dataset with "
                    "data_root, e.g. augment/embedded/fastscnn_embedded_real.py); enables TSTR")

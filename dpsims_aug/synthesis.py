@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from dpsims_aug.checkpoint import CheckpointError, file_sha256, load_generator_checkpoint
+from dpsims_aug.instance_edges import instance_edges
 from dpsims_aug.labels import LabelMapError, LabelSpace
 
 DEFAULT_CHECKPOINT_NAME = "embedded_small.safetensors"
@@ -68,15 +69,9 @@ def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def label_edges(labels: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, H, W)`` float map, 1 where a pixel's label differs from a 4-neighbour's (SPADE's edge rule)."""
-    edges = torch.zeros(labels.shape[0], 1, *labels.shape[1:], dtype=torch.bool, device=labels.device)
-    dx = labels[:, :, 1:] != labels[:, :, :-1]
-    dy = labels[:, 1:, :] != labels[:, :-1, :]
-    edges[:, 0, :, 1:] |= dx
-    edges[:, 0, :, :-1] |= dx
-    edges[:, 0, 1:, :] |= dy
-    edges[:, 0, :-1, :] |= dy
-    return edges.float()
+    """``(B, 1, H, W)`` float map, 1 where a pixel's label differs from a 4-neighbour's: the class boundaries of a
+    label batch, by the same rule as instance boundaries (:func:`dpsims_aug.instance_edges.instance_edges`)."""
+    return instance_edges(labels).unsqueeze(1)
 
 
 class Synthesizer:
@@ -205,8 +200,10 @@ class Synthesizer:
                 ``0..C-1`` or the ignore index.
             seeds: One seed per label map (normally from :func:`derive_seed`).
             sources: Names used in error messages (file paths), one per label map.
-            edges: ``(B, 1, H, W)`` instance boundaries for generators that use them; by default the label map's
-                own class boundaries are used (a subset of the instance boundaries).
+            edges: ``(B, 1, H, W)`` instance boundaries for generators that use them
+                (:func:`dpsims_aug.instance_edges.instance_edges` of the instance maps; ``generate`` and
+                ``DPSIMSAugment`` pass them); by default the label map's own class boundaries are used (a subset of
+                the instance boundaries). Ignored by generators without instance edges.
 
         Returns:
             ``(B, H, W, 3)`` uint8 RGB.

@@ -4,6 +4,10 @@ Every random choice of a sample (resize scale, crop offset, flip) comes from a g
 ``(seed, virtual_index)``, where the virtual index ``epoch * len(dataset) + index`` is produced by
 :class:`EpochSeededSampler`. So the data stream depends neither on the number of workers nor on the process that
 loads it, and a resumed run sees exactly the batches an uninterrupted run would have seen.
+
+Generators with ``use_instance_edges`` also get each sample's instance boundaries (``instance_edges=True``, which
+``train_gan.train`` sets from the model config): the instance map goes through the same resize (nearest), crop and
+flip as the label map, then :func:`dpsims_aug.instance_edges.instance_edges` makes the edge map.
 """
 
 from __future__ import annotations
@@ -19,8 +23,14 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from dpsims_aug.instance_edges import instance_edges, missing_instance_map, read_instance_map
 from dpsims_aug.label_maps import load_label_map
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
+
+# What a training run without instance maps is told (after "<label map>: has no instance map (expected ...)").
+NO_INSTANCE_HINT = ("the generator uses instance edges (use_instance_edges=True), so every training and held-out "
+                    "label map needs its instance map: put them there, give their folder as the dataset's "
+                    "instance_dir, or train without edges (--cfg-options model.generator.use_instance_edges=False)")
 
 
 def _pair_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -43,6 +53,12 @@ class SegPairDataset(Dataset):
         flip: Random horizontal flip with probability 0.5.
         seed: Base seed of the augmentation.
         max_samples: Use only the first ``max_samples`` pairs (low-data studies, quick runs).
+        instance_edges: Also yield ``edges`` (``[1, H, W]`` float, 1 on instance boundaries) from each label map's
+            instance map (found by the naming conventions of :mod:`dpsims_aug.instance_edges`). A label map without
+            one is refused here, by name, with the path looked for. ``train_gan.train`` sets this from
+            ``model.generator``'s ``use_instance_edges``.
+        instance_dir: A folder of instance maps, looked at before the conventions (e.g. COCO's
+            ``annotations/`` folder holding ``panoptic_train2017/`` and ``panoptic_val2017/``).
     """
 
     def __init__(
@@ -56,6 +72,8 @@ class SegPairDataset(Dataset):
         flip: bool = True,
         seed: int = 0,
         max_samples: int | None = None,
+        instance_edges: bool = False,
+        instance_dir: str | os.PathLike | None = None,
     ) -> None:
         from dpsims_aug.data.readers import find_pairs
 
@@ -69,9 +87,21 @@ class SegPairDataset(Dataset):
             self.pairs = self.pairs[:max_samples]
         if not self.pairs:
             raise LabelMapError(data_root, f"no image/label pairs found for split {split!r}")
+        self.instance_paths: list | None = None
+        if instance_edges:
+            self.instance_paths = find_instance_paths(data_root, self.pairs, layout, split, instance_dir)
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def load_instances(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """The instance ids (``int32``) of pair ``index``, which must have the label map's ``shape``."""
+        path = self.instance_paths[index]
+        ids = read_instance_map(path)
+        if ids.shape != tuple(shape):
+            raise LabelMapError(path, f"instance map is {ids.shape[1]}x{ids.shape[0]} but its label map "
+                                      f"{self.pairs[index][1]} is {shape[1]}x{shape[0]}")
+        return ids
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The un-augmented (RGB uint8 image, contiguous label map) of pair ``index``."""
@@ -93,6 +123,7 @@ class SegPairDataset(Dataset):
         index = virtual_index % len(self.pairs)
         rng = np.random.default_rng([self.seed, virtual_index])
         image, labels = self.load(index)
+        instances = None if self.instance_paths is None else self.load_instances(index, labels.shape)
         crop_h, crop_w = self.crop_size
         scale = rng.uniform(*self.scale_range) if self.scale_range[1] > self.scale_range[0] else self.scale_range[0]
         # Resize so the image covers the crop in both directions, keeping the aspect ratio.
@@ -102,17 +133,46 @@ class SegPairDataset(Dataset):
         if (new_h, new_w) != (h, w):
             image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
             labels = np.asarray(Image.fromarray(labels).resize((new_w, new_h), Image.NEAREST))
+            if instances is not None:  # the same nearest sampling as the labels (PIL, 32-bit ids)
+                instances = np.asarray(Image.fromarray(instances).resize((new_w, new_h), Image.NEAREST))
         top = int(rng.integers(0, new_h - crop_h + 1))
         left = int(rng.integers(0, new_w - crop_w + 1))
         image = image[top : top + crop_h, left : left + crop_w]
         labels = labels[top : top + crop_h, left : left + crop_w]
+        if instances is not None:
+            instances = instances[top : top + crop_h, left : left + crop_w]
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
-        return {
+            instances = None if instances is None else instances[:, ::-1]
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),  # uint8 [3,H,W]
             "label": torch.from_numpy(np.ascontiguousarray(labels)).long(),  # [H,W], ignore = 255
             "index": index,
         }
+        if instances is not None:  # edges of the final crop (SPADE: after every geometric transform)
+            item["edges"] = torch.from_numpy(instance_edges(np.ascontiguousarray(instances)))[None]  # float [1,H,W]
+        return item
+
+
+def find_instance_paths(data_root: str | os.PathLike, pairs: Sequence[tuple], layout: str, split: str,
+                        instance_dir: str | os.PathLike | None = None) -> list:
+    """The instance map of every ``(image, label map)`` pair, found as the readers find them.
+
+    Raises:
+        LabelMapError: naming the first label map without an instance map, the path looked for and how many lack
+            one.
+    """
+    from dpsims_aug.data.readers import find_label_maps
+
+    refs = {ref.path: ref for ref in find_label_maps(data_root, layout=layout, split=split,
+                                                     instance_dir=instance_dir)}
+    paths = [refs[label].instance_path for _, label in pairs]
+    missing = [label for (_, label), path in zip(pairs, paths) if path is None]
+    if missing:
+        ref = refs[missing[0]]
+        count = f" ({len(missing)} of {len(pairs)} label maps have none)" if len(missing) > 1 else ""
+        raise missing_instance_map(ref.name, ref.expected_instance_path, NO_INSTANCE_HINT + count)
+    return paths
 
 
 @DATA_SAMPLERS.register_module()

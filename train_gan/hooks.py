@@ -63,9 +63,20 @@ def calibrate_ema(runner) -> bool:
     dataset, batch = loader.dataset, max(1, loader.batch_size or 1)
     total = min(len(dataset), model.ema_bn_batches * batch)
     indices = np.unique(np.linspace(0, len(dataset) - 1, total).round().astype(int))
-    labels = [dataset[int(i)]["label"] for i in indices]
-    model.recalibrate_ema(torch.stack(labels[s : s + batch]) for s in range(0, len(labels), batch))
+    items = [dataset[int(i)] for i in indices]
+    labels = [it["label"] for it in items]
+    if model.generator_config.use_instance_edges:  # the dataset yields each map's instance edges (SegPairDataset)
+        edges = [it["edges"] for it in items]
+        model.recalibrate_ema((torch.stack(labels[s : s + batch]), torch.stack(edges[s : s + batch]))
+                              for s in range(0, len(labels), batch))
+    else:
+        model.recalibrate_ema(torch.stack(labels[s : s + batch]) for s in range(0, len(labels), batch))
     return True
+
+
+def stack_edges(items: list[dict]) -> torch.Tensor | None:
+    """The ``edges`` of dataset items as one ``[B, 1, H, W]`` batch (None when the items have none)."""
+    return torch.stack([it["edges"] for it in items]) if items and "edges" in items[0] else None
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -119,13 +130,15 @@ class SampleGridHook(Hook):
         self.interval = interval
         self.num_images = num_images
         self.num_seeds = num_seeds
-        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
 
-    def _fixed_batch(self, runner) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fixed_batch(self, runner) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(images, labels, instance edges or None) of the held-out rows."""
         if self._batch is None:
             dataset = DATASETS.build(held_out_dataset(runner, self.dataset_cfg))
             items = [dataset[i] for i in range(min(self.num_images, len(dataset)))]
-            self._batch = (torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]))
+            self._batch = (torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]),
+                           stack_edges(items))
         return self._batch
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -138,9 +151,9 @@ class SampleGridHook(Hook):
     def write_grid(self, runner) -> Path:
         calibrate_ema(runner)
         model = _gan(runner)
-        images, labels = self._fixed_batch(runner)
+        images, labels, edges = self._fixed_batch(runner)
         samples = [
-            _to_uint8(model.sample(labels, [1000 * s + i for i in range(labels.shape[0])]))
+            _to_uint8(model.sample(labels, [1000 * s + i for i in range(labels.shape[0])], edges=edges))
             for s in range(self.num_seeds)
         ]
         label_rgb = model.label_space.colorize(labels.numpy())
@@ -246,6 +259,7 @@ class GANEvaluationHook(Hook):
         self.seed = seed
         self.tstr = tstr
         self._labels: list[torch.Tensor] | None = None
+        self._edges: list[torch.Tensor] | None = None  # per label map, for a generator with instance edges
         self._reals: list[np.ndarray] = []
         self._real_features: np.ndarray | None = None
         self._reference = None
@@ -262,6 +276,7 @@ class GANEvaluationHook(Hook):
         n = len(dataset) if self.num_images is None else min(self.num_images, len(dataset))
         items = [dataset[i] for i in range(n)]
         self._labels = [it["label"] for it in items]
+        self._edges = [it["edges"] for it in items] if items and "edges" in items[0] else None
         reals = [it["image"].permute(1, 2, 0).numpy() for it in items]
         features = InceptionFeatures(device, self.batch_size)
         self._reference = FeatureStats.empty()
@@ -305,11 +320,12 @@ class GANEvaluationHook(Hook):
         metrics = build_metrics(settings)
         for start in range(0, len(self._labels), self.batch_size):
             labels = self._labels[start : start + self.batch_size]
+            edges = None if self._edges is None else torch.stack(self._edges[start : start + self.batch_size])
             indices = range(start, start + len(labels))
             per_seed = []
             for k in range(self.num_seeds):
                 seeds = [derive_seed(self.seed, f"heldout/{i}", k) for i in indices]
-                per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds)))
+                per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds, edges=edges)))
             fakes = list(np.stack(per_seed, axis=1))  # per label map: [num_seeds, H, W, 3]
             batch = EvalBatch(labels=[lab.numpy() for lab in labels], fakes=fakes,
                               reals=self._reals[start : start + len(labels)])

@@ -184,6 +184,21 @@ class DPSIMSGAN(BaseModel):
         cfg = self.generator_config
         return torch.randn(batch, cfg.noise_tokens, cfg.noise_dim, generator=gen).to(device)
 
+    def _edges(self, data: dict, batch: int, device: torch.device) -> torch.Tensor | None:
+        """The batch's instance edges ``[B, 1, H, W]`` when the generator uses them (else None)."""
+        if not self.generator_config.use_instance_edges:
+            return None
+        edges = data.get("edges")
+        if edges is None:
+            raise ValueError(
+                "the generator uses instance edges (use_instance_edges=True) but the training batch has none: the "
+                "dataset must yield them (SegPairDataset(instance_edges=True); train_gan.train sets it from the "
+                "model config)")
+        edges = edges.to(device).float()
+        if edges.dim() == 3:
+            edges = edges[:, None]
+        return edges
+
     def _update(self, wrapper: OptimWrapper, loss: torch.Tensor, name: str) -> bool:
         """Apply ``loss`` unless it is non-finite on any rank (all ranks agree, so DDP stays in lockstep)."""
         finite = torch.isfinite(loss.detach()).float()
@@ -237,6 +252,7 @@ class DPSIMSGAN(BaseModel):
         real = data["image"].float() / 127.5 - 1.0
         labels = data["label"].long()
         batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        edges = self._edges(data, batch, device)
         gen = self._step_generator()
         log: dict[str, torch.Tensor] = {}
 
@@ -245,7 +261,7 @@ class DPSIMSGAN(BaseModel):
         d_wrapper = optim_wrapper["discriminator"]
         with d_wrapper.optim_context(self.discriminator):
             with torch.no_grad():
-                fake = self.generator(labels, self._noise(gen, batch, device))
+                fake = self.generator(labels, self._noise(gen, batch, device), edges)
             parts = [real, fake]
             if cfg["labelmix"] > 0:
                 mixed, mask = labelmix(real, fake, labels, generator=gen)
@@ -279,7 +295,8 @@ class DPSIMSGAN(BaseModel):
         with g_wrapper.optim_context(self.generator):
             noise = self._noise(gen, batch * seeds_per_map, device)
             label_rep = labels.repeat(seeds_per_map, 1, 1)
-            fakes = self.generator(label_rep, noise)
+            edge_rep = None if edges is None else edges.repeat(seeds_per_map, 1, 1, 1)
+            fakes = self.generator(label_rep, noise, edge_rep)
             disc = _unwrap(self.discriminator)
             d_input, g_labels, real_seen = fakes, label_rep, real
             if self._augmenting:  # the same draw for both seeds of a map and for its real image (PatchNCE pairs)
@@ -334,25 +351,40 @@ class DPSIMSGAN(BaseModel):
         return {k: v.detach() for k, v in log.items()}
 
     def recalibrate_ema(self, label_batches) -> int:
-        """Re-collect the EMA generator's BatchNorm statistics on ``label_batches`` (contiguous ids ``[B, H, W]``).
+        """Re-collect the EMA generator's BatchNorm statistics on ``label_batches`` (contiguous ids ``[B, H, W]``, or
+        ``(labels, edges)`` pairs for a generator with instance edges).
 
         Training copies the live generator's running statistics into the EMA after every update; they belong to
         other weights. The next update overwrites the re-collected ones again, so training is unaffected.
         """
         ema = self.generator_ema.module
         device = self.step.device
-        used = ema.recalibrate_batch_norm((labels.to(device).long() for labels in label_batches), seed=self.seed)
+        def on_device(batch):
+            if isinstance(batch, tuple | list):
+                labels, edges = batch
+                return labels.to(device).long(), (None if edges is None else edges.to(device).float())
+            return batch.to(device).long()
+
+        used = ema.recalibrate_batch_norm((on_device(b) for b in label_batches), seed=self.seed)
         self.ema_calibrated_step = int(self.step)
         return used
 
     @torch.no_grad()
-    def sample(self, labels: torch.Tensor, seeds: list[int], use_ema: bool = True) -> torch.Tensor:
-        """Images in [-1, 1] for contiguous ``labels`` [B,H,W], one seed per image, from the EMA generator."""
+    def sample(self, labels: torch.Tensor, seeds: list[int], use_ema: bool = True,
+               edges: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] for contiguous ``labels`` [B,H,W], one seed per image, from the EMA generator;
+        ``edges`` [B,1,H,W]: the instance boundaries, for a generator with instance edges (it needs them)."""
         model = self.generator_ema.module if use_ema else _unwrap(self.generator)
+        if self.generator_config.use_instance_edges and edges is None:
+            raise ValueError("this generator uses instance edges: pass sample(..., edges=) (the dataset's 'edges')")
+        if edges is not None:
+            edges = (edges[:, None] if edges.dim() == 3 else edges).to(self.step.device).float()
+            if not self.generator_config.use_instance_edges:
+                edges = None  # a dataset that yields edges for a generator without them: nothing to feed
         was_training = model.training
         model.eval()
         try:
-            return model(labels.to(self.step.device), model.sample_noise(seeds, device=self.step.device))
+            return model(labels.to(self.step.device), model.sample_noise(seeds, device=self.step.device), edges)
         finally:
             model.train(was_training)
 

@@ -133,7 +133,55 @@ def build_config(args: argparse.Namespace):
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
+    wire_instance_edges(cfg)
     return cfg
+
+
+def uses_instance_edges(cfg) -> bool:
+    """Whether the config's generator takes instance edges (its preset's ``use_instance_edges``, or the
+    override in ``model.generator``)."""
+    from dpsims_aug.models import GENERATOR_PRESETS
+
+    generator = dict(cfg.get("model", {}).get("generator") or {})
+    preset = GENERATOR_PRESETS.get(generator.get("preset", "small"), {})
+    return bool(generator.get("use_instance_edges", preset.get("use_instance_edges", False)))
+
+
+def wire_instance_edges(cfg) -> None:
+    """The training dataset yields instance edges exactly when the generator takes them: ``instance_edges`` of a
+    ``SegPairDataset`` follows the model (so ``--cfg-options model.generator.use_instance_edges=False`` is the one
+    switch). The held-out hooks derive their datasets from this one and follow too."""
+    dataset = cfg.get("train_dataloader", {}).get("dataset")
+    if dataset is not None and dataset.get("type") == "SegPairDataset":
+        dataset["instance_edges"] = uses_instance_edges(cfg)
+
+
+def check_instance_maps(cfg) -> None:
+    """With instance edges, refuse in one line (before the Runner) a training set, or the held-out set of a sample
+    grid or evaluation hook, with a label map that has no instance map, naming the first and the path looked for."""
+    dataset = cfg.get("train_dataloader", {}).get("dataset", {})
+    if dataset.get("type") != "SegPairDataset" or not dataset.get("instance_edges"):
+        return
+    from types import SimpleNamespace
+
+    from dpsims_aug.labels import LabelMapError
+    from train_gan.data import SegPairDataset
+    from train_gan.hooks import held_out_dataset
+
+    datasets = [dataset]
+    for hook in cfg.get("custom_hooks", []):
+        if hook.get("type") in ("SampleGridHook", "GANEvaluationHook"):
+            datasets.append(held_out_dataset(SimpleNamespace(cfg=cfg), hook.get("dataset")))
+    checked = []
+    for options in datasets:
+        options = {k: v for k, v in options.items() if k != "type"} if options.get("type") == "SegPairDataset" else None
+        if options is None or options in checked:
+            continue
+        checked.append(options)
+        try:
+            SegPairDataset(**options)
+        except LabelMapError as err:
+            raise ConfigError(str(err)) from None
 
 
 def default_work_dir(config: str, cfg) -> str:
@@ -246,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         check_data_root(cfg)
+        check_instance_maps(cfg)
         check_resume_checkpoint(cfg)
         runner = build_runner(cfg, verbose=args.verbose)
         if not args.verbose and _is_main_process():

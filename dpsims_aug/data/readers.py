@@ -11,6 +11,8 @@ Supported layouts (:func:`detect_layout` picks one from the folder structure):
 
 Every label map gets a :class:`LabelMapRef`: a stable ``key`` (its path relative to the dataset root, posix) that
 identifies it in manifests and seeds, and an output ``stem`` (where derived files go, relative, no suffix).
+Its instance map (Cityscapes ``*_gtFine_instanceIds.png``, COCO panoptic PNGs, an ``instances/`` folder), when
+there is one, is found by the naming conventions of :mod:`dpsims_aug.instance_edges`.
 Hugging Face ``datasets`` are read by :func:`hf_label_maps`.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dpsims_aug.data.splits import SPLIT_RECORD, TRAIN, UNKNOWN, canonical_split, recorded_splits
+from dpsims_aug.instance_edges import find_instance_map, missing_instance_map, read_instance_map
 from dpsims_aug.label_maps import list_label_maps, open_image, read_label_map
 from dpsims_aug.labels import LabelMapError, stored_ids
 
@@ -77,6 +80,10 @@ class LabelMapRef:
         path: The file, when the label map is a file on disk.
         split: The canonical split it belongs to (``train``/``val``/``test``), or ``unknown`` when the folder
             says nothing about splits.
+        instance_path: Its instance map, found by naming convention (:func:`dpsims_aug.instance_edges.
+            find_instance_map`); None when there is none.
+        expected_instance_path: Where the instance map was looked for first (what errors name); None when no
+            convention applies.
     """
 
     key: str
@@ -84,6 +91,8 @@ class LabelMapRef:
     path: Path | None = None
     _loader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
     split: str = UNKNOWN
+    instance_path: Path | None = None
+    expected_instance_path: Path | None = field(default=None, repr=False, compare=False)
 
     def read(self) -> np.ndarray:
         """The raw label ids (2-D uint8/uint16). Raises :class:`LabelMapError` naming the map on bad input."""
@@ -92,6 +101,16 @@ class LabelMapRef:
         if self._loader is None:
             raise LabelMapError(self.key, "label map has neither a path nor a loader")
         return self._loader()
+
+    def read_instances(self, hint: str = "") -> np.ndarray:
+        """The instance ids (``(H, W)`` int32; see :func:`dpsims_aug.instance_edges.read_instance_map`).
+
+        Raises:
+            LabelMapError: naming this map and the expected instance path (and ``hint``) if it has none.
+        """
+        if self.instance_path is None:
+            raise missing_instance_map(self.name, self.expected_instance_path, hint)
+        return read_instance_map(self.instance_path)
 
     @property
     def name(self) -> str:
@@ -230,7 +249,8 @@ def _select_unstructured(root: Path, base: Path, split: str | None,
 
 
 def find_label_maps(
-    root: str | os.PathLike, layout: str = "auto", split: str | None = TRAIN, train_ids: bool = False
+    root: str | os.PathLike, layout: str = "auto", split: str | None = TRAIN, train_ids: bool = False,
+    instance_dir: str | os.PathLike | None = None,
 ) -> list[LabelMapRef]:
     """The label maps of one split of the dataset at ``root``, sorted by key.
 
@@ -245,15 +265,18 @@ def find_label_maps(
         split: The split to read (``train``, the default; ``val``; ``test``; or the layout's own names such as
             ``training`` or ``val2017``). ``None`` or ``'all'`` reads every split: never use that for training.
         train_ids: Cityscapes only: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``.
+        instance_dir: A folder of instance maps, looked at before the naming conventions (see
+            :func:`dpsims_aug.instance_edges.instance_map_candidates`). Every ref gets its ``instance_path`` (None
+            where there is no instance map).
 
     Raises:
         LabelMapError: if the folder, the split or any label map is missing, or the folder is another split's.
     """
-    return _select_label_maps(root, layout, split, train_ids)[0]
+    return _select_label_maps(root, layout, split, train_ids, instance_dir)[0]
 
 
-def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None,
-                       train_ids: bool) -> tuple[list[LabelMapRef], set[str]]:
+def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None, train_ids: bool,
+                       instance_dir: str | os.PathLike | None = None) -> tuple[list[LabelMapRef], set[str]]:
     """:func:`find_label_maps` and the stems of other splits listed in split lists (not orphans to ``find_pairs``)."""
     root = Path(root)
     layout = _resolve_layout(root, layout)
@@ -278,7 +301,12 @@ def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None,
             if not found:
                 raise LabelMapError(base, f"holds no label maps of split {split!r}")
         stems = {p: p.relative_to(base).with_suffix("").as_posix() for p, _ in found}
-    refs = [LabelMapRef(key=p.relative_to(root).as_posix(), stem=stems[p], path=p, split=s) for p, s in found]
+    refs = []
+    folders: dict[Path, bool] = {}  # which instance-map folders exist (one stat per folder)
+    for p, s in found:
+        instance, expected = find_instance_map(p, instance_dir, stems[p], folders)
+        refs.append(LabelMapRef(key=p.relative_to(root).as_posix(), stem=stems[p], path=p, split=s,
+                                instance_path=instance, expected_instance_path=expected))
     return sorted(refs, key=lambda r: r.key), others
 
 

@@ -38,6 +38,7 @@ from dpsims_aug.labels import IGNORE_INDEX as IGNORE
 
 SKY, CLOUD, MOUNTAIN, WATER, SAND, GRASS, TREE, ROCK, BUILDING, ROAD = range(len(CLASS_NAMES))
 SCENES_VERSION = 1  # bump when the renderer's output changes (writers then refuse to reuse older files)
+THING_CLASSES = (TREE, ROCK, BUILDING)  # classes drawn as separate objects (instances; Cityscapes' "things")
 
 # Distinct SeedSequence domains so that layout_seed == appearance_seed still gives unrelated streams.
 _LAYOUT_DOMAIN = 0x1A7_0C7
@@ -845,6 +846,22 @@ def render_scene(layout_seed: int, appearance_seed: int, size: tuple[int, int] =
     d = get_domain(domain)
     layout = _make_layout(layout_seed, *_check_size(size), d)
     return _paint(layout, appearance_seed, d), layout.labels
+
+
+def render_scene_with_instances(layout_seed: int, appearance_seed: int, size: tuple[int, int] = (128, 128),
+                                domain: str = DEFAULT_DOMAIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`render_scene` (the same image and labels, bit for bit) and its objects.
+
+    Returns:
+        ``(image, labels, objects)``: ``objects`` is ``H x W`` int32, the object index (1, 2, ... in drawing order,
+        far to near) of every pixel of a :data:`THING_CLASSES` class (trees, rocks, buildings: an occluded object
+        keeps its visible pixels), 0 elsewhere. Two trees that touch are one ``tree`` region of ``labels`` but two
+        objects here.
+    """
+    d = get_domain(domain)
+    layout = _make_layout(layout_seed, *_check_size(size), d)
+    objects = np.where(np.isin(layout.labels, THING_CLASSES), layout.inst, 0).astype(np.int32)
+    return _paint(layout, appearance_seed, d), layout.labels, objects
 
 
 def scene_seeds(seed: int, index: int, stream: int = 0) -> tuple[int, int]:

@@ -5,8 +5,10 @@ Layouts (``root`` is the output folder; every layout also gets ``labels.json`` a
 * ``ade20k``: ``images/{training,validation}/scene_000000.jpg`` and ``annotations/{...}/scene_000000.png``
   with ADE-style raw ids (0 = unlabeled, k+1 = class k); mmseg reads it with ``reduce_zero_label=True``.
 * ``cityscapes``: ``leftImg8bit/{train,val}/scene/scene_000000_000019_leftImg8bit.png`` with
-  ``gtFine/{train,val}/scene/scene_000000_000019_gtFine_labelIds.png`` (raw ids) and
-  ``..._gtFine_labelTrainIds.png`` (contiguous ids, 255 = unlabeled), what mmseg's Cityscapes loaders expect.
+  ``gtFine/{train,val}/scene/scene_000000_000019_gtFine_labelIds.png`` (raw ids),
+  ``..._gtFine_labelTrainIds.png`` (contiguous ids, 255 = unlabeled), what mmseg's Cityscapes loaders expect, and
+  ``..._gtFine_instanceIds.png`` (16-bit, Cityscapes' convention: ``raw id * 1000 + k`` on the k-th object of a
+  "thing" class (trees, rocks, buildings: the scene renderer draws them as separate objects), the raw id elsewhere).
 * ``folder``: one plain pair ``images/<name>.png`` + ``labels/<name>.png`` (raw ids), names
   ``train_000000`` and ``val_000000``, plus ``splits/{train,val}.txt`` (basenames: mmseg's ``ann_file``).
 * ``hf``: a Hugging Face ``datasets.DatasetDict`` (``train``/``validation``; columns ``image``, ``label``
@@ -40,7 +42,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dpsims_aug.data.scenes import DEFAULT_DOMAIN, SCENES_VERSION, get_domain, render_scene, scene_seeds
+from dpsims_aug.data.scenes import (
+    DEFAULT_DOMAIN,
+    SCENES_VERSION,
+    get_domain,
+    render_scene,
+    render_scene_with_instances,
+    scene_seeds,
+)
 from dpsims_aug.fileio import atomic_path, atomic_write_text
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelSpace, embedded_label_space
@@ -62,6 +71,35 @@ def _save_image(path: Path, image: np.ndarray, fmt: str, quality: int = 95) -> N
             Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
         else:
             Image.fromarray(image).save(tmp, format="PNG", compress_level=3)
+
+
+def _save_instance_ids(path: Path, ids: np.ndarray) -> None:
+    """A 16-bit single-channel PNG (as Cityscapes' ``*_gtFine_instanceIds.png``), atomically."""
+    from PIL import Image
+
+    if ids.size and (ids.min() < 0 or ids.max() > 65535):
+        raise ValueError(f"{path}: instance ids must lie in 0..65535")
+    with atomic_path(path) as tmp:
+        Image.fromarray(ids.astype(np.uint16)).save(tmp, format="PNG", compress_level=3)
+
+
+def cityscapes_instance_ids(raw: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Cityscapes ``instanceIds`` of a scene: ``raw * 1000 + k`` on the pixels of the k-th object (k = 0, 1, ... in
+    drawing order) of each class, the raw id where ``objects`` is 0 (stuff, unlabeled).
+
+    Args:
+        raw: ``H x W`` raw label ids.
+        objects: ``H x W`` object index per pixel, 0 = no object (:func:`~dpsims_aug.data.scenes.
+            render_scene_with_instances`).
+    """
+    out = np.asarray(raw).astype(np.int32)
+    objects = np.asarray(objects)
+    things = objects > 0
+    for cls in np.unique(out[things]):
+        of_class = things & (out == cls)
+        for k, obj in enumerate(np.unique(objects[of_class])):
+            out[of_class & (objects == obj)] = int(cls) * 1000 + k
+    return out
 
 
 def _encode(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
@@ -138,8 +176,10 @@ def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int, doma
 def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[int, int], seed: int,
                  domain: str, overwrite: bool, paths: Callable[[str, int], tuple[Path, ...]],
                  save: Callable[[tuple[Path, ...], np.ndarray, np.ndarray], None],
-                 prune: Callable[[str, int], int], progress: Progress, extra: dict | None = None) -> dict:
-    """Shared loop of the file layouts: manifest, skip-or-render-and-save, prune, final manifest."""
+                 prune: Callable[[str, int], int], progress: Progress, extra: dict | None = None,
+                 render: Callable[..., tuple] = render_scene) -> dict:
+    """Shared loop of the file layouts: manifest, skip-or-render-and-save, prune, final manifest. ``save`` gets
+    the output paths and what ``render`` returns (``render_scene``: image and labels)."""
     t0 = time.perf_counter()
     space = embedded_label_space()
     reuse = _begin(root, layout, size, seed, domain, overwrite)
@@ -155,8 +195,7 @@ def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[in
             if reuse and all(p.is_file() for p in out):
                 skipped += 1
             else:
-                image, labels = render_scene(*scene_seeds(seed, i, _STREAMS[split]), size=size, domain=domain)
-                save(out, image, labels)
+                save(out, *render(*scene_seeds(seed, i, _STREAMS[split]), size=size, domain=domain))
                 written += 1
             if progress is not None:
                 progress(1)
@@ -220,7 +259,8 @@ def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tu
                      domain: str = DEFAULT_DOMAIN) -> dict:
     """Write the Cityscapes layout: ``leftImg8bit/{train,val}/scene/*_leftImg8bit.png`` and
     ``gtFine/{train,val}/scene/*_gtFine_labelIds.png`` (raw ids) + ``*_gtFine_labelTrainIds.png`` (contiguous
-    ids, 255 = unlabeled). Arguments and return value as :func:`write_ade20k`."""
+    ids, 255 = unlabeled) + ``*_gtFine_instanceIds.png`` (:func:`cityscapes_instance_ids`, 16-bit). Arguments and
+    return value as :func:`write_ade20k`."""
     root = Path(root)
     size = _check_args(n_train, n_val, size, seed, domain)
     space = embedded_label_space()
@@ -229,20 +269,23 @@ def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tu
         name = f"{CITY}_{i:06d}_000019"
         gt = root / "gtFine" / split / CITY
         return (root / "leftImg8bit" / split / CITY / f"{name}_leftImg8bit.png",
-                gt / f"{name}_gtFine_labelIds.png", gt / f"{name}_gtFine_labelTrainIds.png")
+                gt / f"{name}_gtFine_labelIds.png", gt / f"{name}_gtFine_labelTrainIds.png",
+                gt / f"{name}_gtFine_instanceIds.png")
 
-    def save(out: tuple[Path, ...], image: np.ndarray, labels: np.ndarray) -> None:
+    def save(out: tuple[Path, ...], image: np.ndarray, labels: np.ndarray, objects: np.ndarray) -> None:
         _save_image(out[0], image, "PNG")
-        write_label_map(out[1], space.to_raw(labels))
+        raw = space.to_raw(labels)
+        write_label_map(out[1], raw)
         write_label_map(out[2], labels)
+        _save_instance_ids(out[3], cityscapes_instance_ids(raw, objects))
 
     def prune(split: str, n: int) -> int:
         pre = rf"{CITY}_(\d{{6}})_000019"
         return (_prune(root / "leftImg8bit" / split / CITY, pre + r"_leftImg8bit\.png", n)
-                + _prune(root / "gtFine" / split / CITY, pre + r"_gtFine_label(?:Train)?Ids\.png", n))
+                + _prune(root / "gtFine" / split / CITY, pre + r"_gtFine_(?:label(?:Train)?|instance)Ids\.png", n))
 
     summary = _write_files(root, "cityscapes", {"train": n_train, "val": n_val}, size, seed, domain, overwrite,
-                           paths, save, prune, progress)
+                           paths, save, prune, progress, render=render_scene_with_instances)
     summary["mmseg"] = {s: mmseg_dataset_config(root, "cityscapes", s) for s in ("train", "val")}
     return summary
 

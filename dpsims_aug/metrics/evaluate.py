@@ -45,6 +45,7 @@ def iter_eval_batches(
     seed: int = 0,
     maps_per_batch: int = 8,
     with_reals: bool = False,
+    instance_paths: Sequence[Path] | None = None,
 ) -> Iterator[EvalBatch]:
     """Synthesize ``n_seeds`` images per label map and yield them in :class:`EvalBatch` es.
 
@@ -57,19 +58,30 @@ def iter_eval_batches(
         seed: Global seed.
         maps_per_batch: Label maps per yielded batch.
         with_reals: Also load the real images.
+        instance_paths: One instance map per pair, for a generator with instance edges (without them it gets the
+            label maps' class boundaries).
     """
+    import torch
+
+    from dpsims_aug.instance_edges import read_instance_edges
     from dpsims_aug.synthesis import derive_seed
 
     for start in range(0, len(pairs), maps_per_batch):
         chunk_pairs = pairs[start : start + maps_per_batch]
         chunk_keys = list(keys[start : start + maps_per_batch])
         labels = [load_label_map(label_path, label_space) for _, label_path in chunk_pairs]
+        edges = None
+        if instance_paths is not None and synthesizer.config.use_instance_edges:
+            edges = [read_instance_edges(path, lab.shape, str(label_path)) for path, lab, (_, label_path)
+                     in zip(instance_paths[start : start + maps_per_batch], labels, chunk_pairs)]
         fakes: list[np.ndarray] = []
         for idx in _same_size_chunks(labels, len(labels)):
             maps = [labels[i] for i in idx for _ in range(n_seeds)]
             seeds = [derive_seed(seed, chunk_keys[i], k) for i in idx for k in range(n_seeds)]
             sources = [str(chunk_pairs[i][1]) for i in idx for _ in range(n_seeds)]
-            images = synthesizer.synthesize(maps, seeds, sources=sources)
+            chunk_edges = None if edges is None else torch.from_numpy(
+                np.stack([edges[i] for i in idx for _ in range(n_seeds)]))[:, None]
+            images = synthesizer.synthesize(maps, seeds, sources=sources, edges=chunk_edges)
             fakes.extend(images.reshape(len(idx), n_seeds, *images.shape[1:]))
         reals = None
         if with_reals:
@@ -102,6 +114,7 @@ def evaluate(
     tstr_maps: int | None = 128,
     tstr_work_dir: str | os.PathLike | None = None,
     train_split: str = "train",
+    edges: str = "instances",
 ) -> dict:
     """Evaluate a generator checkpoint on the ``split`` of the dataset at ``data``.
 
@@ -124,6 +137,9 @@ def evaluate(
             ``train_split`` for ``tstr_iters`` iterations, tested on the real images of ``split``); runs in
             ``tstr_work_dir`` (default ``work_dirs/tstr``).
         train_split: The training split (TSTR).
+        edges: For a generator with instance edges: ``'instances'`` (each label map's instance map, found by the
+            conventions of :mod:`dpsims_aug.instance_edges`; a map without one is refused by name) or
+            ``'from-labels'`` (class boundaries).
 
     Returns:
         ``{"metrics": {name: value}, "info": {...}}``.
@@ -131,6 +147,7 @@ def evaluate(
     from tqdm import tqdm
 
     from dpsims_aug.data.readers import find_pairs
+    from dpsims_aug.instance_edges import check_edge_mode, find_instance_map, missing_instance_map
     from dpsims_aug.metrics.fid import InceptionFeatures, reference_stats
     from dpsims_aug.mm.segmenter import Segmenter
     from dpsims_aug.synthesis import Synthesizer
@@ -148,6 +165,15 @@ def evaluate(
     if not pairs:
         raise ValueError(f"{data}: no image/label pairs in split {split!r}")
     keys = [label.relative_to(data).as_posix() for _, label in pairs]
+    instance_paths = None
+    if check_edge_mode(edges, "--edges") == "instances" and synthesizer.config.use_instance_edges:
+        instance_paths = []
+        for _, label in pairs:
+            found, expected = find_instance_map(label)
+            if found is None:
+                raise missing_instance_map(label, expected, "the generator was trained with instance edges: pass "
+                                                            "--edges from-labels to use the class boundaries")
+            instance_paths.append(found)
 
     inception = InceptionFeatures(device, batch_size)
     reference, cached = reference_stats([image for image, _ in pairs], root=data, cache_dir=cache_dir,
@@ -169,7 +195,8 @@ def evaluate(
 
     bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
     batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,
-                                maps_per_batch=max(1, batch_size // n_seeds), with_reals=True)
+                                maps_per_batch=max(1, batch_size // n_seeds), with_reals=True,
+                                instance_paths=instance_paths)
     for batch in batches:
         for metric in metrics.values():
             metric.update(batch)
@@ -185,7 +212,7 @@ def evaluate(
         values.update(train_on_synthetic_test_on_real(
             checkpoint, data, tstr_config, tstr_work_dir or Path("work_dirs") / "tstr", train_split=train_split,
             val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, layout=layout, device=device,
-            log=(lambda m: print(m, flush=True)) if progress else None))
+            log=(lambda m: print(m, flush=True)) if progress else None, edges=edges))
     result = {
         "metrics": values,
         "info": {

@@ -27,9 +27,14 @@ __all__ = ["train_on_synthetic_test_on_real", "tstr_real_reference"]
 
 
 def _subset(data: Path, pairs: list[tuple[Path, Path]], folder: Path) -> Path:
-    """A dataset folder of symlinks to ``pairs`` (same relative paths as under ``data``)."""
+    """A dataset folder of symlinks to ``pairs`` (same relative paths as under ``data``), with their instance maps
+    where the naming conventions find them inside ``data`` (for generators with instance edges)."""
+    from dpsims_aug.instance_edges import find_instance_map
+
     for image, label in pairs:
-        for src in (image, label):
+        instance = find_instance_map(label)[0]
+        inside = instance is not None and instance.is_relative_to(data)
+        for src in (image, label, *([instance] if inside else [])):
             dst = folder / src.relative_to(data)
             dst.parent.mkdir(parents=True, exist_ok=True)
             if not dst.is_symlink():
@@ -132,6 +137,7 @@ def train_on_synthetic_test_on_real(
     layout: str = "auto",
     device: str = "cpu",
     log=None,
+    edges: str = "instances",
 ) -> dict[str, float]:
     """TSTR of a generator checkpoint (see the module docstring).
 
@@ -148,6 +154,8 @@ def train_on_synthetic_test_on_real(
         layout: Dataset layout (``auto`` detects it).
         device: Where the generator runs (the segmenter follows mmengine's default device).
         log: Optional callable receiving progress lines.
+        edges: Generators with instance edges: ``'instances'`` (the training maps' instance maps, linked into the
+            subset) or ``'from-labels'`` (as ``generate --edges``).
 
     Returns:
         ``tstr_miou_synthetic``, ``tstr_miou_real`` (mIoU %, held-out real images) and ``tstr_ratio``.
@@ -164,7 +172,7 @@ def train_on_synthetic_test_on_real(
     pool = work_dir / f"synthetic_{ckpt_hash[:12]}"
     say(f"[tstr] generating {n} image(s) per training label map into {pool}")
     summary = generate(labels=subset, n=n, out=pool / "pool", checkpoint=checkpoint, layout=layout,
-                       split=train_split, device=device, seed=seed, progress=False, workers=1)
+                       split=train_split, device=device, seed=seed, progress=False, workers=1, edges=edges)
     if summary.skipped:
         raise ValueError(f"TSTR: {len(summary.skipped)} training label maps could not be synthesized, first: "
                          f"{summary.skipped[0]}")

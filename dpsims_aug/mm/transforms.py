@@ -25,6 +25,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from dpsims_aug.instance_edges import (
+    check_edge_mode,
+    find_instance_map,
+    instance_edges,
+    missing_instance_map,
+    read_instance_map,
+)
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
 from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
 from dpsims_aug.synthesis import DTYPES, default_checkpoint_path, derive_seed, resolve_device
@@ -69,7 +76,8 @@ class DPSIMSAugment(BaseTransform):
     transform treats it like the real one. ``results['dpsims_augmented']`` says whether the image was replaced.
 
     Required keys: ``img``, ``gt_seg_map``, ``seg_map_path`` (identity and error messages).
-    Optional keys: ``reduce_zero_label``, ``label_map`` (set by mmseg datasets).
+    Optional keys: ``reduce_zero_label``, ``label_map`` (set by mmseg datasets), ``instance_path`` (the instance
+    map, for generators with instance edges; see below).
     Modified keys: ``img``. Added keys: ``dpsims_augmented``.
 
     Modes:
@@ -112,6 +120,19 @@ class DPSIMSAugment(BaseTransform):
     Any id that does not survive these steps raises :class:`~dpsims_aug.labels.LabelMapError` naming the ids and
     ``seg_map_path``.
 
+    Instance edges (online mode, generators trained with ``use_instance_edges``): with ``edges='instances'`` (the
+    default) the generator gets the boundaries of the sample's instance map, read from ``results['instance_path']``
+    when a loading step set it, else from the file the naming conventions of :mod:`dpsims_aug.instance_edges` derive
+    from ``seg_map_path``: ``*_gtFine_labelIds.png`` / ``*_gtFine_labelTrainIds.png`` ->
+    ``*_gtFine_instanceIds.png`` (Cityscapes), ``<split>2017/<id>.png`` / ``<id>_labelTrainIds.png`` ->
+    ``panoptic_<split>2017/<id>.png`` beside the split folder (COCO panoptic PNGs), ``labels/`` or
+    ``annotations/`` -> ``instances/`` (same relative path). A sample without one raises
+    :class:`~dpsims_aug.labels.LabelMapError` naming ``seg_map_path`` and the expected path; ``edges='from-labels'``
+    uses the label map's class boundaries instead (touching objects of one class lose their boundary). The instance
+    map must have the label map's size, so the transform must come before any resize, crop or flip (as the shipped
+    configs place it); ``new_layouts`` makes maps without instance maps and therefore needs ``edges='from-labels'``.
+    Generators without instance edges ignore ``edges``.
+
     Size policy (online mode; the generator needs multiples of its stride, 32):
         * ``'resize'`` (default): the label map is nearest-resized to the size of the same aspect ratio whose area
           is about the generator's training resolution (``config.image_size``; never upscaled), rounded up to
@@ -141,6 +162,8 @@ class DPSIMSAugment(BaseTransform):
             ``paste_ids``, ...), with ids as they are in ``gt_seg_map`` (``ignore_ids`` defaults to ``(255,)``);
             ``{}`` takes the defaults. Copy-paste donors are the last 8 label maps this process has seen.
             ``None`` (default): labels are never changed.
+        edges: Online mode, generators with instance edges: ``'instances'`` (default; from the sample's instance
+            map, see above) or ``'from-labels'`` (the label map's class boundaries).
     """
 
     def __init__(
@@ -158,6 +181,7 @@ class DPSIMSAugment(BaseTransform):
         contiguous_labels: bool = False,
         on_missing: str = "skip",
         new_layouts: dict | None = None,
+        edges: str = "instances",
     ) -> None:
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"DPSIMSAugment: prob must lie in [0, 1], got {prob}")
@@ -169,6 +193,8 @@ class DPSIMSAugment(BaseTransform):
             raise ValueError(f"DPSIMSAugment: on_missing must be one of {ON_MISSING}, got {on_missing!r}")
         if dtype not in DTYPES:
             raise ValueError(f"DPSIMSAugment: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.edges = check_edge_mode(edges, "DPSIMSAugment")
+        self._uses_edges: bool | None = None  # whether the generator takes instance edges (read from the checkpoint)
         self.prob = float(prob)
         self.mode = mode
         self.device = str(device)
@@ -202,6 +228,10 @@ class DPSIMSAugment(BaseTransform):
             if not self.checkpoint.is_file():
                 hint = "" if checkpoint is not None else " (the bundled default is not installed; pass checkpoint=)"
                 raise FileNotFoundError(f"DPSIMSAugment: generator checkpoint {self.checkpoint} not found{hint}")
+            if self.new_layouts is not None and self.edges == "instances" and self.uses_instance_edges:
+                raise ValueError(
+                    f"DPSIMSAugment: {self.checkpoint} was trained with instance edges, but the new label maps of "
+                    "new_layouts have no instance maps: pass edges='from-labels' (their class boundaries)")
         else:
             if pool is None:
                 raise ValueError("DPSIMSAugment: mode='pool' needs pool='<folder written by dpsims-aug generate>'")
@@ -278,6 +308,36 @@ class DPSIMSAugment(BaseTransform):
         return self._synth
 
     @property
+    def uses_instance_edges(self) -> bool:
+        """Whether the generator takes instance edges (from the checkpoint's config; online mode)."""
+        if self._uses_edges is None:
+            from dpsims_aug.checkpoint import load_generator_checkpoint
+
+            config = load_generator_checkpoint(self.checkpoint, weights=False).generator_config
+            self._uses_edges = bool(config.get("use_instance_edges", False))
+        return self._uses_edges
+
+    def instance_ids(self, results: dict, shape: tuple[int, int]) -> np.ndarray:
+        """The sample's instance map (``results['instance_path']``, else derived from ``seg_map_path``; see the
+        class docstring), checked against the label map's ``shape``."""
+        source = results.get("seg_map_path")
+        path = results.get("instance_path")
+        if path is None:
+            path, expected = find_instance_map(source) if source is not None else (None, None)
+            if path is None:
+                raise missing_instance_map(
+                    source, expected, "the generator was trained with instance edges: put the instance map there "
+                    "(or set results['instance_path'] in a loading step), or use DPSIMSAugment(edges='from-labels') "
+                    "for the label map's class boundaries")
+        ids = read_instance_map(path)
+        if ids.shape != tuple(shape):
+            raise LabelMapError(
+                path, f"DPSIMSAugment: instance map is {ids.shape[1]}x{ids.shape[0]} but the label map {source} is "
+                f"{shape[1]}x{shape[0]} here; place DPSIMSAugment right after LoadAnnotations, before any resize, "
+                "crop or flip")
+        return ids
+
+    @property
     def model_label_space(self) -> LabelSpace:
         """The generator's label space: the contiguous ids :meth:`model_labels` translates to."""
         return self.synthesizer.label_space
@@ -350,11 +410,24 @@ class DPSIMSAugment(BaseTransform):
         synth = self.synthesizer
         source = results.get("seg_map_path")
         size = self.synthesis_size(h, w)
+        instances = None  # None: no edges, or the Synthesizer's class boundaries (edges='from-labels')
+        if self.edges == "instances" and synth.config.use_instance_edges:
+            instances = self.instance_ids(results, (h, w))
+
+        def edges_of(ids: np.ndarray | None):
+            if ids is None:
+                return None
+            import torch
+
+            return torch.from_numpy(instance_edges(ids))[None, None]
+
         if self.size_policy == "pad" or size == (h, w):
-            rgb = synth.synthesize(labels[None], [seed], sources=[source])[0]
+            rgb = synth.synthesize(labels[None], [seed], sources=[source], edges=edges_of(instances))[0]
         else:
             small = mmcv.imresize(labels, (size[1], size[0]), interpolation="nearest")
-            rgb = synth.synthesize(small[None], [seed], sources=[source])[0]
+            if instances is not None:  # the same nearest sampling as the labels; edges at the synthesis size
+                instances = mmcv.imresize(instances, (size[1], size[0]), interpolation="nearest")
+            rgb = synth.synthesize(small[None], [seed], sources=[source], edges=edges_of(instances))[0]
             rgb = mmcv.imresize(rgb, (w, h), interpolation="bilinear")
         return np.ascontiguousarray(rgb[..., ::-1])  # RGB -> BGR, as mmcv loads images
 
@@ -464,7 +537,7 @@ class DPSIMSAugment(BaseTransform):
         s = f"{self.__class__.__name__}(mode='{self.mode}', prob={self.prob}, "
         if self.mode == "online":
             s += (f"checkpoint='{self.checkpoint}', device='{self.device}', dtype='{self.dtype}', "
-                  f"size_policy='{self.size_policy}', new_layouts={self.new_layouts}, ")
+                  f"size_policy='{self.size_policy}', new_layouts={self.new_layouts}, edges='{self.edges}', ")
         else:
             s += f"pool='{self.pool}', on_missing='{self.on_missing}', "
         s += (f"seed={self.seed}, label_space={_describe(self.label_space)!r}, "

@@ -360,6 +360,9 @@ class DPSIMSGenerator(nn.Module):
         ``label_batches`` with noise from ``seed``, and the module returns to its previous mode. Spectral-norm
         power iterations also advance on these weights during the forwards.
 
+        ``label_batches`` holds ``(B, H, W)`` label tensors, or ``(labels, edges)`` pairs for a generator with
+        instance edges (``edges``: ``(B, 1, H, W)``, see :meth:`forward`).
+
         Raises:
             ValueError: if ``label_batches`` is empty.
         """
@@ -373,9 +376,10 @@ class DPSIMSGenerator(nn.Module):
         self.train()
         used = 0
         try:
-            for labels in label_batches:
+            for batch in label_batches:
+                labels, edges = batch if isinstance(batch, tuple | list) else (batch, None)
                 seeds = [int(seed) * 1_000_003 + used * 4096 + i for i in range(labels.shape[0])]
-                self(labels, self.sample_noise(seeds, device=labels.device))
+                self(labels, self.sample_noise(seeds, device=labels.device), edges)
                 used += 1
         finally:
             for m, momentum in zip(norms, momenta):

@@ -22,6 +22,12 @@ Sharding: ``shard=(i, N)`` (or torchrun's RANK/WORLD_SIZE) takes label maps ``i,
 
 Throughput: label maps are decoded by a thread pool ahead of the model, and encoding/writing runs in writer threads
 while the model works on the next batch.
+
+Instance edges: a generator trained with ``use_instance_edges`` gets each label map's instance boundaries, read from
+its instance map (``LabelMapRef.instance_path``: Cityscapes ``*_gtFine_instanceIds.png``, COCO panoptic PNGs, an
+``instances/`` folder or ``--instances DIR``; :mod:`dpsims_aug.instance_edges`). Label maps without one are refused
+by name before anything is written, unless ``edges='from-labels'`` (``--edges from-labels``) asks for the label
+maps' class boundaries instead. The manifest records which (``edges``), and a resume with the other is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import numpy as np
 from dpsims_aug.data.readers import LabelMapRef, find_label_maps, hf_label_maps
 from dpsims_aug.data.splits import TRAIN, UNKNOWN, is_trainable, record_splits, recorded_splits
 from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from dpsims_aug.instance_edges import check_edge_mode, missing_instance_map, read_instance_edges
 from dpsims_aug.label_maps import encode_label_png
 from dpsims_aug.labels import LabelMapError
 from dpsims_aug.locking import output_lock
@@ -67,6 +74,10 @@ from dpsims_aug.pool.format import (
 from dpsims_aug.pool.preview import write_preview
 from dpsims_aug.synthesis import Synthesizer, default_checkpoint_path, derive_seed, resolve_device
 
+# What a run without instance maps is told (after "<label map>: has no instance map (expected ...)").
+NO_INSTANCE_HINT = ("the generator was trained with instance edges; give the folder of instance maps with "
+                    "--instances DIR, or pass --edges from-labels to use the label maps' class boundaries instead "
+                    "(touching objects of one class then lose the boundary between them)")
 JPEG_QUALITY = 95  # fixed: the encoder is deterministic at a fixed quality, so resumed runs are byte-identical
 CACHE_BYTES = 1 << 30  # decoded label maps kept from the validation pass (avoids decoding them twice)
 
@@ -147,6 +158,8 @@ def generate(
     workers: int = 2,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    edges: str = "instances",
+    instance_dir: str | os.PathLike | None = None,
 ) -> GenerateSummary:
     """Write ``n`` synthetic images per label map (see the module docstring for layout and guarantees).
 
@@ -171,6 +184,11 @@ def generate(
         workers: Threads decoding label maps and threads encoding images.
         progress: Show a tqdm bar (images/s).
         log: Where messages go (default: stderr).
+        edges: For a generator with instance edges: ``'instances'`` (default: from each label map's instance map;
+            maps without one are refused, or skipped with ``on_error='skip'``) or ``'from-labels'`` (the label
+            map's class boundaries). Ignored for other generators.
+        instance_dir: A folder of instance maps, looked at before the naming conventions
+            (:func:`dpsims_aug.instance_edges.instance_map_candidates`).
 
     Raises:
         GenerateError, LabelMapError, CheckpointError: with a message naming the problem and the files.
@@ -182,18 +200,22 @@ def generate(
         raise GenerateError(f"--on-error must be 'stop' or 'skip', got {on_error!r}")
     if image_format not in IMAGE_FORMATS:
         raise GenerateError(f"--format must be one of {sorted(IMAGE_FORMATS)}, got {image_format!r}")
+    try:
+        check_edge_mode(edges, "--edges")
+    except ValueError as err:
+        raise GenerateError(str(err)) from None
     if hf is not None:
         refs = hf_label_maps(hf, split=hf_split, label_column=hf_column, id_column=hf_id_column)
         input_root = Path(hf) if Path(hf).is_dir() else None
         default_out = Path.cwd() / f"{Path(str(hf)).name}_dpsims"
         source = hf
     else:
-        input_root, refs, default_out = _find_label_maps(labels, layout, split, train_ids)
+        input_root, refs, default_out = _find_label_maps(labels, layout, split, train_ids, instance_dir)
         source = input_root
     writer = PoolWriter(
         refs, Path(out) if out is not None else default_out, n=n, seed=seed, image_format=image_format,
         shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
-        log=log or (lambda msg: print(msg, file=sys.stderr)), source=source)
+        log=log or (lambda msg: print(msg, file=sys.stderr)), source=source, edges=edges)
     writer.check_output_names(input_root)
     # One writer per folder (per shard): a second run would delete this run's temporary files as leftovers.
     with contextlib.nullcontext() if dry_run else output_lock(writer.out, "dpsims-aug generate", writer.shard):
@@ -202,6 +224,7 @@ def generate(
         writer.plan()
         writer.summary.dry_run = dry_run
         if not dry_run:
+            writer.check_instance_maps()
             writer.prepare_output()
             writer.validate_label_maps()
             writer.synthesize()
@@ -210,8 +233,8 @@ def generate(
     return writer.summary
 
 
-def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str | None,
-                     train_ids: bool) -> tuple[Path, list[LabelMapRef], Path]:
+def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str | None, train_ids: bool,
+                     instance_dir: str | os.PathLike | None = None) -> tuple[Path, list[LabelMapRef], Path]:
     """(input folder, its label maps, the default output folder) for ``--labels`` (default: the bundled samples)."""
     bundled = labels is None
     folder = Path(labels) if labels is not None else default_sample_labels_path()
@@ -222,7 +245,7 @@ def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str |
                 "pass --labels DIR (e.g. a folder written by `dpsims-aug dataset`)"
             )
         raise LabelMapError(folder, "is not a folder")
-    refs = find_label_maps(folder, layout=layout, split=split, train_ids=train_ids)
+    refs = find_label_maps(folder, layout=layout, split=split, train_ids=train_ids, instance_dir=instance_dir)
     if bundled:  # the bundled demo maps belong to no user's dataset: no validation split to protect
         refs = [dataclasses.replace(ref, split=TRAIN) for ref in refs]
     default_out = Path.cwd() / "sample_labels_dpsims" if bundled else folder.parent / f"{folder.name}_dpsims"
@@ -243,7 +266,9 @@ class PoolWriter:
 
     1. :meth:`check_output_names`: every label map gets a distinct output name inside ``out``;
     2. :meth:`load_model`: the generator, and how annotations are stored for its label space;
-    3. :meth:`plan`: what the manifest says is done (refusing a pool made with another checkpoint, seed or format);
+    3. :meth:`plan`: what the manifest says is done (refusing a pool made with another checkpoint, seed, format or
+       edge source);
+    3b. :meth:`check_instance_maps`: a generator with instance edges needs every label map's instance map;
     4. :meth:`prepare_output`: folders, leftovers of killed writers, ``labels.json``, ``dataset_config.py``;
     5. :meth:`validate_label_maps`: every label map still needed is read once before anything is generated;
     6. :meth:`synthesize`: reader threads -> batches per size -> model -> writer threads + durable manifest lines;
@@ -252,15 +277,19 @@ class PoolWriter:
 
     def __init__(self, refs: Sequence[LabelMapRef], out: Path, *, n: int, seed: int, image_format: str,
                  shard: tuple[int, int], on_error: str, workers: int, progress: bool,
-                 log: Callable[[str], None], source: str | os.PathLike | None = None) -> None:
+                 log: Callable[[str], None], source: str | os.PathLike | None = None,
+                 edges: str = "instances") -> None:
         self.refs, self.out, self.n, self.seed, self.source = list(refs), out, n, seed, source
+        self.edges = check_edge_mode(edges, "edges")
+        self.use_instances = False  # set by load_model: the generator takes edges and they come from instance maps
         self.splits = sorted({ref.split for ref in self.refs})
         self.pil_format, self.img_suffix = IMAGE_FORMATS[image_format]
         self.shard, self.on_error, self.workers, self.progress, self.log = shard, on_error, workers, progress, log
         self.summary = GenerateSummary(out=out, shard=shard, splits=self.splits)
         self._mine: list[_Item] = []  # this shard's label maps
         self.items: list[_Item] = []  # those with something still to make
-        self._decoded: dict[int, np.ndarray] = {}  # label maps decoded by validate_label_maps, by index
+        # label maps (and instance edges) decoded by validate_label_maps, by index
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def paths(self, ref: LabelMapRef, k: int) -> tuple[str, str]:
         """Pool-relative (image, annotation) paths of image ``k`` of ``ref``."""
@@ -311,6 +340,8 @@ class PoolWriter:
         self.reduce_zero = reduce_zero_label_of(self.space)
         self.link_raw = self.reduce_zero is not None
         self.ann_space = self.space if self.link_raw else self.space.contiguous()
+        self.edge_source = self.edges if self.synth.config.use_instance_edges else None  # recorded in the manifest
+        self.use_instances = self.edge_source == "instances"
 
     def plan(self) -> None:
         """Read what is done (any shard, any earlier run) and list what this shard still has to make."""
@@ -326,6 +357,10 @@ class PoolWriter:
             if key in by_key and rec.get("seed") != derive_seed(self.seed, key, k):
                 raise GenerateError(
                     f"{self.out} holds images made with another --seed; use another --out or the same seed")
+            if self.edge_source is not None and rec.get("edges", "from-labels") != self.edge_source:
+                raise GenerateError(
+                    f"{self.out} holds images made with --edges {rec.get('edges', 'from-labels')}, but this run uses "
+                    f"--edges {self.edge_source}; use another --out, or the same --edges to resume")
             if key in by_key and rec.get("image") != self.paths(by_key[key], k)[0]:
                 raise GenerateError(
                     f"{self.out} holds {rec.get('image')} for {key}, but this run would write "
@@ -349,6 +384,27 @@ class PoolWriter:
         self._mine = mine
         self.items = [item for item in mine if item.pending]
 
+    def check_instance_maps(self) -> None:
+        """With instance edges from instance maps: refuse the run (naming the label maps and the paths looked for)
+        before anything is written when maps still to make have no instance map, or skip them
+        (``on_error='skip'``)."""
+        if not self.use_instances:
+            return
+        missing = [item for item in self.items if item.ref.instance_path is None]
+        if not missing:
+            return
+        errors = [str(missing_instance_map(item.ref.name, item.ref.expected_instance_path, "")) for item in missing]
+        if self.on_error == "stop":
+            shown = "\n".join(f"  {msg}" for msg in errors[:20])
+            more = f"\n  ... ({len(errors)} in all)" if len(errors) > 20 else ""
+            raise GenerateError(f"{len(errors)} label map(s) have no instance map; nothing was generated: "
+                                f"{NO_INSTANCE_HINT} (or --on-error skip to skip them):\n{shown}{more}")
+        for item, msg in zip(missing, errors):
+            self.summary.skipped.append((item.ref.name, msg))
+            self.log(f"skipping {msg}")
+        gone = {id(item) for item in missing}
+        self.items = [item for item in self.items if id(item) not in gone]
+
     def prepare_output(self) -> None:
         """Create ``out``, remove this shard's leftovers of killed writers, write the pool's shared files."""
         self.out.mkdir(parents=True, exist_ok=True)
@@ -368,14 +424,15 @@ class PoolWriter:
         bad: list[tuple[str, str]] = []
         valid: list[_Item] = []
         cached_bytes = 0
-        for item, ids, error in _prefetch(self._load, self.items, self.workers, 4 * max(1, self.workers)):
+        for item, decoded, error in _prefetch(self._load, self.items, self.workers, 4 * max(1, self.workers)):
             if error is not None:
                 bad.append((item.ref.name, error))
                 continue
             valid.append(item)
-            if cached_bytes + ids.nbytes <= CACHE_BYTES:
-                self._decoded[item.index] = ids
-                cached_bytes += ids.nbytes
+            size = sum(a.nbytes for a in decoded if a is not None)
+            if cached_bytes + size <= CACHE_BYTES:
+                self._decoded[item.index] = decoded
+                cached_bytes += size
         if bad and self.on_error == "stop":
             shown = "\n".join(f"  {msg}" for _, msg in bad[:20])
             more = f"\n  ... ({len(bad)} in all)" if len(bad) > 20 else ""
@@ -405,25 +462,32 @@ class PoolWriter:
                 self.summary.generated += count
                 bar.update(count)
 
-        def run_batch(entries: list[tuple[_Item, int, int, np.ndarray]]) -> None:
+        def run_batch(entries: list[tuple[_Item, int, int, np.ndarray, np.ndarray | None]]) -> None:
             arrays = [e[3] for e in entries]
-            images = self.synth.synthesize(arrays, [e[2] for e in entries], sources=[e[0].ref.name for e in entries])
+            edges = None
+            if self.use_instances:  # else the Synthesizer uses the label maps' class boundaries (from-labels)
+                import torch
+
+                edges = torch.from_numpy(np.stack([e[4] for e in entries])).float()[:, None]
+            images = self.synth.synthesize(arrays, [e[2] for e in entries], sources=[e[0].ref.name for e in entries],
+                                           edges=edges)
             future = writers.submit(self._write_batch, manifest, [e[:3] for e in entries], images, arrays)
             in_flight.append((future, len(entries)))
             drain(2 * max(1, self.workers))
 
         buckets: dict[tuple[int, int], list] = {}
         try:
-            for item, ids, error in _prefetch(self._reload, self.items, self.workers, 4 * max(1, self.workers)):
+            for item, decoded, error in _prefetch(self._reload, self.items, self.workers, 4 * max(1, self.workers)):
                 if error is not None:  # the file changed since validation
                     if self.on_error == "stop":
                         raise GenerateError(error)
                     self.summary.skipped.append((item.ref.name, error))
                     self.log(f"skipping {error}")
                     continue
+                ids, edges = decoded
                 bucket = buckets.setdefault(ids.shape, [])
                 for k in item.pending:
-                    bucket.append((item, k, derive_seed(self.seed, item.ref.key, k), ids))
+                    bucket.append((item, k, derive_seed(self.seed, item.ref.key, k), ids, edges))
                     if len(bucket) == self.batch_size:
                         run_batch(bucket)
                         bucket = buckets[ids.shape] = []
@@ -451,16 +515,23 @@ class PoolWriter:
 
     # -------------------------------------------------------------------------------------------- helpers
 
-    def _load(self, item: _Item) -> tuple[_Item, np.ndarray | None, str | None]:
+    def _load(self, item: _Item) -> tuple[_Item, tuple[np.ndarray, np.ndarray | None] | None, str | None]:
+        """(item, (contiguous ids, instance edges as uint8 or None), None), or (item, None, error)."""
         try:
             # to_contiguous refuses unknown raw ids (naming them and the file), so ids fit the model afterwards.
-            return item, self.space.to_contiguous(item.ref.read(), source=item.ref.name), None
+            ids = self.space.to_contiguous(item.ref.read(), source=item.ref.name)
+            edges = None
+            if self.use_instances:
+                if item.ref.instance_path is None:
+                    raise missing_instance_map(item.ref.name, item.ref.expected_instance_path, NO_INSTANCE_HINT)
+                edges = read_instance_edges(item.ref.instance_path, ids.shape, item.ref.name).astype(np.uint8)
+            return item, (ids, edges), None
         except LabelMapError as err:
             return item, None, str(err)
         except (OSError, ValueError) as err:  # e.g. undecodable image inside a HF dataset
             return item, None, f"{item.ref.name}: unreadable label map ({err})"
 
-    def _reload(self, item: _Item) -> tuple[_Item, np.ndarray | None, str | None]:
+    def _reload(self, item: _Item) -> tuple[_Item, tuple[np.ndarray, np.ndarray | None] | None, str | None]:
         if item.index in self._decoded:
             return item, self._decoded.pop(item.index), None
         return self._load(item)
@@ -477,11 +548,14 @@ class PoolWriter:
             else:
                 atomic_write_bytes(self.out / ann_rel, encode_label_png(self.space.to_raw(ids) if self.link_raw
                                                                         else ids))
-            records.append({
+            record = {
                 "key": item.ref.key, "k": k, "seed": seed, "checkpoint_sha256": self.synth.checkpoint_sha256,
                 "image": image_rel, "annotation": ann_rel, "image_sha256": hashlib.sha256(data).hexdigest(),
                 "image_bytes": len(data),
-            })
+            }
+            if self.edge_source is not None:  # a generator with instance edges: where they came from
+                record["edges"] = self.edge_source
+            records.append(record)
         manifest.append(records)  # only now: the files above exist
 
 

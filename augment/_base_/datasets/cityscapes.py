@@ -5,6 +5,7 @@
 #                  (annotations there are labelIds: MapLabelIds('cityscapes19') maps them to the 19 train ids)
 #   online:        DPSIMSAugment(label_space='cityscapes19', contiguous_labels=True): train ids -> labelIds.
 #                  The generator runs at ~256x512 (size_policy='resize'); images are upsampled to 1024x2048.
+#   Both read each map's *_gtFine_instanceIds.png (the generator takes instance edges; docs/recipe.md).
 dataset_type = 'CityscapesDataset'
 data_root = 'data/cityscapes/'
 pool_root = 'data/cityscapes_dpsims'

@@ -6,6 +6,8 @@
 #                  (annotations there keep the raw 0..181 ids: MapLabelIds('coco_stuff171') maps them to the 171)
 #   online:        DPSIMSAugment(label_space='coco_stuff171', contiguous_labels=True): the 171 train ids are
 #                  contiguous ids of 'coco_stuff171', mapped to the generator's 182 classes by raw id.
+#   Both read each map's COCO panoptic PNG, annotations/panoptic_{train,val}2017/<id>.png (the generator takes
+#   instance edges; docs/recipe.md).
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'
 pool_root = 'data/coco_stuff164k_dpsims'

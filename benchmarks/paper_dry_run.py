@@ -28,7 +28,7 @@ or with ``--update-results`` to ``benchmarks/results/paper_dry_run.json``. ``--r
 the configs' class counts and instance-edge settings but the tiny generator preset, a random-init EfficientNet-Lite0
 discriminator and images of 64..128 px, in this process (what ``tests/test_paper_scale.py`` runs).
 
-    python benchmarks/paper_dry_run.py --update-results          # all three at true size (about an hour on 2 cores)
+    python benchmarks/paper_dry_run.py --update-results          # all three at true size (26 min, 1 thread)
     python benchmarks/paper_dry_run.py --datasets ade20k         # one
     python benchmarks/paper_dry_run.py --reduced --work-dir /tmp/reduced
     python benchmarks/paper_dry_run.py --card                    # the cost card table from the results
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, WORK, add_output_args, machine_info, output_path, write_results  # noqa: E402
+from common import REPO, RESULTS, WORK, add_output_args, machine_info, output_path, write_results  # noqa: E402
 
 from dpsims_aug.data.paper_formats import (  # noqa: E402
     GAN_LABEL_SPACES,
@@ -694,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-process", action="store_true", help="run the stages in this process (no peak RSS)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep the GAN's iter_N.pth (about 2 GB each)")
     parser.add_argument("--timed-steps", type=int, default=2, help="timed training steps of the model stage")
-    parser.add_argument("--card", action="store_true", help="print the cost card table of the results and exit")
+    parser.add_argument("--card", action="store_true",
+                        help="print the cost card table of the committed results (or of --out) and exit")
     add_output_args(parser, NAME)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     words = list(argv if argv is not None else sys.argv[1:])
@@ -702,10 +703,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker_main(words)))
         return 0
     args = parser.parse_args(words)
-    out = output_path(args, NAME)
-    if args.card:
-        print(cost_card(json.loads(out.read_text())))
+    if args.card:  # the committed results unless --out names others
+        print(cost_card(json.loads((args.out or RESULTS / NAME).read_text())))
         return 0
+    out = output_path(args, NAME)
     work = args.work_dir or WORK / "paper_dry_run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = datetime.datetime.now(datetime.timezone.utc)

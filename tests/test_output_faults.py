@@ -137,7 +137,7 @@ def test_filter_locks_its_output(setup, tmp_path, capsys):
     seg_ckpt.write_bytes(b"not loaded before the lock")
     out = tmp_path / "filtered"
     with output_lock(out, "another filter"):
-        assert main(["filter", "--pool", str(pool), "--real", str(data), "--seg-config", "seg.py",
+        assert main(["filter", "--pool", str(pool), "--real", str(data), "--seg-config", "fastscnn_embedded_real",
                      "--seg-checkpoint", str(seg_ckpt), "--out", str(out), "--no-progress"]) == 2
     assert "is in use by `another filter`" in capsys.readouterr().err
 

@@ -74,10 +74,9 @@ def test_paper_formats_are_the_datasets_own(dataset, tmp_path):
         assert len(find_pairs(root, split="val")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="finding of benchmarks/paper_dry_run.py: the coco_stuff layout of "
-                   "dpsims_aug.data.readers lists mmseg's *_labelTrainIds.png as stuffthingmaps; remove this mark "
-                   "when it reads the raw maps only")
 def test_the_gan_reads_coco_stuff_as_mmseg_prepares_it(tmp_path):
+    """mmseg's converter writes <id>_labelTrainIds.png beside each stuffthingmap: the GAN reads the raw maps only
+    (a finding of benchmarks/paper_dry_run.py)."""
     root = tmp_path / "coco_stuff164k"
     write_paper_dataset(root, "coco_stuff", sizes=((64, 64),))
     pairs = find_pairs(root, split="train")

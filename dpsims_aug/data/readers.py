@@ -264,7 +264,8 @@ def find_label_maps(
         layout: ``'auto'`` or one of :data:`READABLE_LAYOUTS`.
         split: The split to read (``train``, the default; ``val``; ``test``; or the layout's own names such as
             ``training`` or ``val2017``). ``None`` or ``'all'`` reads every split: never use that for training.
-        train_ids: Cityscapes only: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``.
+        train_ids: Cityscapes: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``;
+            COCO-Stuff: mmseg's ``*_labelTrainIds.png`` instead of the stuffthingmaps beside them.
         instance_dir: A folder of instance maps, looked at before the naming conventions (see
             :func:`dpsims_aug.instance_edges.instance_map_candidates`). Every ref gets its ``instance_path`` (None
             where there is no instance map).
@@ -296,6 +297,8 @@ def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None, 
             aliases = _ADE_SPLITS if layout == "ade20k" else _COCO_SPLITS
             found = [(p, canonical_split(d.name) or UNKNOWN)
                      for d in _split_dirs(base, split, aliases, layout) for p in list_label_maps(d)]
+            if layout == "coco_stuff":  # mmseg's converter writes <id>_labelTrainIds.png next to each <id>.png
+                found = [(p, s) for p, s in found if p.name.endswith("_labelTrainIds.png") == train_ids]
         else:
             found, others = _select_unstructured(root, base, split, train_ids)
             if not found:

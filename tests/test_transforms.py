@@ -256,9 +256,13 @@ def test_map_label_ids():
 
 
 def test_registered_in_mmseg_and_built_from_config(ckpt):
+    from mmengine.registry import DefaultScope
     from mmseg.registry import TRANSFORMS
 
-    t = TRANSFORMS.build(dict(type="DPSIMSAugment", checkpoint=str(ckpt), prob=0.25))
+    # Build in mmseg's scope, as a config with default_scope='mmseg' does (an earlier test's
+    # Runner may have left another scope current).
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        t = TRANSFORMS.build(dict(type="DPSIMSAugment", checkpoint=str(ckpt), prob=0.25))
     assert isinstance(t, DPSIMSAugment) and t.prob == 0.25
     assert TRANSFORMS.get("MapLabelIds") is MapLabelIds
 

@@ -192,7 +192,9 @@ def test_sigint_to_a_real_generate_process_prints_no_traceback(setup, tmp_path):
     labels, ckpt, reference = setup
     out = tmp_path / "pool"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_MAIN, *_args(labels, ckpt, out)], env=_env(), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # SIGINT is ignored in a background job (`pytest &`) and stays so across exec.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and len(read_manifest_records(out)) >= 2):
         time.sleep(0.02)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,14 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dpsims_aug", *args], capture_output=True, text=True, timeout=600, cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        preexec_fn=_interruptible,
     )
+
+
+def _interruptible() -> None:
+    """Let the child take SIGINT even when pytest runs in the background (``cmd &`` starts it with SIGINT ignored,
+    and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _losses(work_dir: Path) -> dict[int, dict[str, float]]:

@@ -134,7 +134,20 @@ def build_config(args: argparse.Namespace):
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     wire_instance_edges(cfg)
+    wire_image_size(cfg)
     return cfg
+
+
+def wire_image_size(cfg) -> None:
+    """The generator's ``image_size`` (the resolution it is trained at, stored in its exports) follows the training
+    crop unless ``model.generator.image_size`` is set: the preset's nominal size says nothing about this run, and
+    the size-aware consumers (``DPSIMSAugment``'s 'resize' policy, ``DPSIMSDataPreprocessor``) render at it."""
+    dataset = cfg.get("train_dataloader", {}).get("dataset") or {}
+    crop = dataset.get("crop_size")
+    generator = cfg.get("model", {}).get("generator")
+    if crop is None or generator is None or "image_size" in generator:
+        return
+    generator["image_size"] = (crop, crop) if isinstance(crop, int) else tuple(crop)
 
 
 def uses_instance_edges(cfg) -> bool:

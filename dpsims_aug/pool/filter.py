@@ -209,165 +209,205 @@ def filter_pool(
             folder made with other parameters.
         SplitLeakError: for a pool made from validation/test label maps, or ``split`` other than the training split.
     """
-    from dpsims_aug.checkpoint import file_sha256
-    from dpsims_aug.mm.segmenter import Segmenter
-
     started = time.perf_counter()
-    pool = Path(pool).resolve()
-    out = Path(out).resolve() if out is not None else pool.with_name(pool.name + "_filtered")
-    if margin is not None and not margin > 0:
-        raise FilterError(f"margin must be > 0 (or None to keep every pixel), got {margin}")
-    if not (pool / MANIFEST).is_file():
-        raise FilterError(f"{pool}: no {MANIFEST}; is it a finished `dpsims-aug generate` folder?")
-    if out == pool:
-        raise FilterError(f"{out}: the output folder must not be the pool itself (the pool is never modified)")
-    try:
-        pool_splits = check_trainable(pool, "dpsims-aug filter") or ["unknown"]
-    except ValueError as err:
-        if isinstance(err, SplitLeakError):
-            raise
-        raise FilterError(str(err)) from err
-    if canonical_split(split) != TRAIN:
-        raise SplitLeakError(f"dpsims-aug filter: --split {split!r}: the class losses must come from the real "
-                             "training split (the filtered pool is training data; statistics of validation images "
-                             "must not reach it)")
-    try:
-        space = LabelSpace.load(pool / "labels.json")
-    except (OSError, ValueError) as err:
-        raise FilterError(f"{pool / 'labels.json'}: cannot read the pool's label space ({err})") from err
-    records = sorted(read_manifest_records(pool).values(), key=lambda r: (r["key"], int(r["k"])))
-    if not records:
-        raise FilterError(f"{pool / MANIFEST}: lists no images")
-    if not Path(seg_checkpoint).is_file():
-        raise FilterError(f"segmenter checkpoint not found: '{seg_checkpoint}'")
-    pairs = find_pairs(real, layout=layout, split=split)
-    if not pairs:
-        raise FilterError(f"{real}: no (image, label map) pairs for split {split!r} (layout {layout!r})")
+    job = PoolFilter(pool, real, seg_config, seg_checkpoint, out, layout=layout, split=split, margin=margin,
+                     resample=resample, device=device, batch_size=batch_size, progress=progress, log=log)
+    job.check_inputs()
+    with output_lock(job.out, "dpsims-aug filter"):  # one writer per folder (creates it)
+        job.open_output()
+        job.load_segmenter()
+        job.measure_class_losses()
+        job.select()
+        job.filter_annotations()
+        return job.finish(started)
 
-    params = dict(pool=str(pool), real=str(Path(real).resolve()), split=split, layout=layout,
-                  seg_config=str(Path(seg_config).resolve()), seg_checkpoint_sha256=file_sha256(seg_checkpoint),
-                  margin=margin, resample=resample)
-    with output_lock(out, "dpsims-aug filter"):  # one writer per folder (creates it)
-        record_splits(out, pool_splits, pool)
-        params_path = out / "params.json"
+
+class PoolFilter:
+    """The stages of :func:`filter_pool`, in order: inputs checked, output folder opened (its parameters recorded
+    or compared), the segmenter loaded, class losses on the real set (cached), the pool images selected (all, or
+    by hardness), their annotations filtered (resumable), the sample list, dataset config and summary written."""
+
+    def __init__(self, pool, real, seg_config, seg_checkpoint, out, *, layout: str, split: str,
+                 margin: float | None, resample: bool, device: str, batch_size: int, progress: bool,
+                 log: Callable[[str], None]) -> None:
+        self.pool = Path(pool).resolve()
+        self.out = Path(out).resolve() if out is not None else self.pool.with_name(self.pool.name + "_filtered")
+        self.real, self.seg_config, self.seg_checkpoint = real, seg_config, seg_checkpoint
+        self.layout, self.split, self.margin, self.resample = layout, split, margin, resample
+        self.device, self.batch_size, self.progress, self.log = device, batch_size, progress, log
+
+    def check_inputs(self) -> None:
+        """Refuse bad parameters, a pool that is not finished or not training data, and missing inputs, before
+        anything is written."""
+        pool, out = self.pool, self.out
+        if self.margin is not None and not self.margin > 0:
+            raise FilterError(f"margin must be > 0 (or None to keep every pixel), got {self.margin}")
+        if not (pool / MANIFEST).is_file():
+            raise FilterError(f"{pool}: no {MANIFEST}; is it a finished `dpsims-aug generate` folder?")
+        if out == pool:
+            raise FilterError(f"{out}: the output folder must not be the pool itself (the pool is never modified)")
+        try:
+            self.pool_splits = check_trainable(pool, "dpsims-aug filter") or ["unknown"]
+        except ValueError as err:
+            if isinstance(err, SplitLeakError):
+                raise
+            raise FilterError(str(err)) from err
+        if canonical_split(self.split) != TRAIN:
+            raise SplitLeakError(f"dpsims-aug filter: --split {self.split!r}: the class losses must come from the "
+                                 "real training split (the filtered pool is training data; statistics of validation "
+                                 "images must not reach it)")
+        try:
+            self.space = LabelSpace.load(pool / "labels.json")
+        except (OSError, ValueError) as err:
+            raise FilterError(f"{pool / 'labels.json'}: cannot read the pool's label space ({err})") from err
+        self.records = sorted(read_manifest_records(pool).values(), key=lambda r: (r["key"], int(r["k"])))
+        if not self.records:
+            raise FilterError(f"{pool / MANIFEST}: lists no images")
+        if not Path(self.seg_checkpoint).is_file():
+            raise FilterError(f"segmenter checkpoint not found: '{self.seg_checkpoint}'")
+        self.pairs = find_pairs(self.real, layout=self.layout, split=self.split)
+        if not self.pairs:
+            raise FilterError(f"{self.real}: no (image, label map) pairs for split {self.split!r} "
+                              f"(layout {self.layout!r})")
+
+    def open_output(self) -> None:
+        """Record the pool's split and the parameters in the output folder, or refuse one made with others."""
+        from dpsims_aug.checkpoint import file_sha256
+
+        self.params = dict(pool=str(self.pool), real=str(Path(self.real).resolve()), split=self.split,
+                           layout=self.layout, seg_config=str(Path(self.seg_config).resolve()),
+                           seg_checkpoint_sha256=file_sha256(self.seg_checkpoint), margin=self.margin,
+                           resample=self.resample)
+        record_splits(self.out, self.pool_splits, self.pool)
+        params_path = self.out / "params.json"
         if params_path.is_file():
             previous = json.loads(params_path.read_text())
-            if previous != params:
-                changed = sorted(k for k in params if previous.get(k) != params[k])
-                raise FilterError(f"{out}: made with other parameters ({', '.join(changed)} differ); choose another "
-                                  "output folder or delete it")
+            if previous != self.params:
+                changed = sorted(k for k in self.params if previous.get(k) != self.params[k])
+                raise FilterError(f"{self.out}: made with other parameters ({', '.join(changed)} differ); choose "
+                                  "another output folder or delete it")
         else:
-            atomic_write_text(params_path, json.dumps(params, indent=1) + "\n")
+            atomic_write_text(params_path, json.dumps(self.params, indent=1) + "\n")
 
-        segmenter = Segmenter.from_files(seg_config, seg_checkpoint, device=device)
-        c = segmenter.num_classes
-        if c != space.num_classes:
-            raise FilterError(f"{seg_config}: the segmenter has {c} classes but the pool's label space "
-                              f"{space.name!r} has {space.num_classes}")
+    def load_segmenter(self) -> None:
+        from dpsims_aug.mm.segmenter import Segmenter
 
-        # 1. Class-wise mean loss on the real training set (cached: the slow part on a big dataset).
-        losses_path = out / CLASS_LOSSES
+        self.segmenter = Segmenter.from_files(self.seg_config, self.seg_checkpoint, device=self.device)
+        self.num_classes = self.segmenter.num_classes
+        if self.num_classes != self.space.num_classes:
+            raise FilterError(f"{self.seg_config}: the segmenter has {self.num_classes} classes but the pool's "
+                              f"label space {self.space.name!r} has {self.space.num_classes}")
+
+    def measure_class_losses(self) -> None:
+        """Class-wise mean loss on the real training set (cached in the output: the slow part on a big dataset)."""
+        losses_path = self.out / CLASS_LOSSES
         if losses_path.is_file():
             cached = json.loads(losses_path.read_text())
-            class_loss = np.array([np.nan if v is None else v for v in cached["class_loss"]], np.float64)
-        else:
-            log(f"class losses of the segmenter on {len(pairs)} real images")
-            class_loss, pixels = class_mean_losses(segmenter, pairs, space, batch_size, progress)
-            atomic_write_text(losses_path, json.dumps(dict(
-                class_names=list(space.class_names), class_loss=[None if not math.isfinite(v) else round(float(v), 6)
-                                                                 for v in class_loss],
-                real_pixels=pixels.tolist(), real_images=len(pairs)), indent=1) + "\n")
+            self.class_loss = np.array([np.nan if v is None else v for v in cached["class_loss"]], np.float64)
+            return
+        self.log(f"class losses of the segmenter on {len(self.pairs)} real images")
+        self.class_loss, pixels = class_mean_losses(self.segmenter, self.pairs, self.space, self.batch_size,
+                                                    self.progress)
+        atomic_write_text(losses_path, json.dumps(dict(
+            class_names=list(self.space.class_names),
+            class_loss=[None if not math.isfinite(v) else round(float(v), 6) for v in self.class_loss],
+            real_pixels=pixels.tolist(), real_images=len(self.pairs)), indent=1) + "\n")
 
-        # 2. Which pool images: all, or a hardness-ranked number per label map.
+    def _labels(self, ann: Path) -> np.ndarray:
+        try:
+            return _contiguous(self.space, read_label_map(ann), ann, self.num_classes)
+        except LabelMapError as err:
+            raise FilterError(str(err)) from err
+
+    def select(self) -> None:
+        """Which pool images: all, or a hardness-ranked number per label map (``resample``)."""
         by_key: dict[str, list[dict]] = {}
-        for rec in records:
+        for rec in self.records:
             by_key.setdefault(rec["key"], []).append(rec)
-        if resample:
+        if self.resample:
             n_max = min(len(v) for v in by_key.values())
-            hardness = {}
-            for key, recs in by_key.items():
-                ann = _inside(pool, recs[0]["annotation"], "annotation")
-                try:
-                    labels = _contiguous(space, read_label_map(ann), ann, c)
-                except LabelMapError as err:
-                    raise FilterError(str(err)) from err
-                hardness[key] = map_hardness(labels, class_loss, space.ignore_index)
-            counts = hardness_counts(hardness, n_max)
+            hardness = {key: map_hardness(self._labels(_inside(self.pool, recs[0]["annotation"], "annotation")),
+                                          self.class_loss, self.space.ignore_index)
+                        for key, recs in by_key.items()}
+            self.counts = hardness_counts(hardness, n_max)
         else:
-            counts = {key: len(recs) for key, recs in by_key.items()}
-        selected = [rec for key, recs in by_key.items() for rec in recs[: counts[key]]]
+            self.counts = {key: len(recs) for key, recs in by_key.items()}
+        self.selected = [rec for key, recs in by_key.items() for rec in recs[: self.counts[key]]]
 
-        # 3. Filter the selected images' annotations (resumable: filter.jsonl lists what is finished).
-        manifest_path = out / FILTER_MANIFEST
+    def filter_annotations(self) -> None:
+        """Write the filtered annotation of every selected image not yet done (``filter.jsonl`` lists what is)."""
+        manifest_path = self.out / FILTER_MANIFEST
         done = _load_lines(manifest_path)
-        todo = [r for r in selected if r["annotation"] not in done or not _inside(out, r["annotation"], "annotation")
-                .is_file()]
-        if todo:
-            log(f"filtering {len(todo)} of {len(selected)} selected pool images ({len(selected) - len(todo)} done)")
-        bar = None
-        if progress and todo:
-            from tqdm import tqdm
+        self.todo = [r for r in self.selected
+                     if r["annotation"] not in done or not _inside(self.out, r["annotation"], "annotation").is_file()]
+        if not self.todo:
+            return
+        self.log(f"filtering {len(self.todo)} of {len(self.selected)} selected pool images "
+                 f"({len(self.selected) - len(self.todo)} done)")
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(todo), unit="img", desc="filter")
-        with ManifestWriter(manifest_path) as manifest:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                images, labels = [], []
-                for rec in batch:
-                    image, ann = _inside(pool, rec["image"], "image"), _inside(pool, rec["annotation"], "annotation")
-                    try:
-                        labels.append(_contiguous(space, read_label_map(ann), ann, c))
-                    except LabelMapError as err:
-                        raise FilterError(str(err)) from err
-                    images.append(_read_rgb(image))
-                    if images[-1].shape[:2] != labels[-1].shape:
-                        raise FilterError(f"{image}: image and annotation sizes differ")
-                if margin is None:  # resampling only: keep every pixel
-                    drops = [np.zeros(lab.shape, bool) for lab in labels]
-                else:
-                    drops = [filter_mask(loss, lab, class_loss, margin, space.ignore_index)
-                             for loss, lab in zip(segmenter.pixel_losses(images, labels, space.ignore_index), labels)]
-                lines = []
-                for rec, lab, drop in zip(batch, labels, drops):
-                    valid = lab != space.ignore_index
-                    raw = space.to_raw(np.where(valid, lab, 0)).astype(np.int64)
-                    raw[~valid | drop] = _ignore_raw(space)
-                    write_label_map(_inside(out, rec["annotation"], "annotation"), raw)
-                    per_class = {}
-                    for cls in np.unique(lab[valid]).tolist():
-                        in_class = lab == cls
-                        per_class[str(cls)] = [int(in_class.sum()), int((in_class & drop).sum())]
-                    lines.append(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"], k=int(rec["k"]),
-                                      labelled=int(valid.sum()), dropped=int(drop.sum()), per_class=per_class))
-                manifest.append(lines)
-                if bar is not None:
-                    bar.update(len(batch))
-        if bar is not None:
-            bar.close()
+        with ManifestWriter(manifest_path) as manifest, tqdm(
+                total=len(self.todo), unit="img", desc="filter", disable=not self.progress) as bar:
+            for start in range(0, len(self.todo), self.batch_size):
+                batch = self.todo[start : start + self.batch_size]
+                manifest.append(self._filter_batch(batch))
+                bar.update(len(batch))
 
-        # 4. The sample list, the dataset config and the summary.
-        done = _load_lines(manifest_path)
+    def _filter_batch(self, batch: list[dict]) -> list[dict]:
+        """Filter one batch of pool images; their ``filter.jsonl`` lines."""
+        space = self.space
+        images, labels = [], []
+        for rec in batch:
+            image, ann = _inside(self.pool, rec["image"], "image"), _inside(self.pool, rec["annotation"], "annotation")
+            labels.append(self._labels(ann))
+            images.append(_read_rgb(image))
+            if images[-1].shape[:2] != labels[-1].shape:
+                raise FilterError(f"{image}: image and annotation sizes differ")
+        if self.margin is None:  # resampling only: keep every pixel
+            drops = [np.zeros(lab.shape, bool) for lab in labels]
+        else:
+            losses = self.segmenter.pixel_losses(images, labels, space.ignore_index)
+            drops = [filter_mask(loss, lab, self.class_loss, self.margin, space.ignore_index)
+                     for loss, lab in zip(losses, labels)]
+        lines = []
+        for rec, lab, drop in zip(batch, labels, drops):
+            valid = lab != space.ignore_index
+            raw = space.to_raw(np.where(valid, lab, 0)).astype(np.int64)
+            raw[~valid | drop] = _ignore_raw(space)
+            write_label_map(_inside(self.out, rec["annotation"], "annotation"), raw)
+            per_class = {}
+            for cls in np.unique(lab[valid]).tolist():
+                in_class = lab == cls
+                per_class[str(cls)] = [int(in_class.sum()), int((in_class & drop).sum())]
+            lines.append(dict(annotation=rec["annotation"], image=rec["image"], key=rec["key"], k=int(rec["k"]),
+                              labelled=int(valid.sum()), dropped=int(drop.sum()), per_class=per_class))
+        return lines
+
+    def finish(self, started: float) -> FilterSummary:
+        """The sample list, the dataset config and the summary."""
+        space, out, selected = self.space, self.out, self.selected
+        done = _load_lines(out / FILTER_MANIFEST)
         chosen = [done[r["annotation"]] for r in selected]
         names = [str(PurePosixPath(r["image"]).relative_to("images").with_suffix("")) for r in selected]
         atomic_write_text(out / SAMPLES, "".join(n + "\n" for n in names))
         img_suffix = PurePosixPath(selected[0]["image"]).suffix
         atomic_write_text(out / "dataset_config.py", dataset_config_text(
             out, space, img_suffix, bool(reduce_zero_label_of(space)), prefix="dpsims_filtered",
-            images=pool / "images", ann_file=SAMPLES,
+            images=self.pool / "images", ann_file=SAMPLES,
             what="the pool filtered by `dpsims-aug filter` (the pool's images, filtered annotations)"))
         labelled = sum(r["labelled"] for r in chosen)
         dropped = sum(r["dropped"] for r in chosen)
-        per_class_total = np.zeros((c, 2), np.int64)
+        per_class_total = np.zeros((self.num_classes, 2), np.int64)
         for r in chosen:
             for cls, (n, d) in r["per_class"].items():
                 per_class_total[int(cls)] += (n, d)
         summary = FilterSummary(
-            out=out, images_selected=len(selected), images_pool=len(records), filtered_now=len(todo),
+            out=out, images_selected=len(selected), images_pool=len(self.records), filtered_now=len(self.todo),
             kept_fraction=1.0 - dropped / max(labelled, 1),
-            class_loss=[None if not math.isfinite(v) else float(v) for v in class_loss],
-            images_per_map=dict(sorted(counts.items())), seconds=time.perf_counter() - started)
+            class_loss=[None if not math.isfinite(v) else float(v) for v in self.class_loss],
+            images_per_map=dict(sorted(self.counts.items())), seconds=time.perf_counter() - started)
         atomic_write_text(out / SUMMARY, json.dumps(dict(
-            params, images_selected=summary.images_selected, images_pool=summary.images_pool,
+            self.params, images_selected=summary.images_selected, images_pool=summary.images_pool,
             kept_fraction=round(summary.kept_fraction, 4),
             kept_fraction_per_class={space.class_names[i]: round(1 - d / n, 4) for i, (n, d) in
                                      enumerate(per_class_total.tolist()) if n},

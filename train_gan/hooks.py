@@ -300,24 +300,11 @@ class GANEvaluationHook(Hook):
             if is_main_process():
                 self.evaluate(runner)
 
-    def evaluate(self, runner) -> dict[str, float]:
-        """Compute, log and record the metrics for the current EMA generator; returns them."""
-        from dpsims_aug.metrics.registry import EvalBatch, build_metrics
+    def _sample_batches(self, model):
+        """The EMA generator's samples of the held-out label maps (fixed seeds), as metric batches."""
+        from dpsims_aug.metrics.registry import EvalBatch
         from dpsims_aug.synthesis import derive_seed
 
-        calibrate_ema(runner)
-        model = _gan(runner)
-        device = model.step.device
-        if self._labels is None:
-            self._setup(runner, device, model.label_space.ignore_index)
-        space = model.label_space
-        settings: dict[str, dict] = dict(
-            fid=dict(device=str(device), batch_size=self.batch_size, reference=self._reference,
-                     real_features=self._real_features),
-            colour=dict(num_classes=space.num_classes, ignore_index=space.ignore_index))
-        if self._segmenter is not None:
-            settings["miou"] = dict(segmenter=self._segmenter, ignore_index=space.ignore_index)
-        metrics = build_metrics(settings)
         for start in range(0, len(self._labels), self.batch_size):
             labels = self._labels[start : start + self.batch_size]
             edges = None if self._edges is None else torch.stack(self._edges[start : start + self.batch_size])
@@ -326,14 +313,22 @@ class GANEvaluationHook(Hook):
             for k in range(self.num_seeds):
                 seeds = [derive_seed(self.seed, f"heldout/{i}", k) for i in indices]
                 per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds, edges=edges)))
-            fakes = list(np.stack(per_seed, axis=1))  # per label map: [num_seeds, H, W, 3]
-            batch = EvalBatch(labels=[lab.numpy() for lab in labels], fakes=fakes,
-                              reals=self._reals[start : start + len(labels)])
-            for metric in metrics.values():
-                metric.update(batch)
-        values: dict[str, float] = {}
-        for metric in metrics.values():
-            values.update(metric.compute())
+            yield EvalBatch(labels=[lab.numpy() for lab in labels],
+                            fakes=list(np.stack(per_seed, axis=1)),  # per label map: [num_seeds, H, W, 3]
+                            reals=self._reals[start : start + len(labels)])
+
+    def evaluate(self, runner) -> dict[str, float]:
+        """Compute, log and record the metrics for the current EMA generator; returns them."""
+        from dpsims_aug.metrics.evaluate import fidelity_metrics
+
+        calibrate_ema(runner)
+        model = _gan(runner)
+        device = model.step.device
+        if self._labels is None:
+            self._setup(runner, device, model.label_space.ignore_index)
+        values = fidelity_metrics(self._sample_batches(model), model.label_space, device=device,
+                                  batch_size=self.batch_size, reference=self._reference, n_seeds=self.num_seeds,
+                                  segmenter=self._segmenter, real_features=self._real_features)
         if self.tstr is not None:
             from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from dpsims_aug.label_maps import load_label_map
 from dpsims_aug.labels import LabelSpace
 from dpsims_aug.metrics.registry import EvalBatch, build_metrics
 
-__all__ = ["evaluate", "format_table", "iter_eval_batches"]
+__all__ = ["evaluate", "fidelity_metrics", "format_table", "iter_eval_batches"]
 
 
 def _same_size_chunks(labels: Sequence[np.ndarray], max_len: int) -> Iterator[range]:
@@ -91,6 +91,46 @@ def iter_eval_batches(
                     raise ValueError(f"{image_path}: image is {real.shape[1]}x{real.shape[0]} but its label map "
                                      f"{label_path} is {lab.shape[1]}x{lab.shape[0]}")
         yield EvalBatch(labels=labels, fakes=fakes, reals=reals, keys=chunk_keys)
+
+
+def fidelity_metrics(
+    batches: Iterable[EvalBatch],
+    space: LabelSpace,
+    *,
+    device,
+    batch_size: int,
+    reference,
+    n_seeds: int = 1,
+    segmenter=None,
+    real_features: np.ndarray | None = None,
+    on_batch=None,
+) -> dict[str, float]:
+    """The metric loop of ``evaluate`` and of the trainer's evaluation hook: FID/KID against ``reference``,
+    colour statistics, mIoU when a ``segmenter`` is given, diversity when ``n_seeds >= 2``; one streaming pass over
+    ``batches`` (``on_batch(batch)`` after each, e.g. a progress bar).
+
+    ``real_features``: Inception features of the batches' real images in stream order, when they are known
+    already (the hook computes them once) and the batches carry no real images for them.
+    """
+    fid = dict(device=str(device), batch_size=batch_size, reference=reference)
+    if real_features is not None:
+        fid["real_features"] = real_features
+    settings: dict[str, dict] = dict(fid=fid, colour=dict(num_classes=space.num_classes,
+                                                          ignore_index=space.ignore_index))
+    if segmenter is not None:
+        settings["miou"] = dict(segmenter=segmenter, ignore_index=space.ignore_index)
+    if n_seeds >= 2:
+        settings["diversity"] = dict(device=str(device), batch_size=batch_size)
+    metrics = build_metrics(settings)  # the Inception network is loaded once (cached) and shared
+    for batch in batches:
+        for metric in metrics.values():
+            metric.update(batch)
+        if on_batch is not None:
+            on_batch(batch)
+    values: dict[str, float] = {}
+    for metric in metrics.values():
+        values.update(metric.compute())
+    return values
 
 
 def evaluate(
@@ -184,28 +224,14 @@ def evaluate(
         if segmenter.num_classes != synthesizer.label_space.num_classes:
             raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
                              f"space {synthesizer.label_space.name!r} has {synthesizer.label_space.num_classes}")
-    space = synthesizer.label_space
-    settings: dict[str, dict] = dict(fid=dict(device=device, batch_size=batch_size, reference=reference),
-                                     colour=dict(num_classes=space.num_classes, ignore_index=space.ignore_index))
-    if segmenter is not None:
-        settings["miou"] = dict(segmenter=segmenter, ignore_index=space.ignore_index)
-    if n_seeds >= 2:
-        settings["diversity"] = dict(device=device, batch_size=batch_size)
-    metrics = build_metrics(settings)  # the Inception network is loaded once (cached) and shared
-
     bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
     batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,
                                 maps_per_batch=max(1, batch_size // n_seeds), with_reals=True,
                                 instance_paths=instance_paths)
-    for batch in batches:
-        for metric in metrics.values():
-            metric.update(batch)
-        bar.update(len(batch.labels) * n_seeds)
+    values = fidelity_metrics(batches, synthesizer.label_space, device=device, batch_size=batch_size,
+                              reference=reference, n_seeds=n_seeds, segmenter=segmenter,
+                              on_batch=lambda batch: bar.update(len(batch.labels) * n_seeds))
     bar.close()
-
-    values: dict[str, float] = {}
-    for metric in metrics.values():
-        values.update(metric.compute())
     if tstr_config is not None:
         from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
 

@@ -86,14 +86,10 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarray], pad: int = 2) -> np.ndarray:
     """Rows of ``label | real | sample_1 .. sample_k`` (each [N,H,W,3] uint8) as one RGB image."""
+    from dpsims_aug.image_grid import tile_grid
+
     columns = [label_rgb, real, *samples]
-    n, h, w, _ = label_rgb.shape
-    grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, dtype=np.uint8)
-    for c, column in enumerate(columns):
-        for r in range(n):
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
-            grid[y : y + h, x : x + w] = column[r]
-    return grid
+    return tile_grid([[column[r] for column in columns] for r in range(len(label_rgb))], gap=pad)
 
 
 def held_out_dataset(runner, overrides: dict | None) -> dict:

@@ -104,11 +104,6 @@ def _wave(t: np.ndarray) -> np.ndarray:
     return tri * tri * (3.0 - 2.0 * tri)
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 # ------------------------------------------------------------------------------------------------ domains
 
 Range = tuple[float, float]  # a uniform draw between the two values
@@ -897,18 +892,15 @@ def scene_grid(n_layouts: int = 4, n_appearances: int = 4, size: tuple[int, int]
     ``domain`` picks the world (see :func:`render_scene`).
     """
     d = get_domain(domain)
+    from dpsims_aug.image_grid import tile_grid
     from dpsims_aug.labels import embedded_label_space
 
     space = embedded_label_space()
     height, width = _check_size(size)
-    cols = n_appearances + 1
-    grid = np.full((n_layouts * (height + gap) + gap, cols * (width + gap) + gap, 3), 255, np.uint8)
+    rows = []
     for r in range(n_layouts):
         layout_seed, appearance_seed = scene_seeds(seed, r)
         layout = _make_layout(layout_seed, height, width, d)
-        tiles = [space.colorize(layout.labels)]
-        tiles += [_paint(layout, appearance_seed + k, d) for k in range(n_appearances)]
-        for c, tile in enumerate(tiles):
-            y, x = gap + r * (height + gap), gap + c * (width + gap)
-            grid[y:y + height, x:x + width] = tile
-    return grid
+        rows.append([space.colorize(layout.labels)]
+                    + [_paint(layout, appearance_seed + k, d) for k in range(n_appearances)])
+    return tile_grid(rows, gap)

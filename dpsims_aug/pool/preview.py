@@ -9,6 +9,7 @@ import numpy as np
 
 from dpsims_aug.data.readers import LabelMapRef
 from dpsims_aug.fileio import atomic_path
+from dpsims_aug.image_grid import tile_grid
 from dpsims_aug.labels import LabelMapError, LabelSpace
 from dpsims_aug.pool.format import image_path
 
@@ -33,15 +34,7 @@ def write_preview(out: Path, refs: Sequence[LabelMapRef], n: int, space: LabelSp
             break
     if not rows:
         return None
-    gap = 4
-    h = max(t.shape[0] for row in rows for t in row)
-    w = max(t.shape[1] for row in rows for t in row)
-    cols = max(len(row) for row in rows)
-    canvas = np.full((len(rows) * (h + gap) + gap, cols * (w + gap) + gap, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, tile in enumerate(row):
-            y, x = gap + r * (h + gap), gap + c * (w + gap)
-            canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    canvas = tile_grid(rows, gap=4)
     path = out / "preview.png"
     with atomic_path(path) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")

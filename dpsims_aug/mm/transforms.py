@@ -434,7 +434,7 @@ class DPSIMSAugment(BaseTransform):
     # ----------------------------------------------------------------------------------- pool
 
     def _build_pool_index(self) -> None:
-        from dpsims_aug.pool.format import read_manifest_records
+        from dpsims_aug.pool.format import label_stem_of, read_manifest_records
 
         by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
         by_stem: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -443,9 +443,7 @@ class DPSIMSAugment(BaseTransform):
             if not image:
                 continue
             by_key[key].append((k, image))
-            # images/<stem>_s<k>.<ext> -> <stem>
-            stem = PurePosixPath(image).relative_to("images").with_suffix("").as_posix().rsplit("_s", 1)[0]
-            by_stem[stem].append((k, image))
+            by_stem[label_stem_of(image)].append((k, image))
         self._pool_index = {key: [p for _, p in sorted(v)] for key, v in by_key.items()}
         self._pool_stems = {stem: [p for _, p in sorted(v)] for stem, v in by_stem.items()}
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from dpsims_aug.data.writers import base_seg_dataset
 from dpsims_aug.fileio import atomic_write_text
@@ -27,6 +27,12 @@ IMAGE_FORMATS = {"jpg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}  # --format ->
 def image_path(stem: str, k: int, suffix: str) -> str:
     """Pool-relative path of synthetic image ``k`` of the label map ``stem``."""
     return f"images/{stem}_s{k}{suffix}"
+
+
+def label_stem_of(image: str) -> str:
+    """The label map stem of a pool image path, the inverse of :func:`image_path`
+    (``images/<stem>_s<k>.<ext>`` -> ``<stem>``)."""
+    return PurePosixPath(image).relative_to("images").with_suffix("").as_posix().rsplit("_s", 1)[0]
 
 
 def annotation_path(stem: str, k: int) -> str:

@@ -14,9 +14,23 @@ import torch
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.labels import LabelSpace
 from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
-from train_gan.hooks import DPSIMS_META_KEY
 
+DPSIMS_META_KEY = "dpsims"  # a training checkpoint's meta entry holding the generator config and label space
 EMA_PREFIX = "generator_ema.module."
+
+
+def export_generator(model, path: str | os.PathLike, summary: dict | None = None) -> None:
+    """Write the EMA generator of a :class:`train_gan.model.DPSIMSGAN` as the single-file inference checkpoint."""
+    ema = model.generator_ema.module
+    save_generator_checkpoint(
+        path,
+        GeneratorCheckpoint(
+            state_dict=ema.state_dict(),
+            generator_config=model.generator_config.to_dict(),
+            label_space=model.label_space,
+            summary=summary or {},
+        ),
+    )
 
 
 def export_training_checkpoint(

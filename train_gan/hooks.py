@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 from PIL import Image
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, file_sha256, save_generator_checkpoint
+from dpsims_aug.checkpoint import file_sha256
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 from dpsims_aug.mm.runner import SUMMARY
-
-DPSIMS_META_KEY = "dpsims"
+from train_gan.export import DPSIMS_META_KEY, export_generator
 
 
 def _gan(runner):
@@ -159,20 +157,6 @@ class SampleGridHook(Hook):
             Image.fromarray(grid).save(tmp, format="PNG")
         runner.visualizer.add_image("samples", grid, step=runner.iter + 1)
         return path
-
-
-def export_generator(model, path: str | os.PathLike, summary: dict | None = None) -> None:
-    """Write the EMA generator of a :class:`train_gan.model.DPSIMSGAN` as the single-file inference checkpoint."""
-    ema = model.generator_ema.module
-    save_generator_checkpoint(
-        path,
-        GeneratorCheckpoint(
-            state_dict=ema.state_dict(),
-            generator_config=model.generator_config.to_dict(),
-            label_space=model.label_space,
-            summary=summary or {},
-        ),
-    )
 
 
 @HOOKS.register_module()

@@ -63,8 +63,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     for key, value in summary.items():
         if key != "mmseg":  # the mmseg dataset dicts (long): from the function named below, not on the console
             print(f"  {key}: {value}")
-    print(f"  mmseg: dpsims_aug.data.writers.mmseg_dataset_config({str(args.out)!r}, {args.layout!r}, split) gives "
-          "its dataset dicts" + (f"; or dpsims-aug seg-train fastscnn_embedded_real --data-root {args.out}"
+    print(f"  mmseg: dpsims_aug.data.mmseg_configs.mmseg_dataset_config({str(args.out)!r}, {args.layout!r}, "
+          "split) gives its dataset dicts" + (f"; or dpsims-aug seg-train fastscnn_embedded_real --data-root {args.out}"
                                  if args.layout == "ade20k" else ""))
     return 0
 

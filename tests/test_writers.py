@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dpsims_aug.data.mmseg_configs import mmseg_dataset_config
 from dpsims_aug.data.scenes import render_scene, scene_seeds
-from dpsims_aug.data.writers import WRITABLE_LAYOUTS, mmseg_dataset_config, write_dataset
+from dpsims_aug.data.writers import WRITABLE_LAYOUTS, write_dataset
 from dpsims_aug.label_maps import read_label_map
 from dpsims_aug.labels import LabelSpace, embedded_label_space
 

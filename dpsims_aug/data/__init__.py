@@ -4,6 +4,7 @@
 for the Hugging Face layout, imported on use).
 """
 
+from dpsims_aug.data.mmseg_configs import mmseg_dataset_config
 from dpsims_aug.data.scenes import (
     CLASS_NAMES,
     iter_scenes,
@@ -14,7 +15,6 @@ from dpsims_aug.data.scenes import (
 )
 from dpsims_aug.data.writers import (
     WRITABLE_LAYOUTS,
-    mmseg_dataset_config,
     write_ade20k,
     write_cityscapes,
     write_dataset,

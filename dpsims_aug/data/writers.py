@@ -25,8 +25,8 @@ key (written before domains existed) is a ``"source"`` dataset.
 
 mmseg note: do not point ``ADE20KDataset``/``CityscapesDataset`` at these folders with our class names as
 ``metainfo``: mmseg then builds a label map from *its* class list, which refuses ("cloud" is not an ADE class)
-or silently renumbers classes. Use :func:`mmseg_dataset_config` (a ``BaseSegDataset`` with the right
-suffixes).
+or silently renumbers classes. Use :func:`dpsims_aug.data.mmseg_configs.mmseg_dataset_config` (a
+``BaseSegDataset`` with the right suffixes).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dpsims_aug.data.mmseg_configs import mmseg_dataset_config
 from dpsims_aug.data.scenes import (
     DEFAULT_DOMAIN,
     SCENES_VERSION,
@@ -433,41 +434,3 @@ def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
     with output_lock(out, "dpsims-aug dataset"):  # one writer per folder
         return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress,
                                 domain=domain)
-
-
-def base_seg_dataset(data_root: str | os.PathLike, space: LabelSpace, *, img_path: str, seg_map_path: str,
-                     img_suffix: str, seg_map_suffix: str, reduce_zero_label: bool,
-                     ann_file: str | None = None) -> dict:
-    """An mmseg ``BaseSegDataset`` config (no pipeline) whose metainfo is ``space``'s classes and palette: the one
-    place that says which keys such a config gets (:func:`mmseg_dataset_config`, and a pool's
-    ``dataset_config.py``)."""
-    cfg = dict(type="BaseSegDataset", data_root=str(data_root),
-               metainfo=dict(classes=tuple(space.class_names), palette=[list(c) for c in space.palette]))
-    if ann_file is not None:
-        cfg["ann_file"] = ann_file
-    cfg.update(data_prefix=dict(img_path=img_path, seg_map_path=seg_map_path), img_suffix=img_suffix,
-               seg_map_suffix=seg_map_suffix, reduce_zero_label=reduce_zero_label)
-    return cfg
-
-
-def mmseg_dataset_config(root: str | os.PathLike, layout: str, split: str = "train",
-                         label_space: LabelSpace | None = None) -> dict:
-    """An mmseg dataset config (``BaseSegDataset``, no pipeline) that reads ``split`` of a written layout.
-
-    The labels it yields are contiguous ids 0..C-1 with 255 for unlabeled pixels in every layout.
-    """
-    space = label_space or embedded_label_space()
-    if split not in _STREAMS:
-        raise ValueError(f"split must be one of {sorted(_STREAMS)}, got {split!r}")
-    if layout == "ade20k":
-        d = {"train": "training", "val": "validation"}[split]
-        return base_seg_dataset(root, space, img_path=f"images/{d}", seg_map_path=f"annotations/{d}",
-                                img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True)
-    if layout == "cityscapes":
-        return base_seg_dataset(root, space, img_path=f"leftImg8bit/{split}", seg_map_path=f"gtFine/{split}",
-                                img_suffix="_leftImg8bit.png", seg_map_suffix="_gtFine_labelTrainIds.png",
-                                reduce_zero_label=False)
-    if layout == "folder":
-        return base_seg_dataset(root, space, img_path="images", seg_map_path="labels", img_suffix=".png",
-                                seg_map_suffix=".png", reduce_zero_label=True, ann_file=f"splits/{split}.txt")
-    raise ValueError(f"no mmseg dataset config for layout {layout!r}: use ade20k, cityscapes or folder")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from dpsims_aug.data.writers import base_seg_dataset
+from dpsims_aug.data.mmseg_configs import base_seg_dataset
 from dpsims_aug.fileio import atomic_write_text
 from dpsims_aug.labels import LabelSpace
 

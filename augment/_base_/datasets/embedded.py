@@ -1,5 +1,5 @@
 # The embedded procedural scenes, ADE-20K layout: 10 classes, raw 0 = unlabeled, so reduce_zero_label=True.
-# Metainfo and folders are those of dpsims_aug.data.writers.mmseg_dataset_config(root, 'ade20k', split).
+# Metainfo and folders are those of dpsims_aug.data.mmseg_configs.mmseg_dataset_config(root, 'ade20k', split).
 #   real data:       dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
 #   offline pool:    dpsims-aug generate --labels work_dirs/data/embedded --split train --n 4
 #                    (writes work_dirs/data/embedded_dpsims; --checkpoint defaults to the bundled generator)

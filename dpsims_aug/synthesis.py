@@ -243,6 +243,8 @@ class Synthesizer:
 
     def _forward(self, labels: torch.Tensor, seeds: list[int], edges: torch.Tensor | None) -> np.ndarray:
         """One model call at exactly ``batch_size`` images (short batches padded with copies of the last one)."""
+        from dpsims_aug.models.image_range import unit_range_to_uint8
+
         real = labels.shape[0]
         pad = self.batch_size - real
         if pad:
@@ -261,7 +263,7 @@ class Synthesizer:
         )
         with torch.inference_mode(), autocast:
             images = self.generator(labels, noise, edges) if edges is not None else self.generator(labels, noise)
-            images = ((images[:real].float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+            images = unit_range_to_uint8(images[:real])
         return images.permute(0, 2, 3, 1).cpu().numpy()
 
 

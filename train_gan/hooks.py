@@ -16,6 +16,7 @@ from dpsims_aug.checkpoint import file_sha256
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 from dpsims_aug.mm.runner import SUMMARY
+from dpsims_aug.models import unit_range_to_uint8
 from train_gan.export import DPSIMS_META_KEY, export_generator
 
 
@@ -79,7 +80,7 @@ def stack_edges(items: list[dict]) -> torch.Tensor | None:
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
     """[B,3,H,W] in [-1,1] -> [B,H,W,3] uint8."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return unit_range_to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarray], pad: int = 2) -> np.ndarray:

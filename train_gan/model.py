@@ -24,7 +24,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from dpsims_aug.labels import LabelSpace, get_label_space
-from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config
+from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config, images_to_unit_range
 from train_gan.augment import (
     OPERATIONS,
     AdaptiveProbability,
@@ -249,17 +249,30 @@ class DPSIMSGAN(BaseModel):
     def train_step(self, data: dict, optim_wrapper: OptimWrapperDict) -> dict[str, torch.Tensor]:
         """One discriminator update then one generator update; returns the loss terms for logging."""
         data = self.data_preprocessor(data, True)
-        real = data["image"].float() / 127.5 - 1.0
+        real = images_to_unit_range(data["image"])
         labels = data["label"].long()
-        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
-        edges = self._edges(data, batch, device)
-        gen = self._step_generator()
-        log: dict[str, torch.Tensor] = {}
+        edges = self._edges(data, real.shape[0], real.device)
+        gen = self._step_generator()  # every random draw of the step, in a fixed order: D's, then G's
+        warming_up = int(self.step) < self.generator_warmup_iters  # G's loss is logged, not applied
+        log_d, loss_d, d_applied = self.train_discriminator(real, labels, edges, gen, optim_wrapper["discriminator"])
+        log_g, loss_g, g_applied = self.train_generator(real, labels, edges, gen, optim_wrapper["generator"],
+                                                        apply=not warming_up)
+        self._count_nonfinite(d_applied and (g_applied or warming_up))
+        self._sync_generator_buffers()
+        if g_applied:  # a skipped (or warm-up) generator update leaves nothing new to average
+            self._update_ema()
+        log = {**log_d, **log_g, **self._adapt_augmentation(real.shape[0])}
+        self.step += 1
+        log["loss_d"], log["loss_g"] = loss_d.detach(), loss_g.detach()
+        return {k: v.detach() for k, v in log.items()}
 
-        # Discriminator: real -> class+1, fake -> 0, plus LabelMix consistency; one forward on the concatenation
-        # (a single DDP forward per backward, and one backbone pass for all three).
-        d_wrapper = optim_wrapper["discriminator"]
-        with d_wrapper.optim_context(self.discriminator):
+    def train_discriminator(self, real: torch.Tensor, labels: torch.Tensor, edges: torch.Tensor | None,
+                            gen: torch.Generator, wrapper: OptimWrapper) -> tuple[dict, torch.Tensor, bool]:
+        """Real -> class+1, fake -> 0, plus LabelMix consistency, in one forward on the concatenation (a single DDP
+        forward per backward, and one backbone pass for all three). Returns (log terms, loss, update applied)."""
+        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        log: dict[str, torch.Tensor] = {}
+        with wrapper.optim_context(self.discriminator):
             with torch.no_grad():
                 fake = self.generator(labels, self._noise(gen, batch, device), edges)
             parts = [real, fake]
@@ -282,17 +295,23 @@ class DPSIMSGAN(BaseModel):
             if self.augment_adaptive is not None:
                 signal = torch.stack(overfitting_signal(logits[0].detach(), d_labels, self.label_space.ignore_index))
                 self.augment_signal += signal.to(self.augment_signal)
-            loss_d = log["loss_d_adv"]
+            loss = log["loss_d_adv"]
             if cfg["labelmix"] > 0:
                 log["loss_d_labelmix"] = labelmix_loss(logits[2], logits[0], logits[1], mask.to(logits[0].dtype))
-                loss_d = loss_d + cfg["labelmix"] * log["loss_d_labelmix"]
-        d_applied = self._update(d_wrapper, loss_d, "discriminator")
+                loss = loss + cfg["labelmix"] * log["loss_d_labelmix"]
+        return log, loss, self._update(wrapper, loss, "discriminator")
 
-        # Generator: adversarial + PatchNCE against the real image's backbone features + mode seeking over two
-        # seeds per label map (both seeds go through G in one batch) + per-class colour-distribution matching.
-        g_wrapper = optim_wrapper["generator"]
+    def train_generator(self, real: torch.Tensor, labels: torch.Tensor, edges: torch.Tensor | None,
+                        gen: torch.Generator, wrapper: OptimWrapper, apply: bool = True
+                        ) -> tuple[dict, torch.Tensor, bool]:
+        """Adversarial + PatchNCE against the real image's backbone features + mode seeking over two seeds per
+        label map (both seeds go through G in one batch) + per-class colour-distribution matching. With
+        ``apply=False`` (the warm-up: D first learns the data) the loss is computed for the log, not applied.
+        Returns (log terms, loss, update applied)."""
+        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        log: dict[str, torch.Tensor] = {}
         seeds_per_map = 2 if cfg["diversity"] > 0 else 1
-        with g_wrapper.optim_context(self.generator):
+        with wrapper.optim_context(self.generator):
             noise = self._noise(gen, batch * seeds_per_map, device)
             label_rep = labels.repeat(seeds_per_map, 1, 1)
             edge_rep = None if edges is None else edges.repeat(seeds_per_map, 1, 1, 1)
@@ -310,7 +329,7 @@ class DPSIMSGAN(BaseModel):
                     logits_fake.float(), g_labels, gamma=cfg["focal_gamma"],
                     ignore_index=self.label_space.ignore_index,
                 )
-                loss_g = log["loss_g_adv"]
+                loss = log["loss_g_adv"]
                 if cfg["patch_nce"] > 0:
                     with torch.no_grad():
                         feats_real = disc.backbone_features(real_seen)
@@ -318,37 +337,34 @@ class DPSIMSGAN(BaseModel):
                         [f[:batch].float() for f in feats_fake], [f.float() for f in feats_real],
                         num_patches=cfg["nce_patches"], temperature=cfg["nce_temperature"], generator=gen,
                     )
-                    loss_g = loss_g + cfg["patch_nce"] * log["loss_g_nce"]
+                    loss = loss + cfg["patch_nce"] * log["loss_g_nce"]
             if seeds_per_map == 2:
                 log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:],
                                                    max_ratio=cfg["diversity_max_ratio"])
-                loss_g = loss_g + cfg["diversity"] * log["loss_g_div"]
+                loss = loss + cfg["diversity"] * log["loss_g_div"]
             if cfg["colour_match"] > 0:  # unaugmented images: the colours a segmenter will see
                 log["loss_g_colour"] = torch.stack([
                     colour_distribution_loss(fake.float(), real, labels, self.label_space.ignore_index)
                     for fake in fakes.chunk(seeds_per_map)
                 ]).mean()
-                loss_g = loss_g + cfg["colour_match"] * log["loss_g_colour"]
-        warming_up = int(self.step) < self.generator_warmup_iters
-        if warming_up:  # the loss is logged (what G would be told) but not applied: D first learns the data
-            g_wrapper.zero_grad()
-        g_applied = warming_up or self._update(g_wrapper, loss_g, "generator")
-        self._count_nonfinite(d_applied and g_applied)
-        self._sync_generator_buffers()
-        if g_applied and not warming_up:  # a skipped generator update leaves nothing new to average
-            self._update_ema()
-        if self.augment_adaptive is not None and self.augment_adaptive.due(int(self.step)):
+                loss = loss + cfg["colour_match"] * log["loss_g_colour"]
+        if not apply:
+            wrapper.zero_grad()
+            return log, loss, False
+        return log, loss, self._update(wrapper, loss, "generator")
+
+    def _adapt_augmentation(self, batch: int) -> dict[str, torch.Tensor]:
+        """ADA: at its interval, move D's augmentation probability by the summed overfitting signal (every rank
+        identically); log p and r_t (p stuck at 0 means D never looked overfit)."""
+        if self.augment_adaptive is None:
+            return {}
+        if self.augment_adaptive.due(int(self.step)):
             signal = self.augment_signal.clone()
             all_reduce(signal, op="sum")  # every rank then moves p identically
             self.augment_r_t.fill_(float(signal[0]) / max(float(signal[1]), 1.0))
             self.augment_adaptive.update(self.augment_p, float(self.augment_r_t), batch * get_dist_info()[1])
             self.augment_signal.zero_()
-        if self.augment_adaptive is not None:
-            # r_t (the last interval's overfitting signal) next to p: p stuck at 0 means D never looked overfit.
-            log["augment_p"], log["augment_r_t"] = self.augment_p.clone(), self.augment_r_t.clone()
-        self.step += 1
-        log["loss_d"], log["loss_g"] = loss_d.detach(), loss_g.detach()
-        return {k: v.detach() for k, v in log.items()}
+        return {"augment_p": self.augment_p.clone(), "augment_r_t": self.augment_r_t.clone()}
 
     def recalibrate_ema(self, label_batches) -> int:
         """Re-collect the EMA generator's BatchNorm statistics on ``label_batches`` (contiguous ids ``[B, H, W]``, or

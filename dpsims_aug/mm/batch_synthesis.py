@@ -32,6 +32,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 
 from dpsims_aug.labels import LabelSpace
 from dpsims_aug.mm.transforms import DPSIMSAugment
+from dpsims_aug.models.image_range import unit_range_to_uint8
 from dpsims_aug.synthesis import default_checkpoint_path, derive_seed
 
 __all__ = ["PACK_META_KEYS", "DPSIMSDataPreprocessor", "DPSIMSSelect", "synthesis_size"]
@@ -159,7 +160,7 @@ class DPSIMSDataPreprocessor(SegDataPreProcessor):
                 images = gen(small, noise).float()
             if (sh, sw) != (h, w):
                 images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
-            images = ((images + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+            images = unit_range_to_uint8(images)
             for j, i in enumerate(members):
                 out[i] = images[j].flip(0)  # RGB -> BGR, as LoadImageFromFile gives
         return out

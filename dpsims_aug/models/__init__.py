@@ -7,5 +7,7 @@ from dpsims_aug.models.generator import (
     generator_config,
     sample_noise,
 )
+from dpsims_aug.models.image_range import images_to_unit_range, unit_range_to_uint8
 
-__all__ = ["GENERATOR_PRESETS", "DPSIMSGenerator", "GeneratorConfig", "generator_config", "sample_noise"]
+__all__ = ["GENERATOR_PRESETS", "DPSIMSGenerator", "GeneratorConfig", "generator_config", "images_to_unit_range",
+           "sample_noise", "unit_range_to_uint8"]

@@ -1,8 +1,11 @@
 """Fidelity of a generator on the embedded dataset: FID, mIoU of its images under a real-trained segmenter, diversity.
 
     python benchmarks/bench_fidelity.py                       # the bundled model -> work_dirs/benchmarks/fidelity.json
-    python benchmarks/bench_fidelity.py --update-results      # -> the committed benchmarks/results/fidelity.json
+    python benchmarks/bench_fidelity.py --update-results      # -> benchmarks/results/fidelity.json
     python benchmarks/bench_fidelity.py --checkpoint G.safetensors --out my_fidelity.json
+
+The committed result, of the previous bundle, is archived: benchmarks/results/archive/fidelity.json (superseded by
+benchmarks/results/bundled_fidelity.json, from ``dpsims-aug evaluate``; docs/benchmarks.md).
 
 Stages (each skipped when its output exists, so a re-run only evaluates):
 1. the embedded dataset, ADE layout, 1000 train / 100 val label maps at 64x64 (what the bundled model trained on);

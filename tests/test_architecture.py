@@ -3,29 +3,19 @@ entry point."""
 
 from __future__ import annotations
 
-import ast
 from importlib.metadata import entry_points
 from pathlib import Path
+
+from conftest import imported_modules
 
 REPO = Path(__file__).resolve().parents[1]
 UPPER = ("train_gan", "augment", "benchmarks", "tests")
 
 
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names = set()
-    for node in ast.walk(tree):  # also lazy imports inside functions
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-    return names
-
-
 def test_the_toolkit_never_imports_the_trainer_configs_or_benchmarks():
     offenders = []
     for path in sorted((REPO / "dpsims_aug").rglob("*.py")):
-        for name in _imported_modules(path):
+        for name in imported_modules(path):
             if name.split(".")[0] in UPPER:
                 offenders.append(f"{path.relative_to(REPO)} imports {name}")
     assert not offenders, offenders
@@ -36,28 +26,11 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _module_level_imports(path: Path, known: set[str]) -> set[str]:
-    """Modules of ``known`` that ``path`` imports when it is imported (type-checking blocks count; function bodies
-    do not): ``from pkg import name`` counts as ``pkg.name`` where that is a module, else as ``pkg``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = set()
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.If, ast.Try)):
-            todo.extend(ast.iter_child_nodes(node))
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
-                         for a in node.names)
-    return found & known
-
-
 def test_no_import_circle_in_the_toolkit():
     paths = sorted((REPO / "dpsims_aug").rglob("*.py"))
     known = {_module_name(p) for p in paths}
-    graph = {_module_name(p): _module_level_imports(p, known) for p in paths}
+    # Imports that run when a module is imported (type-checking blocks count; function bodies do not).
+    graph = {_module_name(p): imported_modules(p, "import time", known) & known for p in paths}
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
 
     def visit(module: str, path: list[str]) -> None:
@@ -80,12 +53,8 @@ def test_only_the_openmmlab_wing_imports_openmmlab_at_module_level():
     for path in sorted((REPO / "dpsims_aug").rglob("*.py")):
         if "mm" in path.relative_to(REPO / "dpsims_aug").parts[:1]:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(REPO)} imports {n}" for n in names
-                          if n.split(".")[0] in ("mmengine", "mmcv", "mmseg")]
+        offenders += [f"{path.relative_to(REPO)} imports {n}" for n in sorted(imported_modules(path, "top level"))
+                      if n.split(".")[0] in ("mmengine", "mmcv", "mmseg")]
     assert not offenders, offenders
 
 

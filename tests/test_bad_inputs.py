@@ -11,28 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import tiny_generator_checkpoint
 from PIL import Image
 
-from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
+from dpsims_aug.checkpoint import CheckpointError
 from dpsims_aug.data.readers import find_label_maps, find_pairs, read_rgb
 from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.label_maps import read_label_map
-from dpsims_aug.labels import LabelMapError, embedded_label_space
+from dpsims_aug.labels import LabelMapError
 from dpsims_aug.layouts import write_layouts
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.writer import GenerateError, generate
-
-SPACE = embedded_label_space()
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad")
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    save_generator_checkpoint(root / "g.safetensors", GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE,
-                                                                          {}))
+    tiny_generator_checkpoint(root / "g.safetensors")
     write_dataset(root / "data", "ade20k", n_train=2, n_val=2, size=(32, 32))
     return root
 

@@ -11,14 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_generator_checkpoint
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.cli import main
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.mm.checkpoints import load_mmengine_checkpoint
 from dpsims_aug.mm.segmenter import Segmenter
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 
 # A tiny Fast-SCNN with the embedded set's 10 classes; complete (no mmseg:: base configs: the mmseg fork
 # in the pinned environment cannot resolve them).
@@ -53,10 +51,7 @@ def setup(tmp_path_factory) -> SimpleNamespace:
 
     root = tmp_path_factory.mktemp("evaluate")
     write_dataset(root / "data", "ade20k", n_train=4, n_val=6, size=(64, 64))
-    torch.manual_seed(0)
-    generator = DPSIMSGenerator(generator_config("tiny", num_classes=10))
-    save_generator_checkpoint(root / "g.safetensors", GeneratorCheckpoint(
-        generator.state_dict(), generator.config.to_dict(), embedded_label_space(), {}))
+    tiny_generator_checkpoint(root / "g.safetensors")  # 10 classes: the embedded set's
     config = root / "fastscnn_tiny.py"
     config.write_text(SEGMENTER_CONFIG)
     segmenter = Segmenter.from_files(config, None)

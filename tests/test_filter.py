@@ -11,16 +11,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("mmseg")
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint  # noqa: E402
+from conftest import tiny_generator_checkpoint  # noqa: E402
+
 from dpsims_aug.cli import main as cli_main  # noqa: E402
 from dpsims_aug.data.writers import write_dataset  # noqa: E402
 from dpsims_aug.label_maps import read_label_map
 from dpsims_aug.labels import embedded_label_space
-from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 from dpsims_aug.pool.filter import (  # noqa: E402
     FilterError,
     filter_mask,
@@ -67,10 +66,7 @@ def setup(tmp_path_factory) -> SimpleNamespace:
     seg_config = root / "seg" / "config.py"
     cfg.dump(str(seg_config))
 
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    ckpt = root / "g.safetensors"
-    save_generator_checkpoint(ckpt, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE, {}))
+    ckpt = tiny_generator_checkpoint(root / "g.safetensors")
     pool = root / "pool"
     generate(labels=data, n=2, out=pool, checkpoint=ckpt, split="train", batch_size=4, progress=False, workers=1)
     from PIL import Image

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import tiny_generator_checkpoint
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, file_sha256, save_generator_checkpoint
+from dpsims_aug.checkpoint import file_sha256
 from dpsims_aug.cli import main
 from dpsims_aug.label_maps import read_label_map, write_label_map
 from dpsims_aug.labels import embedded_label_space
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool import writer as gen
 from dpsims_aug.pool.format import read_manifest_records
 from dpsims_aug.pool.writer import GenerateError, generate, resolve_shard
@@ -39,18 +38,6 @@ synthesis.Synthesizer.synthesize = _slow
 from dpsims_aug.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-def _save_checkpoint(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    save_generator_checkpoint(path, GeneratorCheckpoint(model.state_dict(), model.config.to_dict(), SPACE))
-    return path
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return _save_checkpoint(tmp_path_factory.mktemp("ckpt") / "g.safetensors", 0)
 
 
 def _write_maps(folder: Path, count: int, size=(64, 64), seed: int = 0) -> Path:
@@ -272,7 +259,7 @@ def test_dry_run_grid_and_resume_refuses_other_checkpoint(ckpt, tmp_path, capsys
     dry = generate(labels, n=3, out=out, checkpoint=ckpt, dry_run=True)
     assert (dry.images_total, dry.already_done) == (15, 10)
 
-    other = _save_checkpoint(tmp_path / "other.safetensors", 1)
+    other = tiny_generator_checkpoint(tmp_path / "other.safetensors", seed=1)
     with pytest.raises(GenerateError, match="another checkpoint"):
         generate(labels, n=2, out=out, checkpoint=other, progress=False)
     with pytest.raises(GenerateError, match="another --seed"):

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import save_generator, tiny_generator
 from PIL import Image
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, load_generator_checkpoint, save_generator_checkpoint
+from dpsims_aug.checkpoint import load_generator_checkpoint
 from dpsims_aug.data.readers import find_label_maps
 from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.instance_edges import (
@@ -26,7 +27,6 @@ from dpsims_aug.instance_edges import (
 )
 from dpsims_aug.label_maps import read_label_map, write_label_map
 from dpsims_aug.labels import LabelMapError, embedded_label_space
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.synthesis import label_edges
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,13 +293,10 @@ def test_a_runner_trains_with_instance_edges_and_refuses_a_dataset_without_them(
 
 @pytest.fixture(scope="module")
 def edges_ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes, use_instance_edges=True))
+    g = tiny_generator(use_instance_edges=True)
     with torch.no_grad():
         g.edge_weight.mul_(4.0)  # a random init with a clearly visible edge input
-    path = tmp_path_factory.mktemp("ckpt") / "edges.safetensors"
-    save_generator_checkpoint(path, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE, {}))
-    return path
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "edges.safetensors", g)
 
 
 def _images(out: Path) -> dict[str, bytes]:

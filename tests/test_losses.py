@@ -245,15 +245,39 @@ def test_diversity_loss_decreases_as_outputs_diverge_and_finite_for_identical():
 
 
 def test_diversity_loss_formula_and_grad():
-    g = _gen(15)
-    a = torch.randn(3, 3, 4, 4, generator=g, requires_grad=True)
-    b = torch.randn(3, 3, 4, 4, generator=g)
-    za, zb = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
-    ratio = (a - b).abs().mean(dim=(1, 2, 3)) / (za - zb).abs().mean(dim=1)
+    # Two samples, worked by hand. Sample 0: image distance mean|0 - (1, 3, 0, 0)| = 1, noise distance
+    # mean|(0, 0) - (2, -2)| = 2, ratio 1/2; sample 1: image distance 2, noise distance 1, ratio 2.
+    # Loss: mean(1 / (1/2), 1 / 2) = 1.25 (a ratio of batch means, 1.5 / 1.5, would give 1.0).
+    a = torch.zeros(2, 1, 2, 2, requires_grad=True)
+    b = torch.tensor([[[[1.0, 3.0], [0.0, 0.0]]], [[[2.0, -2.0], [2.0, -2.0]]]])
+    za, zb = torch.zeros(2, 2), torch.tensor([[2.0, -2.0], [1.0, 1.0]])
     loss = diversity_loss(a, b, za, zb)
-    torch.testing.assert_close(loss, (1 / (ratio + 1e-5)).mean())
+    assert loss.item() == pytest.approx(1.25, rel=1e-4)
+    # d loss / d a = -(1/B) / ratio^2 * sign(a - b) / (pixels * noise distance): sample 0: -(1/2) * 4 / (4 * 2) =
+    # -1/4 per unit of sign(a - b) = (-1, -1, 0, 0); sample 1: -(1/2) * (1/4) / (4 * 1) = -1/32, sign (-1, 1, -1, 1).
     loss.backward()
-    assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+    expected = torch.tensor([[[[0.25, 0.25], [0.0, 0.0]]], [[[1 / 32, -1 / 32], [1 / 32, -1 / 32]]]])
+    torch.testing.assert_close(a.grad, expected, rtol=1e-3, atol=1e-7)
+    # The gradient points towards the other sample, so a descent step pushes the samples apart and lowers the loss.
+    assert (a.grad * (a - b)).detach().le(0).all()
+    stepped = (a - 0.1 * a.grad).detach()
+    assert diversity_loss(stepped, b, za, zb) < loss
+
+    # Invariances (random batch): which sample is "a", the order of the batch, a shared offset, a common scale of
+    # images and noise; twice the image distance halves each term.
+    g = _gen(15)
+    x, y = torch.randn(3, 3, 4, 4, generator=g), torch.randn(3, 3, 4, 4, generator=g)
+    zx, zy = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    base = diversity_loss(x, y, zx, zy)
+    perm = torch.tensor([2, 0, 1])
+    offset = torch.randn(1, 3, 4, 4, generator=g)
+    for variant in (diversity_loss(y, x, zy, zx), diversity_loss(x[perm], y[perm], zx[perm], zy[perm]),
+                    diversity_loss(x + offset, y + offset, zx - 3.0, zy - 3.0),
+                    diversity_loss(5 * x, 5 * y, 5 * zx, 5 * zy)):
+        torch.testing.assert_close(variant, base)
+    one = diversity_loss(x[:1], y[:1], zx[:1], zy[:1])
+    torch.testing.assert_close(diversity_loss(x[:1], x[:1] + 2 * (y[:1] - x[:1]), zx[:1], zy[:1]), one / 2,
+                               rtol=1e-4, atol=0)
 
 
 def test_capped_diversity_loss_stops_pushing_beyond_the_cap():

@@ -13,18 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import tiny_generator_checkpoint
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.cli import main
 from dpsims_aug.label_maps import write_label_map
-from dpsims_aug.labels import embedded_label_space
 from dpsims_aug.locking import LOCK_NAME, OutputLockedError, output_lock
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool import writer as pool_writer
 from dpsims_aug.pool.format import read_manifest_records
 
-SPACE = embedded_label_space()
 REPO = Path(__file__).resolve().parents[1]
 # The CLI with every forward slowed down, so that a second process or a signal meets the run mid-way.
 SLOW_MAIN = """
@@ -43,10 +39,7 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    ckpt = base / "g.safetensors"
-    save_generator_checkpoint(ckpt, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE, {}))
+    ckpt = tiny_generator_checkpoint(base / "g.safetensors")
     labels = base / "labels"
     rng = np.random.default_rng(0)
     for i in range(6):

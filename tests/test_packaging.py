@@ -3,11 +3,12 @@ installed dpsims-aug, no network)."""
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from importlib.metadata import packages_distributions, requires
 from pathlib import Path
+
+from conftest import imported_modules
 
 REPO = Path(__file__).resolve().parents[1]
 OWN = {"dpsims_aug", "train_gan"}
@@ -17,14 +18,8 @@ def _top_level_imports(root: Path) -> dict[str, str]:
     """Top-level module -> the first file importing it (lazy imports inside functions included)."""
     found: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            for name in names:
-                found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
+        for name in sorted(imported_modules(path)):
+            found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
     return found
 
 

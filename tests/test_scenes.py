@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -39,8 +40,44 @@ def _digest(n: int = 3, size: tuple[int, int] = SIZE) -> str:
 GOLDEN = {1: "f5482c0ac36d7f6befdf2f9157ab524973e8db85d40685ffb23e10f34576c148"}
 
 
-def test_class_names_match_the_label_space():
-    assert CLASS_NAMES == embedded_label_space().class_names
+def test_class_names_match_the_label_space(tmp_path):
+    """The names a written dataset declares (its labels.json, read as plain JSON) are the renderer's and the label
+    space's, and each one names what the renderer draws under its id: sky and clouds on top, then mountains, the
+    ground below, the road in front; water blue, grass and trees green, sand bright. 16 scenes of seed 0: the
+    renderer is bit-exact, so these numbers are the same on every machine."""
+    from PIL import Image
+
+    from dpsims_aug.data.writers import write_dataset
+
+    write_dataset(tmp_path, "ade20k", n_train=16, n_val=1, size=SIZE)
+    meta = json.loads((tmp_path / "labels.json").read_text())
+    assert tuple(meta["class_names"]) == CLASS_NAMES == embedded_label_space().class_names
+    assert meta["raw_ids"] == list(range(1, 11)) and meta["raw_ignore"] == [0]  # ADE style: raw id = id + 1
+    raw_of = dict(zip(meta["class_names"], meta["raw_ids"]))
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in raw_of}
+    pixels: dict[str, list[np.ndarray]] = {name: [] for name in raw_of}
+    for seg in sorted((tmp_path / "annotations" / "training").glob("*.png")):
+        raw = np.asarray(Image.open(seg))
+        image = np.asarray(Image.open(tmp_path / "images" / "training" / f"{seg.stem}.jpg").convert("RGB"))
+        assert set(np.unique(raw[0]).tolist()) <= {raw_of["sky"], raw_of["cloud"]}, seg.name  # the top row
+        for name, value in raw_of.items():
+            ys, xs = np.nonzero(raw == value)
+            rows[name].append(ys / raw.shape[0])
+            pixels[name].append(image[ys, xs].astype(float))
+    area = {name: sum(len(r) for r in v) for name, v in rows.items()}
+    assert min(area.values()) > 0, area
+    assert all(len(r) for r in rows["sky"]), "a scene without sky"
+    assert area["grass"] == max(area.values()) and area["rock"] == min(area.values())  # ground cover; small objects
+    height = {name: np.concatenate(v).mean() for name, v in rows.items()}  # mean row: 0 top, 1 bottom
+    rgb = {name: np.concatenate(v).mean(axis=0) for name, v in pixels.items()}
+    assert max(height["sky"], height["cloud"]) < height["mountain"]
+    assert height["mountain"] < min(height[n] for n in ("water", "sand", "grass", "road", "building"))
+    assert height["water"] < height["sand"]  # the shore lies in front of the water
+    assert height["road"] == max(height.values())  # the road runs to the bottom edge
+    assert rgb["water"][2] > rgb["water"][0] + 20  # blue over red
+    for name in ("grass", "tree"):
+        assert rgb[name][1] > rgb[name][2] + 20, name  # green over blue
+    assert rgb["sand"].sum() > max(rgb[n].sum() for n in ("road", "rock", "grass", "tree", "water", "mountain"))
 
 
 def test_same_seeds_give_identical_arrays_in_process():

@@ -10,28 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.cli import main
 from dpsims_aug.data.splits import SPLIT_RECORD, SplitLeakError, recorded_splits
 from dpsims_aug.data.writers import write_dataset
-from dpsims_aug.labels import LabelMapError, embedded_label_space
+from dpsims_aug.labels import LabelMapError
 from dpsims_aug.layouts import write_layouts
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.format import read_manifest_records
 from dpsims_aug.pool.writer import GenerateError, generate
-
-SPACE = embedded_label_space()
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_generator_checkpoint(path, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE, {}))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("mmseg")
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint  # noqa: E402
+from conftest import tiny_generator_checkpoint  # noqa: E402
+
 from dpsims_aug.data.writers import write_dataset  # noqa: E402
-from dpsims_aug.labels import embedded_label_space  # noqa: E402
-from dpsims_aug.models import DPSIMSGenerator, generator_config  # noqa: E402
 
 CONFIG = """
 custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)
@@ -70,10 +68,7 @@ def _python(code: str, cwd: Path) -> str:
 
 def test_stock_config_trains_resumes_and_init_model_reads_it(tmp_path):
     write_dataset(tmp_path / "data", "ade20k", n_train=4, n_val=1, size=(64, 64))
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=10))
-    save_generator_checkpoint(tmp_path / "g.safetensors",
-                              GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), embedded_label_space(), {}))
+    tiny_generator_checkpoint(tmp_path / "g.safetensors")  # 10 classes: the embedded set's
     config = tmp_path / "stock_fastscnn.py"
     config.write_text(CONFIG.format(data=str(tmp_path / "data"), ckpt=str(tmp_path / "g.safetensors"),
                                     work=str(tmp_path / "work")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import save_generator, tiny_generator
 
 from dpsims_aug.checkpoint import CheckpointError, GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.labels import LabelMapError, embedded_label_space
@@ -16,15 +17,12 @@ SPACE = embedded_label_space()
 
 @pytest.fixture(scope="module")
 def generator() -> DPSIMSGenerator:
-    torch.manual_seed(0)
-    return DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
+    return tiny_generator()
 
 
 @pytest.fixture(scope="module")
 def checkpoint(generator, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "g.safetensors"
-    save_generator_checkpoint(path, GeneratorCheckpoint(generator.state_dict(), generator.config.to_dict(), SPACE))
-    return path
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "g.safetensors", generator)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_generator
 
 from dpsims_aug.checkpoint import (
     CheckpointError,
-    GeneratorCheckpoint,
     file_sha256,
     load_generator_checkpoint,
-    save_generator_checkpoint,
 )
 from dpsims_aug.labels import LabelSpace, get_label_space
 from train_gan.model import DPSIMSGAN
@@ -29,10 +28,7 @@ def _gan(seed: int, preset: str = "tiny", **kwargs) -> DPSIMSGAN:
 
 
 def _export(model: DPSIMSGAN, path: Path) -> Path:
-    save_generator_checkpoint(path, GeneratorCheckpoint(
-        state_dict=model.generator.state_dict(), generator_config=model.generator_config.to_dict(),
-        label_space=model.label_space))
-    return path
+    return save_generator(path, model.generator, model.label_space)
 
 
 def test_same_dataset_copies_every_weight_into_generator_and_ema(tmp_path):

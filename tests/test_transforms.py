@@ -10,27 +10,17 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_generator_checkpoint
 
-from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.labels import LabelMapError, cityscapes_label_space, embedded_label_space
 from dpsims_aug.mm.transforms import DPSIMSAugment, MapLabelIds
-from dpsims_aug.models import DPSIMSGenerator, generator_config
 from dpsims_aug.pool.format import read_manifest_records
 from dpsims_aug.pool.writer import generate
 from dpsims_aug.synthesis import derive_seed
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = embedded_label_space()
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=SPACE.num_classes))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_generator_checkpoint(path, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), SPACE, {}))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +121,7 @@ def test_unknown_ids_name_the_ids_and_the_file(ckpt, data):
 
 def test_other_label_space_maps_through_raw_ids(tmp_path, data):
     """Cityscapes trainIds (contiguous ids of 'cityscapes19') drive a 35-labelId generator."""
-    city = cityscapes_label_space(False)
-    torch.manual_seed(0)
-    g = DPSIMSGenerator(generator_config("tiny", num_classes=city.num_classes))
-    path = tmp_path / "city.safetensors"
-    save_generator_checkpoint(path, GeneratorCheckpoint(g.state_dict(), g.config.to_dict(), city, {}))
+    path = tiny_generator_checkpoint(tmp_path / "city.safetensors", label_space=cityscapes_label_space(False))
     t = DPSIMSAugment(checkpoint=path, prob=1.0, label_space="cityscapes19", contiguous_labels=True)
     train_ids = np.array([[0, 1, 255, 18]], np.uint8).repeat(32, 0).repeat(8, 1)
     r = dict(img=np.zeros((32, 32, 3), np.uint8), gt_seg_map=train_ids, seg_map_path="x_gtFine_labelTrainIds.png",

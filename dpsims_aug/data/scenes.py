@@ -414,167 +414,259 @@ def _place(rng: np.random.Generator, ground, h: float, a: float, n_cand: int, al
     return xs[ok], ys[ok]
 
 
-def _make_layout(layout_seed: int, height: int, width: int, d: Domain) -> _Layout:
-    # A domain changes values (probabilities, ranges, counts), never the code path: with the source values the
-    # draws are exactly those of SCENES_VERSION 1, so its output stays bit for bit the same.
-    rng = _rng(layout_seed, _LAYOUT_DOMAIN)
-    noise = _Noise(rng)
-    H, W = height, width
-    a = W / H
-    ys = (np.arange(H) + 0.5) / H
-    xs = (np.arange(W) + 0.5) / H  # x in height units keeps shapes round on non-square images
-    Y = np.broadcast_to(ys[:, None], (H, W))
-    X = np.broadcast_to(xs[None, :], (H, W))
-    labels = np.full((H, W), SKY, np.uint8)
-    part = np.zeros((H, W), np.uint8)
-    inst = np.zeros((H, W), np.int32)
+@dataclass
+class _Patch:
+    """The pixels inside one object's bounding box: centre coordinates and views of the layout maps."""
 
-    h = rng.uniform(*d.horizon)
+    sy: np.ndarray  # rows x 1
+    sx: np.ndarray  # 1 x cols
+    labels: np.ndarray
+    part: np.ndarray
+    inst: np.ndarray
 
-    # Clouds: a horizontally stretched fbm field, thinning toward the horizon.
-    coverage = rng.uniform(*d.cloud_cover) if rng.random() < d.cloud_p else 0.0
-    sky_rows = int(np.ceil(h * H))
-    if coverage > 0 and sky_rows > 0:
-        Ys, Xs = Y[:sky_rows], X[:sky_rows]
-        c = noise.fbm(Xs * 2.2, Ys * 6.5, 4, slot=4)
-        thr = 0.35 - 1.0 * coverage + 0.5 * (Ys / h)
-        labels[:sky_rows][c > thr] = CLOUD
 
-    # Mountains: one or two ridged-fbm ridge lines standing on the horizon (far layer taller).
-    ridge = np.full(W, 2.0)
-    if rng.random() < d.mountain_p:
-        n_layers = int(rng.integers(1, 3))
-        for k in range(n_layers):
-            amp = rng.uniform(*d.mountain_height) * h * (1.0 if k == 0 else 0.55)
-            freq = rng.uniform(1.2, 3.5) * (1.0 + k)
-            n = noise.fbm(xs * freq, 10.5 + 3.0 * k, 5, slot=5 + k, gain=0.5)
-            profile = np.clip(1.0 - np.abs(n) * d.ridge_sharpness, 0.0, d.ridge_cap)  # ridged: sharp peaks
-            top = h - amp * (0.15 + 0.85 * profile)
-            m = (Y >= top[None, :]) & (Y < h)
-            labels[m] = MOUNTAIN
-            part[m] = _PART_FAR if (n_layers == 2 and k == 0) else 0
-            ridge = np.minimum(ridge, top)
+def _building_frame(o: _Obj) -> tuple[float, float, float, float, float]:
+    """Wall rectangle ``(x0, x1, y0, y1)`` of a building and the overhang of its roof."""
+    p = o.params
+    x0, x1, y1 = o.x - p["bw"] / 2, o.x + p["bw"] / 2, o.y
+    y0 = y1 - p["bh"]
+    return x0, x1, y0, y1, 0.08 * p["bw"]
 
-    # Ground: grass, water, sand and road from one analytic ground plan.
-    ground, road = _ground_fn(rng, noise, h, a, d)
-    g0 = int(np.floor(h * H))
-    below = Y[g0:] >= h
-    gl = ground(X[g0:], Y[g0:])
-    labels[g0:][below] = gl[below]
 
-    # Objects.
-    objs: list[_Obj] = []
-    if rng.random() < d.town_p:  # a small town
-        xc = rng.uniform(0.15, 0.85) * a
-        spread = rng.uniform(0.3, 0.9) * a
-        bx, by = _place(rng, ground, h, a, 14, d.town_ground, (xc - spread / 2, xc + spread / 2), (0.04, 0.7))
-        n_b = int(rng.integers(*d.n_buildings))
-        for x, y in zip(bx[:n_b], by[:n_b]):
-            s = 0.1 + 0.9 * (y - h) / (1.0 - h)
-            bw = s * rng.uniform(0.18, 0.45)
-            bh = s * rng.uniform(0.15, 0.4) * (1.8 if rng.random() < d.tall_p else 1.0)
-            gable = rng.random() < d.gable_p
-            rh = bw * rng.uniform(0.25, 0.5) if gable else 0.0
-            ncols = max(1, int(bw / (s * rng.uniform(0.05, 0.08))))
-            nrows = max(1, int(bh / (s * rng.uniform(0.06, 0.09))))
-            objs.append(_Obj(BUILDING, x, y, s, dict(bw=bw, bh=bh, rh=rh, ncols=ncols, nrows=nrows)))
-    if rng.random() < d.tree_p:  # trees, half of them in a grove
-        n_t = int(rng.integers(*d.n_trees))
-        conifer_p = rng.uniform(*d.conifer_p)
-        gx = rng.uniform(0.1, 0.9) * a
-        x1, y1 = _place(rng, ground, h, a, 24, d.tree_ground, (gx - 0.25 * a, gx + 0.25 * a), (0.02, 0.8))
-        x2, y2 = _place(rng, ground, h, a, 24, d.tree_ground, (0.0, a), (0.02, 1.0))
-        tx, ty = np.concatenate([x1, x2])[:n_t], np.concatenate([y1, y2])[:n_t]
-        for x, y in zip(tx, ty):
-            s = 0.08 + 0.92 * (y - h) / (1.0 - h)
-            r = s * rng.uniform(0.035, 0.085)
-            objs.append(_Obj(TREE, x, y, s, dict(
-                r=r, ry=r * rng.uniform(1.0, 1.5), trunk=r * rng.uniform(0.4, 0.9),
-                conifer=bool(rng.random() < conifer_p))))
-    if rng.random() < d.rock_p:  # rocks, on grass or on the beach
-        n_r = int(rng.integers(*d.n_rocks))
-        rx_, ry_ = _place(rng, ground, h, a, d.rock_candidates, (GRASS, SAND), (0.0, a), (0.05, 1.0))
-        for x, y in zip(rx_[:n_r], ry_[:n_r]):
-            s = 0.08 + 0.92 * (y - h) / (1.0 - h)
-            r = s * rng.uniform(*d.rock_size)
-            objs.append(_Obj(ROCK, x, y, s, dict(r=r, ry=r * rng.uniform(0.5, 0.9))))
-    # One small unlabeled object (say an unannotated car or bush): exercises ignore handling.
-    ux, uy = _place(rng, ground, h, a, 8, (GRASS, ROAD, SAND), (0.0, a), (0.15, 1.0))
-    if len(ux):
+def _tree_centre(o: _Obj) -> float:
+    """Vertical centre of a tree's crown (above its trunk)."""
+    return o.y - o.params["trunk"] - o.params["ry"] * 0.9
+
+
+def _object_box(o: _Obj) -> tuple[float, float, float, float]:
+    """Bounding box ``(x0, x1, y0, y1)`` of an object, in the layout's coordinates."""
+    p = o.params
+    if o.kind == BUILDING:
+        x0, x1, y0, y1, over = _building_frame(o)
+        return (x0 - over, x1 + over, y0 - p["rh"], y1)
+    if o.kind == TREE:
+        cy = _tree_centre(o)
+        return (o.x - 1.3 * p["r"], o.x + 1.3 * p["r"], cy - 1.35 * p["ry"], o.y)
+    return (o.x - 1.4 * p["r"], o.x + 1.4 * p["r"], o.y - 1.4 * p["ry"], o.y + 0.2 * p["ry"])
+
+
+class _LayoutBuilder:
+    """One layout being drawn: its random streams, pixel grid, label/part/instance maps and objects.
+
+    A domain changes values (probabilities, ranges, counts), never the code path: with the source values the
+    draws are exactly those of SCENES_VERSION 1, so its output stays bit for bit the same. For the same reason
+    the steps of :meth:`build` keep their order: each one consumes the random stream in turn.
+    """
+
+    def __init__(self, layout_seed: int, height: int, width: int, d: Domain) -> None:
+        self.d = d
+        self.rng = _rng(layout_seed, _LAYOUT_DOMAIN)
+        self.noise = _Noise(self.rng)
+        H, W = self.H, self.W = height, width
+        self.a = W / H
+        self.ys = (np.arange(H) + 0.5) / H
+        self.xs = (np.arange(W) + 0.5) / H  # x in height units keeps shapes round on non-square images
+        self.Y = np.broadcast_to(self.ys[:, None], (H, W))
+        self.X = np.broadcast_to(self.xs[None, :], (H, W))
+        self.labels = np.full((H, W), SKY, np.uint8)
+        self.part = np.zeros((H, W), np.uint8)
+        self.inst = np.zeros((H, W), np.int32)
+        self.h = self.rng.uniform(*d.horizon)
+        self.ridge = np.full(W, 2.0)  # 2.0: no mountain in this column
+        self.geom = [(0.0, 0.0, 1.0, 1.0)]  # shading frame per instance; 0 is "no instance"
+        self.buildings: list = []
+
+    def build(self) -> _Layout:
+        """Draw the whole layout: sky, mountains, ground, then the objects far to near."""
+        self.clouds()
+        self.mountains()
+        ground, road = self.ground()
+        objs = self.town(ground)
+        objs += self.trees(ground)
+        objs += self.rocks(ground)
+        objs += self.unlabeled_object(ground)
+        outline_void = self.rng.random() < 0.35  # drawn before the objects are painted (stream order)
+        self.draw_objects(objs)
+        if outline_void and self.buildings:
+            self.outline_buildings()
+        return _Layout(self.h, self.a, self.labels, self.part, self.inst, np.asarray(self.geom, dtype=np.float64),
+                       self.buildings, self.ridge, road)
+
+    def clouds(self) -> None:
+        """Clouds: a horizontally stretched fbm field, thinning toward the horizon."""
+        d, h = self.d, self.h
+        coverage = self.rng.uniform(*d.cloud_cover) if self.rng.random() < d.cloud_p else 0.0
+        sky_rows = int(np.ceil(h * self.H))
+        if coverage > 0 and sky_rows > 0:
+            Ys, Xs = self.Y[:sky_rows], self.X[:sky_rows]
+            c = self.noise.fbm(Xs * 2.2, Ys * 6.5, 4, slot=4)
+            thr = 0.35 - 1.0 * coverage + 0.5 * (Ys / h)
+            self.labels[:sky_rows][c > thr] = CLOUD
+
+    def mountains(self) -> None:
+        """Mountains: one or two ridged-fbm ridge lines standing on the horizon (far layer taller)."""
+        d, h, rng, Y = self.d, self.h, self.rng, self.Y
+        if rng.random() < d.mountain_p:
+            n_layers = int(rng.integers(1, 3))
+            for k in range(n_layers):
+                amp = rng.uniform(*d.mountain_height) * h * (1.0 if k == 0 else 0.55)
+                freq = rng.uniform(1.2, 3.5) * (1.0 + k)
+                n = self.noise.fbm(self.xs * freq, 10.5 + 3.0 * k, 5, slot=5 + k, gain=0.5)
+                profile = np.clip(1.0 - np.abs(n) * d.ridge_sharpness, 0.0, d.ridge_cap)  # ridged: sharp peaks
+                top = h - amp * (0.15 + 0.85 * profile)
+                m = (Y >= top[None, :]) & (Y < h)
+                self.labels[m] = MOUNTAIN
+                self.part[m] = _PART_FAR if (n_layers == 2 and k == 0) else 0
+                self.ridge = np.minimum(self.ridge, top)
+
+    def ground(self):
+        """Ground: grass, water, sand and road from one analytic ground plan; returns it and the road."""
+        ground, road = _ground_fn(self.rng, self.noise, self.h, self.a, self.d)
+        g0 = int(np.floor(self.h * self.H))
+        below = self.Y[g0:] >= self.h
+        gl = ground(self.X[g0:], self.Y[g0:])
+        self.labels[g0:][below] = gl[below]
+        return ground, road
+
+    def town(self, ground) -> list[_Obj]:
+        """Maybe a small town: buildings around a centre, on the ground the domain allows."""
+        d, h, a, rng = self.d, self.h, self.a, self.rng
+        objs: list[_Obj] = []
+        if rng.random() < d.town_p:
+            xc = rng.uniform(0.15, 0.85) * a
+            spread = rng.uniform(0.3, 0.9) * a
+            bx, by = _place(rng, ground, h, a, 14, d.town_ground, (xc - spread / 2, xc + spread / 2), (0.04, 0.7))
+            n_b = int(rng.integers(*d.n_buildings))
+            for x, y in zip(bx[:n_b], by[:n_b]):
+                s = 0.1 + 0.9 * (y - h) / (1.0 - h)
+                bw = s * rng.uniform(0.18, 0.45)
+                bh = s * rng.uniform(0.15, 0.4) * (1.8 if rng.random() < d.tall_p else 1.0)
+                gable = rng.random() < d.gable_p
+                rh = bw * rng.uniform(0.25, 0.5) if gable else 0.0
+                ncols = max(1, int(bw / (s * rng.uniform(0.05, 0.08))))
+                nrows = max(1, int(bh / (s * rng.uniform(0.06, 0.09))))
+                objs.append(_Obj(BUILDING, x, y, s, dict(bw=bw, bh=bh, rh=rh, ncols=ncols, nrows=nrows)))
+        return objs
+
+    def trees(self, ground) -> list[_Obj]:
+        """Maybe trees, half of the candidates in a grove, the others anywhere."""
+        d, h, a, rng = self.d, self.h, self.a, self.rng
+        objs: list[_Obj] = []
+        if rng.random() < d.tree_p:
+            n_t = int(rng.integers(*d.n_trees))
+            conifer_p = rng.uniform(*d.conifer_p)
+            gx = rng.uniform(0.1, 0.9) * a
+            x1, y1 = _place(rng, ground, h, a, 24, d.tree_ground, (gx - 0.25 * a, gx + 0.25 * a), (0.02, 0.8))
+            x2, y2 = _place(rng, ground, h, a, 24, d.tree_ground, (0.0, a), (0.02, 1.0))
+            tx, ty = np.concatenate([x1, x2])[:n_t], np.concatenate([y1, y2])[:n_t]
+            for x, y in zip(tx, ty):
+                s = 0.08 + 0.92 * (y - h) / (1.0 - h)
+                r = s * rng.uniform(0.035, 0.085)
+                objs.append(_Obj(TREE, x, y, s, dict(
+                    r=r, ry=r * rng.uniform(1.0, 1.5), trunk=r * rng.uniform(0.4, 0.9),
+                    conifer=bool(rng.random() < conifer_p))))
+        return objs
+
+    def rocks(self, ground) -> list[_Obj]:
+        """Maybe rocks, on grass or on the beach."""
+        d, h, a, rng = self.d, self.h, self.a, self.rng
+        objs: list[_Obj] = []
+        if rng.random() < d.rock_p:
+            n_r = int(rng.integers(*d.n_rocks))
+            rx_, ry_ = _place(rng, ground, h, a, d.rock_candidates, (GRASS, SAND), (0.0, a), (0.05, 1.0))
+            for x, y in zip(rx_[:n_r], ry_[:n_r]):
+                s = 0.08 + 0.92 * (y - h) / (1.0 - h)
+                r = s * rng.uniform(*d.rock_size)
+                objs.append(_Obj(ROCK, x, y, s, dict(r=r, ry=r * rng.uniform(0.5, 0.9))))
+        return objs
+
+    def unlabeled_object(self, ground) -> list[_Obj]:
+        """One small unlabeled object (say an unannotated car or bush): exercises ignore handling."""
+        h, rng = self.h, self.rng
+        ux, uy = _place(rng, ground, h, self.a, 8, (GRASS, ROAD, SAND), (0.0, self.a), (0.15, 1.0))
+        if not len(ux):
+            return []
         s = 0.08 + 0.92 * (uy[0] - h) / (1.0 - h)
         r = s * rng.uniform(0.03, 0.06)
-        objs.append(_Obj(IGNORE, ux[0], uy[0], s, dict(r=r, ry=r * rng.uniform(0.5, 0.8))))
-    outline_void = rng.random() < 0.35
+        return [_Obj(IGNORE, ux[0], uy[0], s, dict(r=r, ry=r * rng.uniform(0.5, 0.8)))]
 
-    # Paint far to near (painter's algorithm), each object inside its own bounding box.
-    objs.sort(key=lambda o: o.y)
-    geom = [(0.0, 0.0, 1.0, 1.0)]
-    buildings = []
-    for o in objs:
-        p = o.params
-        iid = len(geom)
-        if o.kind == BUILDING:
-            x0, x1, y1 = o.x - p["bw"] / 2, o.x + p["bw"] / 2, o.y
-            y0 = y1 - p["bh"]
-            over = 0.08 * p["bw"]
-            box = (x0 - over, x1 + over, y0 - p["rh"], y1)
-        elif o.kind == TREE:
-            cy = o.y - p["trunk"] - p["ry"] * 0.9
-            box = (o.x - 1.3 * p["r"], o.x + 1.3 * p["r"], cy - 1.35 * p["ry"], o.y)
-        else:
-            box = (o.x - 1.4 * p["r"], o.x + 1.4 * p["r"], o.y - 1.4 * p["ry"], o.y + 0.2 * p["ry"])
-        c0, c1 = max(0, int(box[0] * H)), min(W, int(np.ceil(box[1] * H)) + 1)
-        r0, r1 = max(0, int(box[2] * H)), min(H, int(np.ceil(box[3] * H)) + 1)
-        if c0 >= c1 or r0 >= r1:
-            continue
-        sy, sx = ys[r0:r1, None], xs[None, c0:c1]
-        lab_s, part_s, inst_s = labels[r0:r1, c0:c1], part[r0:r1, c0:c1], inst[r0:r1, c0:c1]
-        if o.kind == BUILDING:
-            wall = (sx >= x0) & (sx < x1) & (sy >= y0) & (sy < y1)
-            m = wall.copy()
-            if p["rh"] > 0:  # gable roof: a triangle with a small overhang
-                k = (sy - (y0 - p["rh"])) / p["rh"]
-                roof = (sy >= y0 - p["rh"]) & (sy < y0) & (np.abs(sx - o.x) < (p["bw"] / 2 + over) * k)
-            else:  # flat roof: a thin parapet band
-                roof = wall & (sy < y0 + 0.06 * p["bh"])
-            door = wall & (np.abs(sx - o.x) < 0.09 * p["bw"]) & (sy > y1 - 0.28 * p["bh"])
-            m |= roof
-            lab_s[m] = BUILDING
-            part_s[m] = 0
-            part_s[roof] = _PART_ROOF
-            part_s[door] = _PART_DOOR
-            inst_s[m] = iid
-            geom.append((o.x, (y0 + y1) / 2, p["bw"] / 2, p["bh"] / 2))
-            buildings.append((iid, x0, x1, y0, y1, p["ncols"], p["nrows"]))
-        elif o.kind == TREE:
-            r, ry = p["r"], p["ry"]
-            dx, dy = (sx - o.x) / r, (sy - cy) / ry
-            wobble = 0.22 * noise.fbm(sx / r * 1.3, sy / r * 1.3, 2, slot=8)
-            if p["conifer"]:  # a narrow cone
-                k = (dy + 1.3) / 2.3
-                crown = (k >= 0) & (k <= 1) & (np.abs(dx) < 1.05 * k + wobble * 0.5)
+    def draw_objects(self, objs: list[_Obj]) -> None:
+        """Paint far to near (painter's algorithm), each object inside its own bounding box."""
+        H, W = self.H, self.W
+        objs.sort(key=lambda o: o.y)
+        for o in objs:
+            box = _object_box(o)
+            c0, c1 = max(0, int(box[0] * H)), min(W, int(np.ceil(box[1] * H)) + 1)
+            r0, r1 = max(0, int(box[2] * H)), min(H, int(np.ceil(box[3] * H)) + 1)
+            if c0 >= c1 or r0 >= r1:
+                continue  # entirely outside the image: no instance id
+            patch = _Patch(self.ys[r0:r1, None], self.xs[None, c0:c1], self.labels[r0:r1, c0:c1],
+                           self.part[r0:r1, c0:c1], self.inst[r0:r1, c0:c1])
+            iid = len(self.geom)
+            if o.kind == BUILDING:
+                self._draw_building(o, iid, patch)
+            elif o.kind == TREE:
+                self._draw_tree(o, iid, patch)
             else:
-                crown = dx * dx + dy * dy < (1.0 + wobble) ** 2
-            trunk = (np.abs(sx - o.x) < 0.16 * r) & (sy < o.y) & (sy > cy) & ~crown
-            m = crown | trunk
-            lab_s[m] = TREE
-            part_s[m] = 0
-            part_s[trunk] = _PART_TRUNK
-            inst_s[m] = iid
-            geom.append((o.x, cy, r, ry))
-        else:
-            r, ry = p["r"], p["ry"]
-            cy = o.y - 0.55 * ry
-            dx, dy = (sx - o.x) / r, (sy - cy) / ry
-            wobble = 0.25 * noise.fbm(sx / r * 1.5, sy / r * 1.5, 2, slot=9)
-            m = (dx * dx + dy * dy < (1.0 + wobble) ** 2) & (sy < o.y + 0.1 * ry)
-            lab_s[m] = o.kind
-            part_s[m] = 0
-            inst_s[m] = iid
-            geom.append((o.x, cy, r, ry))
+                self._draw_blob(o, iid, patch)
 
-    if outline_void and buildings:
-        # Annotators often leave a thin void border around objects (as in PASCAL VOC): 1 px around buildings.
+    def _draw_building(self, o: _Obj, iid: int, patch: _Patch) -> None:
+        """A wall with a gable or flat roof and a door; records its window grid for the painter."""
+        p, sy, sx = o.params, patch.sy, patch.sx
+        x0, x1, y0, y1, over = _building_frame(o)
+        wall = (sx >= x0) & (sx < x1) & (sy >= y0) & (sy < y1)
+        m = wall.copy()
+        if p["rh"] > 0:  # gable roof: a triangle with a small overhang
+            k = (sy - (y0 - p["rh"])) / p["rh"]
+            roof = (sy >= y0 - p["rh"]) & (sy < y0) & (np.abs(sx - o.x) < (p["bw"] / 2 + over) * k)
+        else:  # flat roof: a thin parapet band
+            roof = wall & (sy < y0 + 0.06 * p["bh"])
+        door = wall & (np.abs(sx - o.x) < 0.09 * p["bw"]) & (sy > y1 - 0.28 * p["bh"])
+        m |= roof
+        patch.labels[m] = BUILDING
+        patch.part[m] = 0
+        patch.part[roof] = _PART_ROOF
+        patch.part[door] = _PART_DOOR
+        patch.inst[m] = iid
+        self.geom.append((o.x, (y0 + y1) / 2, p["bw"] / 2, p["bh"] / 2))
+        self.buildings.append((iid, x0, x1, y0, y1, p["ncols"], p["nrows"]))
+
+    def _draw_tree(self, o: _Obj, iid: int, patch: _Patch) -> None:
+        """A round or conical crown with a wobbly outline on a trunk."""
+        p, sy, sx = o.params, patch.sy, patch.sx
+        cy = _tree_centre(o)
+        r, ry = p["r"], p["ry"]
+        dx, dy = (sx - o.x) / r, (sy - cy) / ry
+        wobble = 0.22 * self.noise.fbm(sx / r * 1.3, sy / r * 1.3, 2, slot=8)
+        if p["conifer"]:  # a narrow cone
+            k = (dy + 1.3) / 2.3
+            crown = (k >= 0) & (k <= 1) & (np.abs(dx) < 1.05 * k + wobble * 0.5)
+        else:
+            crown = dx * dx + dy * dy < (1.0 + wobble) ** 2
+        trunk = (np.abs(sx - o.x) < 0.16 * r) & (sy < o.y) & (sy > cy) & ~crown
+        m = crown | trunk
+        patch.labels[m] = TREE
+        patch.part[m] = 0
+        patch.part[trunk] = _PART_TRUNK
+        patch.inst[m] = iid
+        self.geom.append((o.x, cy, r, ry))
+
+    def _draw_blob(self, o: _Obj, iid: int, patch: _Patch) -> None:
+        """A wobbly ellipse sitting on its base line: a rock or the unlabeled object (its kind is the label)."""
+        p, sy, sx = o.params, patch.sy, patch.sx
+        r, ry = p["r"], p["ry"]
+        cy = o.y - 0.55 * ry
+        dx, dy = (sx - o.x) / r, (sy - cy) / ry
+        wobble = 0.25 * self.noise.fbm(sx / r * 1.5, sy / r * 1.5, 2, slot=9)
+        m = (dx * dx + dy * dy < (1.0 + wobble) ** 2) & (sy < o.y + 0.1 * ry)
+        patch.labels[m] = o.kind
+        patch.part[m] = 0
+        patch.inst[m] = iid
+        self.geom.append((o.x, cy, r, ry))
+
+    def outline_buildings(self) -> None:
+        """Annotators often leave a thin void border around objects (as in PASCAL VOC): 1 px around buildings."""
+        labels = self.labels
         b = labels == BUILDING
         grown = b.copy()
         grown[1:] |= b[:-1]
@@ -583,7 +675,10 @@ def _make_layout(layout_seed: int, height: int, width: int, d: Domain) -> _Layou
         grown[:, :-1] |= b[:, 1:]
         labels[grown & ~b & (labels != IGNORE)] = IGNORE
 
-    return _Layout(h, a, labels, part, inst, np.asarray(geom, dtype=np.float64), buildings, ridge, road)
+
+def _make_layout(layout_seed: int, height: int, width: int, d: Domain) -> _Layout:
+    """The layout of one scene (label, part and instance maps) for ``layout_seed`` in domain ``d``."""
+    return _LayoutBuilder(layout_seed, height, width, d).build()
 
 
 # -------------------------------------------------------------------------------------------- appearance
@@ -592,218 +687,281 @@ def _jitter(rng: np.random.Generator, rgb, amount: float = 0.05) -> np.ndarray:
     return np.clip(np.asarray(rgb, dtype=np.float64) + (rng.random(3) - 0.5) * 2 * amount, 0.0, 1.0)
 
 
+class _Painter:
+    """One image being painted over a layout: its random streams, the scene-wide look and the flat canvas.
+
+    Pixels are flat (``H*W`` rows of RGB) and each class is painted in turn at its own pixels. As in
+    :class:`_LayoutBuilder`, a domain changes values, never the code path (source stays bit for bit), and the
+    sections run in the order of :meth:`paint`: each one consumes the random stream in turn.
+    """
+
+    def __init__(self, layout: _Layout, appearance_seed: int, d: Domain) -> None:
+        self.layout, self.d = layout, d
+        rng = self.rng = _rng(appearance_seed, _APPEARANCE_DOMAIN)
+        noise = self.noise = _Noise(rng)
+        H, W = self.H, self.W = layout.labels.shape
+        self.n = H * W
+        h = self.h = layout.h
+        self.flat_lab = layout.labels.ravel()
+        Y = self.Y = np.repeat((np.arange(H) + 0.5) / H, W)
+        X = self.X = np.tile((np.arange(W) + 0.5) / H, H)
+
+        # The scene-wide look: time of day, season, sky/cloud/light colours and the sun.
+        tod = self.tod = d.times[int(rng.choice(len(d.times), p=list(d.time_p)))]
+        self.season = d.seasons[int(rng.integers(len(d.seasons)))]
+        self.top, self.hor, self.c_light, self.c_shade, light = (_jitter(rng, c, 0.04) for c in (
+            tod.sky_top, tod.sky_horizon, tod.cloud_light, tod.cloud_shade, tod.light))
+        self.light = light * rng.uniform(*d.light_gain)
+        self.sun_x = rng.uniform(0.1, 0.9) * layout.aspect
+        sun_dir = np.array([-1.0 if self.sun_x < layout.aspect / 2 else 1.0, -1.2])  # toward the sun (up, to its side)
+        sun_dir /= np.sqrt((sun_dir**2).sum())
+        self.sun_dir = sun_dir
+        # (x * 1.0 is exact in IEEE arithmetic: the source domain's default scales leave its bits unchanged.)
+        fine = noise.fbm(X * (40.0 * d.texture_scale), Y * (40.0 * d.texture_scale), 2, slot=0)  # pixel grain
+        coarse = noise.fbm(X * (5.0 * d.texture_scale), Y * (5.0 * d.texture_scale), 3, slot=1)  # patches
+        fine *= d.texture_contrast
+        coarse *= d.texture_contrast
+        self.fine, self.coarse = fine, coarse
+        self.img = np.empty((self.n, 3))
+
+        # Perspective coordinates of the ground plane: textures shrink toward the horizon.
+        self.t_ground = np.maximum((Y - h) / (1.0 - h), 0.02)
+        self.depth = 1.0 / self.t_ground
+        # Objects (trees, rocks, buildings): per-pixel instance and part, per-instance shading frame.
+        self.inst = layout.inst.ravel()
+        self.part = layout.part.ravel()
+        self.geom = layout.inst_geom
+        self.n_inst = len(self.geom)
+
+    def paint(self) -> np.ndarray:
+        """Paint every section in stream order; the ``H x W x 3`` uint8 image."""
+        self.sky()
+        self.clouds()
+        self.mountains()
+        self.water()
+        self.sand()
+        self.grass()
+        self.trees()
+        self.rocks()
+        self.buildings()
+        self.road()
+        self.unlabeled()
+        return self.finish()
+
+    def idx(self, c: int) -> np.ndarray:
+        """Flat indices of the pixels labelled ``c``."""
+        return np.flatnonzero(self.flat_lab == c)
+
+    def lit(self, ii: np.ndarray, strength: float) -> np.ndarray:
+        """Brightness of object pixels ``ii``: a lit side toward the sun, relative to each instance's frame."""
+        g_ = self.geom[self.inst[ii]]
+        dx = (self.X[ii] - g_[:, 0]) / g_[:, 2]
+        dy = (self.Y[ii] - g_[:, 1]) / g_[:, 3]
+        return 1.0 + strength * (dx * self.sun_dir[0] + dy * self.sun_dir[1]) * 0.5
+
+    def sky(self) -> None:
+        """Sky: vertical gradient + sun glow."""
+        X, Y, h, top, hor, tod = self.X, self.Y, self.h, self.top, self.hor, self.tod
+        i = self.idx(SKY)
+        ty = np.clip(Y[i] / h, 0.0, 1.0)
+        g = ty * (2.0 - ty)
+        col = top + (hor - top) * g[:, None]
+        if tod.glow > 0:
+            d2 = (X[i] - self.sun_x) ** 2 + ((Y[i] - h) * 1.6) ** 2
+            glow = tod.glow / (1.0 + 40.0 * d2)
+            col = col + glow[:, None] * np.array([1.0, 0.8, 0.5])
+        self.img[i] = col
+
+    def clouds(self) -> None:
+        """Clouds: light top, shaded bottom, fluffy texture."""
+        X, Y, c_light, c_shade = self.X, self.Y, self.c_light, self.c_shade
+        i = self.idx(CLOUD)
+        tex = self.noise.fbm(X[i] * 14.0, Y[i] * 22.0, 3, slot=2)
+        k = np.clip(0.55 + 0.45 * tex - 0.25 * (Y[i] / self.h), 0.0, 1.0)
+        self.img[i] = c_shade + (c_light - c_shade) * k[:, None]
+
+    def mountains(self) -> None:
+        """Mountains: rock tone with vertical streaks, aerial perspective toward the horizon colour, snow caps."""
+        rng, d, layout, X, Y, H, W, h = self.rng, self.d, self.layout, self.X, self.Y, self.H, self.W, self.h
+        i = self.idx(MOUNTAIN)
+        rock = _jitter(rng, d.rock_tones[int(rng.integers(len(d.rock_tones)))], 0.05)
+        streak = self.noise.fbm(X[i] * 30.0, Y[i] * 7.0, 3, slot=3)
+        col_i = np.minimum((X[i] * H).astype(np.int64), W - 1)
+        ridge_y = layout.ridge[col_i]
+        below_ridge = np.clip((Y[i] - ridge_y) / max(h * 0.5, 1e-3), 0.0, 1.0)
+        # Flanks facing the sun are lit: the ridge slope at a column stands for the slope of the face below it.
+        rp = np.pad(np.minimum(layout.ridge, h), 2, mode="edge")
+        slope = (rp[4:] - rp[:-4]) * (H / 4.0)
+        face = np.clip(slope[col_i] * self.sun_dir[0] * 1.5, -1.0, 1.0)
+        shade = 0.78 + 0.2 * streak - 0.18 * below_ridge + 0.1 * self.coarse[i] + 0.16 * face
+        col = rock * shade[:, None]
+        snow_line = rng.uniform(*d.snow_line) if (self.season.snowy or rng.random() < d.snowcap_p) else -1.0
+        if snow_line > 0:
+            snowy = (Y[i] - ridge_y) < snow_line * (h - ridge_y + 1e-3) * (0.6 + 0.4 * streak)
+            col[snowy] = (np.array([0.93, 0.94, 0.97]) * (0.85 + 0.15 * streak[snowy, None]))
+        far = self.part[i] == _PART_FAR
+        haze = np.where(far, 0.55, 0.25)[:, None]
+        self.img[i] = col * (1.0 - haze) + self.hor * haze
+
+    def water(self) -> None:
+        """Water: tint mixed with the sky near the horizon (Fresnel), perspective waves and glints."""
+        rng, d, X, depth, hor = self.rng, self.d, self.X, self.depth, self.hor
+        i = self.idx(WATER)
+        tint = _jitter(rng, d.water_tints[int(rng.integers(len(d.water_tints)))], 0.04)
+        wave_f = rng.uniform(0.8, 2.0)
+        u = (X[i] - self.layout.aspect / 2) * depth[i]
+        wv = _wave(depth[i] * wave_f + 0.6 * self.noise.fbm(u * 0.6, depth[i] * 0.3, 2, slot=4))
+        fres = np.clip(1.0 - self.t_ground[i] * 2.5, 0.0, 1.0)[:, None] * 0.6
+        col = tint * (1.0 - fres) + hor * fres
+        self.img[i] = col * (0.88 + 0.2 * wv)[:, None] + 0.04 * self.fine[i, None]
+        if self.tod.glow > 0:
+            glint = np.clip(1.0 - np.abs(X[i] - self.sun_x) * 6.0, 0.0, 1.0) * (wv > 0.8)
+            self.img[i] += glint[:, None] * np.array([0.5, 0.4, 0.25])
+
+    def sand(self) -> None:
+        """Sand: pale with grain and ripples; wetter (darker) near water is implied by the first rows."""
+        i = self.idx(SAND)
+        sand = _jitter(self.rng, self.d.sand, 0.05)
+        rip = _wave(self.depth[i] * 3.0 + 0.5 * self.coarse[i])
+        self.img[i] = sand * (0.9 + self.d.sand_ripple * rip + 0.08 * self.fine[i] + 0.05 * self.coarse[i])[:, None]
+
+    def grass(self) -> None:
+        """Grass: season colour, large patches, perspective grain, sometimes mowing stripes."""
+        rng, d, season, depth = self.rng, self.d, self.season, self.depth
+        i = self.idx(GRASS)
+        snow_ground = season.snowy and rng.random() < d.snow_ground_p
+        dry_winter = season.snowy and not snow_ground
+        grass = _jitter(rng, d.bare_grass if dry_winter else season.grass, 0.05)
+        u = (self.X[i] - self.layout.aspect / 2) * depth[i]
+        grain = self.noise.fbm(u * 4.0, depth[i] * 4.0, 2, slot=5)
+        shade = 0.85 + 0.12 * self.coarse[i] + 0.1 * grain
+        if rng.random() < d.stripes_p:
+            shade = shade + 0.06 * (_wave(u * 0.6) - 0.5)
+        col = grass * shade[:, None]
+        fade = np.clip(1.0 - self.t_ground[i] * 4.0, 0.0, 1.0)[:, None] * 0.35
+        self.img[i] = col * (1.0 - fade) + self.hor * fade
+
+    def trees(self) -> None:
+        """Trees: a crown colour per instance, leafy texture, lit side; brown trunks."""
+        rng, inst, n_inst = self.rng, self.inst, self.n_inst
+        i = self.idx(TREE)
+        crowns = np.asarray(self.season.crowns)
+        pick = rng.integers(len(crowns), size=n_inst)
+        var = 0.85 + 0.3 * rng.random(n_inst)
+        col = crowns[pick[inst[i]]] * var[inst[i], None]
+        leaf = self.noise.fbm(self.X[i] * 90.0, self.Y[i] * 90.0, 2, slot=6)
+        col = col * (self.lit(i, 0.55 * self.d.shading) * (0.85 + 0.25 * leaf))[:, None]
+        trunk = self.part[i] == _PART_TRUNK
+        col[trunk] = np.array([0.32, 0.23, 0.15]) * (0.9 + 0.1 * leaf[trunk, None])
+        self.img[i] = col
+
+    def rocks(self) -> None:
+        """Rocks: stone with a brightness per instance, texture, lit side, and snow caps in snowy domains."""
+        rng, d, inst, geom = self.rng, self.d, self.inst, self.geom
+        i = self.idx(ROCK)
+        stone = _jitter(rng, d.stone, 0.06)
+        var = 0.8 + 0.35 * rng.random(self.n_inst)
+        tex = self.noise.fbm(self.X[i] * 60.0, self.Y[i] * 60.0, 2, slot=7)
+        self.img[i] = stone * (var[inst[i]] * self.lit(i, 0.6 * d.shading) * (0.9 + 0.15 * tex))[:, None]
+        if d.rock_snow > 0:  # snow lies on the upper part of each rock (its instance box spans dy = -1..1)
+            dy = (self.Y[i] - geom[inst[i], 1]) / geom[inst[i], 3]
+            cap = dy < 2.0 * d.rock_snow - 1.0 + 0.3 * tex
+            self.img[i[cap]] = np.array([0.93, 0.94, 0.97]) * (0.88 + 0.1 * tex[cap, None])
+
+    def buildings(self) -> None:
+        """Buildings: wall colour per instance, roof colour, window grid (lit at dusk), door."""
+        rng, d, inst, part, n_inst = self.rng, self.d, self.inst, self.part, self.n_inst
+        i = self.idx(BUILDING)
+        walls = np.asarray(d.walls)[rng.integers(len(d.walls), size=n_inst)]
+        walls = walls * (0.9 + 0.15 * rng.random((n_inst, 1)))
+        roofs = np.asarray(d.roofs)[rng.integers(len(d.roofs), size=n_inst)]
+        roofs = roofs * (0.85 + 0.25 * rng.random((n_inst, 1)))
+        col = walls[inst[i]] * (self.lit(i, 0.25 * d.shading) * (0.95 + 0.05 * self.fine[i]))[:, None]
+        roof = part[i] == _PART_ROOF
+        tiles = _wave(self.Y[i][roof] * self.H * 0.5)
+        col[roof] = roofs[inst[i][roof]] * (0.85 + 0.15 * tiles)[:, None]
+        col[part[i] == _PART_DOOR] = np.array([0.3, 0.2, 0.14])
+        glass = np.clip(self.hor * 0.45 + 0.08, 0.0, 1.0)
+        # Windows are painted on an H x W view of a canvas holding the wall colours.
+        flat_col = np.zeros((self.n, 3))
+        flat_col[i] = col
+        img2 = flat_col.reshape(self.H, self.W, 3)
+        win_mask, lit_mask = self._windows(self.tod.lit_windows)
+        img2[win_mask] = glass
+        img2[lit_mask] = (1.0, 0.84, 0.45)
+        self.img[i] = flat_col[i]
+
+    def _windows(self, lit_p: float) -> tuple[np.ndarray, np.ndarray]:
+        """``H x W`` masks of the window panes on each building's wall, and of those lit (each with ``lit_p``)."""
+        layout, H, W = self.layout, self.H, self.W
+        win_mask = np.zeros((H, W), bool)
+        lit_mask = np.zeros((H, W), bool)
+        for iid, x0, x1, y0, y1, ncols, nrows in layout.buildings:
+            r0, r1 = max(0, int(y0 * H)), min(H, int(np.ceil(y1 * H)))
+            c0, c1 = max(0, int(x0 * H)), min(W, int(np.ceil(x1 * H)))
+            if r0 >= r1 or c0 >= c1:
+                continue
+            su = ((np.arange(c0, c1) + 0.5) / H - x0) / (x1 - x0) * ncols
+            sv = ((np.arange(r0, r1) + 0.5) / H - y0) / (y1 - y0) * nrows
+            fu, fv = su - np.floor(su), sv - np.floor(sv)
+            cell = (np.abs(fu - 0.5)[None, :] < 0.26) & (np.abs(fv - 0.52)[:, None] < 0.24)
+            cell &= (sv[:, None] > 0.08 * nrows) & (sv[:, None] < 0.78 * nrows)
+            own = (layout.inst[r0:r1, c0:c1] == iid) & (layout.part[r0:r1, c0:c1] == 0)
+            win = cell & own
+            on = self.rng.random((nrows, ncols)) < lit_p  # each window lit or not
+            row = np.minimum(sv.astype(np.int64), nrows - 1)
+            wl = on[row[:, None], np.minimum(su.astype(np.int64), ncols - 1)]
+            win_mask[r0:r1, c0:c1] |= win
+            lit_mask[r0:r1, c0:c1] |= win & wl
+        return win_mask, lit_mask
+
+    def road(self) -> None:
+        """Road: asphalt (or a dirt track) with perspective grain, dashed centre line and edge lines."""
+        rng, d, X, depth, layout = self.rng, self.d, self.X, self.depth, self.layout
+        i = self.idx(ROAD)
+        dirt = rng.random() < d.dirt_road_p
+        asphalt = _jitter(rng, d.dirt if dirt else d.asphalt, 0.05)
+        u = (X[i] - layout.aspect / 2) * depth[i]
+        grain = self.noise.fbm(u * 8.0, depth[i] * 8.0, 2, slot=8)
+        col = asphalt * (0.9 + 0.1 * grain + 0.05 * self.fine[i])[:, None]
+        if layout.road is not None and not dirt:
+            xv, xb, wb, curve = layout.road
+            t = self.t_ground[i]
+            centre = xv + (xb - xv) * t + curve * t * (1.0 - t)
+            rel = np.abs(X[i] - centre) / (0.003 + wb * t)
+            dash = (rel < 0.035) & (_wave(depth[i] * 1.5) > 0.5)
+            edge = (rel > 0.86) & (rel < 0.92)
+            paint = np.array((0.95, 0.8, 0.2) if rng.random() < 0.4 else (0.93, 0.93, 0.9))
+            col[dash | edge] = paint * (0.9 + 0.1 * grain[dash | edge, None])
+        self.img[i] = col
+
+    def unlabeled(self) -> None:
+        """Unlabeled pixels: the void border keeps what the neighbours would show (grass/sky mix); the small
+        unknown object gets a saturated paint so it looks like "something"."""
+        i = self.idx(IGNORE)
+        obj = self.inst[i] > 0
+        car = _jitter(self.rng, (0.7, 0.15, 0.15), 0.3)
+        self.img[i] = np.where(obj[:, None], car * self.lit(i, 0.4)[:, None] if len(i) else car,
+                               self.hor * 0.6 + 0.2)
+
+    def finish(self) -> np.ndarray:
+        """Global: light colour, mild haze at the horizon, contrast, vignette, sensor noise; then to uint8."""
+        rng, d, X, Y, hor = self.rng, self.d, self.X, self.Y, self.hor
+        img = self.img
+        img *= self.light
+        near_h = np.clip(1.0 - np.abs(Y - self.h) * 12.0, 0.0, 1.0)[:, None] * rng.uniform(*d.haze)
+        img = img * (1.0 - near_h) + hor * near_h
+        contrast = rng.uniform(*d.contrast)
+        img = (img - 0.5) * contrast + 0.5 + rng.uniform(*d.brightness)
+        cx, cy = X - self.layout.aspect / 2, Y - 0.5
+        img *= (1.0 - rng.uniform(*d.vignette) * (cx * cx + cy * cy))[:, None]
+        img += (rng.random((self.n, 3)) - 0.5) * rng.uniform(*d.sensor_noise)
+        return np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(self.H, self.W, 3)
+
+
 def _paint(layout: _Layout, appearance_seed: int, d: Domain) -> np.ndarray:
-    # As in _make_layout: the domain changes values, never the code path (source stays bit for bit).
-    rng = _rng(appearance_seed, _APPEARANCE_DOMAIN)
-    noise = _Noise(rng)
-    lab = layout.labels
-    H, W = lab.shape
-    n = H * W
-    h = layout.h
-    flat_lab = lab.ravel()
-    Y = np.repeat((np.arange(H) + 0.5) / H, W)
-    X = np.tile((np.arange(W) + 0.5) / H, H)
-
-    tod = d.times[int(rng.choice(len(d.times), p=list(d.time_p)))]
-    season = d.seasons[int(rng.integers(len(d.seasons)))]
-    top, hor, c_light, c_shade, light = (_jitter(rng, c, 0.04) for c in (
-        tod.sky_top, tod.sky_horizon, tod.cloud_light, tod.cloud_shade, tod.light))
-    light = light * rng.uniform(*d.light_gain)
-    sun_x = rng.uniform(0.1, 0.9) * layout.aspect
-    sun_dir = np.array([-1.0 if sun_x < layout.aspect / 2 else 1.0, -1.2])  # toward the sun (up, to its side)
-    sun_dir /= np.sqrt((sun_dir**2).sum())
-    # (x * 1.0 is exact in IEEE arithmetic: the source domain's default scales leave its bits unchanged.)
-    fine = noise.fbm(X * (40.0 * d.texture_scale), Y * (40.0 * d.texture_scale), 2, slot=0)  # pixel grain
-    coarse = noise.fbm(X * (5.0 * d.texture_scale), Y * (5.0 * d.texture_scale), 3, slot=1)  # patches
-    fine *= d.texture_contrast
-    coarse *= d.texture_contrast
-    img = np.empty((n, 3))
-
-    def idx(c: int) -> np.ndarray:
-        return np.flatnonzero(flat_lab == c)
-
-    # Perspective coordinates of the ground plane: textures shrink toward the horizon.
-    t_ground = np.maximum((Y - h) / (1.0 - h), 0.02)
-    depth = 1.0 / t_ground
-
-    # Sky: vertical gradient + sun glow.
-    i = idx(SKY)
-    ty = np.clip(Y[i] / h, 0.0, 1.0)
-    g = ty * (2.0 - ty)
-    col = top + (hor - top) * g[:, None]
-    if tod.glow > 0:
-        d2 = (X[i] - sun_x) ** 2 + ((Y[i] - h) * 1.6) ** 2
-        glow = tod.glow / (1.0 + 40.0 * d2)
-        col = col + glow[:, None] * np.array([1.0, 0.8, 0.5])
-    img[i] = col
-
-    # Clouds: light top, shaded bottom, fluffy texture.
-    i = idx(CLOUD)
-    tex = noise.fbm(X[i] * 14.0, Y[i] * 22.0, 3, slot=2)
-    k = np.clip(0.55 + 0.45 * tex - 0.25 * (Y[i] / h), 0.0, 1.0)
-    img[i] = c_shade + (c_light - c_shade) * k[:, None]
-
-    # Mountains: rock tone with vertical streaks, aerial perspective toward the horizon colour, snow caps.
-    i = idx(MOUNTAIN)
-    rock = _jitter(rng, d.rock_tones[int(rng.integers(len(d.rock_tones)))], 0.05)
-    streak = noise.fbm(X[i] * 30.0, Y[i] * 7.0, 3, slot=3)
-    col_i = np.minimum((X[i] * H).astype(np.int64), W - 1)
-    ridge_y = layout.ridge[col_i]
-    below_ridge = np.clip((Y[i] - ridge_y) / max(h * 0.5, 1e-3), 0.0, 1.0)
-    # Flanks facing the sun are lit: the ridge slope at a column stands for the slope of the face below it.
-    rp = np.pad(np.minimum(layout.ridge, h), 2, mode="edge")
-    slope = (rp[4:] - rp[:-4]) * (H / 4.0)
-    face = np.clip(slope[col_i] * sun_dir[0] * 1.5, -1.0, 1.0)
-    shade = 0.78 + 0.2 * streak - 0.18 * below_ridge + 0.1 * coarse[i] + 0.16 * face
-    col = rock * shade[:, None]
-    snow_line = rng.uniform(*d.snow_line) if (season.snowy or rng.random() < d.snowcap_p) else -1.0
-    if snow_line > 0:
-        snowy = (Y[i] - ridge_y) < snow_line * (h - ridge_y + 1e-3) * (0.6 + 0.4 * streak)
-        col[snowy] = (np.array([0.93, 0.94, 0.97]) * (0.85 + 0.15 * streak[snowy, None]))
-    far = layout.part.ravel()[i] == _PART_FAR
-    haze = np.where(far, 0.55, 0.25)[:, None]
-    img[i] = col * (1.0 - haze) + hor * haze
-
-    # Water: tint mixed with the sky near the horizon (Fresnel), perspective waves and glints.
-    i = idx(WATER)
-    tint = _jitter(rng, d.water_tints[int(rng.integers(len(d.water_tints)))], 0.04)
-    wave_f = rng.uniform(0.8, 2.0)
-    u = (X[i] - layout.aspect / 2) * depth[i]
-    wv = _wave(depth[i] * wave_f + 0.6 * noise.fbm(u * 0.6, depth[i] * 0.3, 2, slot=4))
-    fres = np.clip(1.0 - t_ground[i] * 2.5, 0.0, 1.0)[:, None] * 0.6
-    col = tint * (1.0 - fres) + hor * fres
-    img[i] = col * (0.88 + 0.2 * wv)[:, None] + 0.04 * fine[i, None]
-    if tod.glow > 0:
-        glint = np.clip(1.0 - np.abs(X[i] - sun_x) * 6.0, 0.0, 1.0) * (wv > 0.8)
-        img[i] += glint[:, None] * np.array([0.5, 0.4, 0.25])
-
-    # Sand: pale with grain and ripples; wetter (darker) near water is implied by the first rows.
-    i = idx(SAND)
-    sand = _jitter(rng, d.sand, 0.05)
-    rip = _wave(depth[i] * 3.0 + 0.5 * coarse[i])
-    img[i] = sand * (0.9 + d.sand_ripple * rip + 0.08 * fine[i] + 0.05 * coarse[i])[:, None]
-
-    # Grass: season colour, large patches, perspective grain, sometimes mowing stripes.
-    i = idx(GRASS)
-    snow_ground = season.snowy and rng.random() < d.snow_ground_p
-    dry_winter = season.snowy and not snow_ground
-    grass = _jitter(rng, d.bare_grass if dry_winter else season.grass, 0.05)
-    u = (X[i] - layout.aspect / 2) * depth[i]
-    grain = noise.fbm(u * 4.0, depth[i] * 4.0, 2, slot=5)
-    shade = 0.85 + 0.12 * coarse[i] + 0.1 * grain
-    if rng.random() < d.stripes_p:
-        shade = shade + 0.06 * (_wave(u * 0.6) - 0.5)
-    col = grass * shade[:, None]
-    fade = np.clip(1.0 - t_ground[i] * 4.0, 0.0, 1.0)[:, None] * 0.35
-    img[i] = col * (1.0 - fade) + hor * fade
-
-    # Per-instance shading (trees, rocks, buildings): a lit side toward the sun.
-    inst = layout.inst.ravel()
-    geom = layout.inst_geom
-    n_inst = len(geom)
-    part = layout.part.ravel()
-
-    def lit(ii: np.ndarray, strength: float) -> np.ndarray:
-        g_ = geom[inst[ii]]
-        dx = (X[ii] - g_[:, 0]) / g_[:, 2]
-        dy = (Y[ii] - g_[:, 1]) / g_[:, 3]
-        return 1.0 + strength * (dx * sun_dir[0] + dy * sun_dir[1]) * 0.5
-
-    i = idx(TREE)
-    crowns = np.asarray(season.crowns)
-    pick = rng.integers(len(crowns), size=n_inst)
-    var = 0.85 + 0.3 * rng.random(n_inst)
-    col = crowns[pick[inst[i]]] * var[inst[i], None]
-    leaf = noise.fbm(X[i] * 90.0, Y[i] * 90.0, 2, slot=6)
-    col = col * (lit(i, 0.55 * d.shading) * (0.85 + 0.25 * leaf))[:, None]
-    trunk = part[i] == _PART_TRUNK
-    col[trunk] = np.array([0.32, 0.23, 0.15]) * (0.9 + 0.1 * leaf[trunk, None])
-    img[i] = col
-
-    i = idx(ROCK)
-    stone = _jitter(rng, d.stone, 0.06)
-    var = 0.8 + 0.35 * rng.random(n_inst)
-    tex = noise.fbm(X[i] * 60.0, Y[i] * 60.0, 2, slot=7)
-    img[i] = stone * (var[inst[i]] * lit(i, 0.6 * d.shading) * (0.9 + 0.15 * tex))[:, None]
-    if d.rock_snow > 0:  # snow lies on the upper part of each rock (its instance box spans dy = -1..1)
-        dy = (Y[i] - geom[inst[i], 1]) / geom[inst[i], 3]
-        cap = dy < 2.0 * d.rock_snow - 1.0 + 0.3 * tex
-        img[i[cap]] = np.array([0.93, 0.94, 0.97]) * (0.88 + 0.1 * tex[cap, None])
-
-    # Buildings: wall colour per instance, roof colour, window grid (lit at dusk), door.
-    i = idx(BUILDING)
-    walls = np.asarray(d.walls)[rng.integers(len(d.walls), size=n_inst)]
-    walls = walls * (0.9 + 0.15 * rng.random((n_inst, 1)))
-    roofs = np.asarray(d.roofs)[rng.integers(len(d.roofs), size=n_inst)]
-    roofs = roofs * (0.85 + 0.25 * rng.random((n_inst, 1)))
-    col = walls[inst[i]] * (lit(i, 0.25 * d.shading) * (0.95 + 0.05 * fine[i]))[:, None]
-    roof = part[i] == _PART_ROOF
-    tiles = _wave(Y[i][roof] * H * 0.5)
-    col[roof] = roofs[inst[i][roof]] * (0.85 + 0.15 * tiles)[:, None]
-    col[part[i] == _PART_DOOR] = np.array([0.3, 0.2, 0.14])
-    lit_p = tod.lit_windows
-    glass = np.clip(hor * 0.45 + 0.08, 0.0, 1.0)
-    flat_col = np.zeros((n, 3))
-    flat_col[i] = col
-    img2 = flat_col.reshape(H, W, 3)
-    win_mask = np.zeros((H, W), bool)
-    lit_mask = np.zeros((H, W), bool)
-    for iid, x0, x1, y0, y1, ncols, nrows in layout.buildings:
-        r0, r1 = max(0, int(y0 * H)), min(H, int(np.ceil(y1 * H)))
-        c0, c1 = max(0, int(x0 * H)), min(W, int(np.ceil(x1 * H)))
-        if r0 >= r1 or c0 >= c1:
-            continue
-        su = ((np.arange(c0, c1) + 0.5) / H - x0) / (x1 - x0) * ncols
-        sv = ((np.arange(r0, r1) + 0.5) / H - y0) / (y1 - y0) * nrows
-        fu, fv = su - np.floor(su), sv - np.floor(sv)
-        cell = (np.abs(fu - 0.5)[None, :] < 0.26) & (np.abs(fv - 0.52)[:, None] < 0.24)
-        cell &= (sv[:, None] > 0.08 * nrows) & (sv[:, None] < 0.78 * nrows)
-        own = (layout.inst[r0:r1, c0:c1] == iid) & (layout.part[r0:r1, c0:c1] == 0)
-        win = cell & own
-        on = rng.random((nrows, ncols)) < lit_p  # each window lit or not
-        row = np.minimum(sv.astype(np.int64), nrows - 1)
-        wl = on[row[:, None], np.minimum(su.astype(np.int64), ncols - 1)]
-        win_mask[r0:r1, c0:c1] |= win
-        lit_mask[r0:r1, c0:c1] |= win & wl
-    img2[win_mask] = glass
-    img2[lit_mask] = (1.0, 0.84, 0.45)
-    img[i] = flat_col[i]
-
-    # Road: asphalt (or a dirt track) with perspective grain, dashed centre line and edge lines.
-    i = idx(ROAD)
-    dirt = rng.random() < d.dirt_road_p
-    asphalt = _jitter(rng, d.dirt if dirt else d.asphalt, 0.05)
-    u = (X[i] - layout.aspect / 2) * depth[i]
-    grain = noise.fbm(u * 8.0, depth[i] * 8.0, 2, slot=8)
-    col = asphalt * (0.9 + 0.1 * grain + 0.05 * fine[i])[:, None]
-    if layout.road is not None and not dirt:
-        xv, xb, wb, curve = layout.road
-        t = t_ground[i]
-        centre = xv + (xb - xv) * t + curve * t * (1.0 - t)
-        rel = np.abs(X[i] - centre) / (0.003 + wb * t)
-        dash = (rel < 0.035) & (_wave(depth[i] * 1.5) > 0.5)
-        edge = (rel > 0.86) & (rel < 0.92)
-        paint = np.array((0.95, 0.8, 0.2) if rng.random() < 0.4 else (0.93, 0.93, 0.9))
-        col[dash | edge] = paint * (0.9 + 0.1 * grain[dash | edge, None])
-    img[i] = col
-
-    # Unlabeled pixels: the void border keeps what the neighbours would show (grass/sky mix); the small
-    # unknown object gets a saturated paint so it looks like "something".
-    i = idx(IGNORE)
-    obj = inst[i] > 0
-    car = _jitter(rng, (0.7, 0.15, 0.15), 0.3)
-    img[i] = np.where(obj[:, None], car * lit(i, 0.4)[:, None] if len(i) else car, hor * 0.6 + 0.2)
-
-    # Global: light colour, mild haze at the horizon, contrast, vignette, sensor noise.
-    img *= light
-    near_h = np.clip(1.0 - np.abs(Y - h) * 12.0, 0.0, 1.0)[:, None] * rng.uniform(*d.haze)
-    img = img * (1.0 - near_h) + hor * near_h
-    contrast = rng.uniform(*d.contrast)
-    img = (img - 0.5) * contrast + 0.5 + rng.uniform(*d.brightness)
-    cx, cy = X - layout.aspect / 2, Y - 0.5
-    img *= (1.0 - rng.uniform(*d.vignette) * (cx * cx + cy * cy))[:, None]
-    img += (rng.random((n, 3)) - 0.5) * rng.uniform(*d.sensor_noise)
-    return np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(H, W, 3)
+    """The ``H x W x 3`` uint8 image of ``layout`` for ``appearance_seed`` in domain ``d``."""
+    return _Painter(layout, appearance_seed, d).paint()
 
 
 # ---------------------------------------------------------------------------------------------- public API

@@ -1,4 +1,4 @@
-"""Differentiable augmentation of D's inputs (train_gan.augment) and its use in the GAN's training step."""
+"""Differentiable augmentation of D's inputs (train_gan.d_augment) and its use in the GAN's training step."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
-from train_gan.augment import (
+from train_gan.d_augment import (
     AdaptiveProbability,
     apply_geometry,
     augment_batch,

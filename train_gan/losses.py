@@ -100,7 +100,7 @@ def discriminator_adversarial_loss(
         gamma: focal exponent.
         ignore_index: id of unlabeled pixels.
         valid: optional ``[B, H, W]`` 0/1 mask of pixels that count in both terms (0 where an augmentation of D's
-            inputs invented the pixel; see :mod:`train_gan.augment`). ``None``: every pixel counts.
+            inputs invented the pixel; see :mod:`train_gan.d_augment`). ``None``: every pixel counts.
 
     Returns:
         Scalar loss (sum of the real and fake terms).

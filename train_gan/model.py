@@ -25,7 +25,7 @@ from torch import nn
 
 from dpsims_aug.labels import LabelSpace, get_label_space
 from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config, images_to_unit_range
-from train_gan.augment import (
+from train_gan.d_augment import (
     OPERATIONS,
     AdaptiveProbability,
     apply_geometry,
@@ -95,7 +95,7 @@ class DPSIMSGAN(BaseModel):
             A resumed run loads its own checkpoint over it.
         generator_warmup_iters: Iterations at the start in which only the discriminator is updated, so that a
             generator started from ``init_generator`` is not steered by a randomly initialized discriminator.
-        d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.augment`), e.g.
+        d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.d_augment`), e.g.
             ``dict(ops=("colour", "translation", "cutout"), p=1.0)`` (DiffAugment) or ``dict(p=0.0,
             adaptive=True, target=0.6, interval=4, speed_images=20000)`` (ADA: ``p`` follows D's overfitting).
             ``None`` (default) or ``p=0`` without ``adaptive``: no augmentation.

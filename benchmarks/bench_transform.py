@@ -6,7 +6,7 @@ random init: the step cost is that of the trained model). Four pipelines each, t
 rounds (baseline, pool, online, batch, baseline, ...) so that drift of a shared machine hits all of them alike:
 
 * ``baseline``: real images only;
-* ``pool``: ``DPSIMSAugment(mode='pool', prob=0.5)`` reading a pool written by ``dpsims-aug generate``;
+* ``pool``: ``DPSIMSPoolAugment(prob=0.5)`` reading a pool written by ``dpsims-aug generate``;
 * ``online``: ``DPSIMSAugment(prob=0.5)``, the worker transform: one sample at a time in the data pipeline;
 * ``batch``: ``DPSIMSSelect(prob=0.5)`` in the pipeline and ``DPSIMSDataPreprocessor``: the batch's replaced
   samples rendered in one forward in the model's data preprocessor (the GPU form; here on the CPU).
@@ -14,9 +14,11 @@ rounds (baseline, pool, online, batch, baseline, ...) so that drift of a shared 
 Online and batch use the bundled generator (or, if it is not installed, a randomly initialized generator of the
 same 'small' preset: same compute). ``num_workers=0``: synthesis runs in the training process, so its cost shows
 fully in the iteration time (with workers the worker transform overlaps the model step and hides partly).
-Reported per segmenter: median seconds per iteration (``train/time`` of mmengine's IterTimerHook, first iterations
-of each run dropped), overhead vs baseline, and for online and batch the synthesis seconds per replaced image
-(overhead over the expected number of replaced samples, batch x 0.5). Writes
+Reported per segmenter: median wall seconds per iteration (``train/time`` of mmengine's IterTimerHook) and median
+process CPU seconds per iteration (all threads; first iterations of each run dropped), overheads vs baseline, and
+for online and batch the synthesis CPU seconds per replaced image (the CPU overhead over the expected number of
+replaced samples, batch x 0.5). On a shared machine other jobs inflate wall times, not this process's CPU time:
+compare the CPU figures. Writes
 ``work_dirs/benchmarks/transform_overhead.json`` (``--update-results``: the committed
 ``benchmarks/results/transform_overhead.json``; ``--out``: any path); prints a short table last.
 
@@ -105,8 +107,33 @@ def segmenter_model(name: str, embedded_model: dict) -> dict:
     return model
 
 
-def run(segmenter: str, variant: str, data: Path, ckpt: Path, pool: Path, iters: int, work_dir: Path) -> list[float]:
-    """Seconds of each training iteration of one short run."""
+def _cpu_time_hook():
+    """An mmengine hook recording the process CPU seconds of each training iteration (all threads): unlike wall
+    time, barely changed by other jobs on a shared machine."""
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    class IterCpuTimeHook(Hook):
+        # From one iteration's end to the next: the loop loads the batch (the pipeline, where the worker
+        # transform runs with num_workers=0) before the iteration's hooks, as IterTimerHook's 'time' counts it.
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+
+        def before_train(self, runner) -> None:
+            self._last = time.process_time()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            now = time.process_time()
+            self.seconds.append(now - self._last)
+            self._last = now
+
+    HOOKS.register_module(name="IterCpuTimeHook", module=IterCpuTimeHook, force=True)
+    return IterCpuTimeHook
+
+
+def run(segmenter: str, variant: str, data: Path, ckpt: Path, pool: Path, iters: int,
+        work_dir: Path) -> tuple[list[float], list[float]]:
+    """Wall and process CPU seconds of each training iteration of one short run."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -120,7 +147,7 @@ def run(segmenter: str, variant: str, data: Path, ckpt: Path, pool: Path, iters:
     if variant == "online":
         steps.insert(at, dict(type="DPSIMSAugment", checkpoint=str(ckpt), prob=PROB, device="cpu"))
     elif variant == "pool":
-        steps.insert(at, dict(type="DPSIMSAugment", mode="pool", pool=str(pool), prob=PROB, on_missing="error"))
+        steps.insert(at, dict(type="DPSIMSPoolAugment", pool=str(pool), prob=PROB, on_missing="error"))
     elif variant == "batch":
         pack = [s["type"] for s in steps].index("PackSegInputs")
         steps[pack] = dict(steps[pack], meta_keys=PACK_META_KEYS)
@@ -139,20 +166,24 @@ def run(segmenter: str, variant: str, data: Path, ckpt: Path, pool: Path, iters:
     cfg.default_hooks.pop("visualization", None)
     cfg.log_level = "WARNING"
     runner = Runner.from_cfg(cfg)
+    cpu = _cpu_time_hook()()
+    runner.register_hook(cpu, priority="VERY_HIGH")
     runner.train()
-    return [float(t) for t in runner.message_hub.get_scalar("train/time").data[0]]
+    return [float(t) for t in runner.message_hub.get_scalar("train/time").data[0]], cpu.seconds
 
 
-def summarize(times: dict[str, list[float]]) -> dict[str, dict]:
-    """Median s/iter per variant, overhead vs baseline, and synthesis seconds per replaced image."""
-    base = statistics.median(times["baseline"])
+def summarize(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict]:
+    """Per variant: median wall and CPU seconds per iteration, overheads vs baseline, and synthesis CPU seconds per
+    replaced image (the CPU figures are the ones to compare on a shared machine)."""
+    base, base_cpu = statistics.median(times["baseline"]), statistics.median(cpu["baseline"])
     rows = {}
     for v, ts in times.items():
-        median = statistics.median(ts)
-        row = dict(median_s_per_iter=round(median, 4), iterations=len(ts),
-                   overhead_pct=round(100.0 * (median / base - 1.0), 1))
+        median, median_cpu = statistics.median(ts), statistics.median(cpu[v])
+        row = dict(median_s_per_iter=round(median, 4), median_cpu_s_per_iter=round(median_cpu, 4),
+                   iterations=len(ts), overhead_pct=round(100.0 * (median / base - 1.0), 1),
+                   cpu_overhead_pct=round(100.0 * (median_cpu / base_cpu - 1.0), 1))
         if v in ("online", "batch"):
-            row["s_per_replaced_image"] = round((median - base) / (BATCH * PROB), 4)
+            row["cpu_s_per_replaced_image"] = round((median_cpu - base_cpu) / (BATCH * PROB), 4)
         rows[v] = row
     return rows
 
@@ -176,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for segmenter in args.models:
         times: dict[str, list[float]] = {v: [] for v in variants}
+        cpu: dict[str, list[float]] = {v: [] for v in variants}
         for r in range(args.rounds):
             for v in variants:
-                t = run(segmenter, v, data, ckpt, pool, args.iters, WORK / f"runs/{segmenter}/{v}_{r}")
+                t, c = run(segmenter, v, data, ckpt, pool, args.iters, WORK / f"runs/{segmenter}/{v}_{r}")
                 times[v] += t[args.warmup:]
-                print(f"{segmenter} round {r} {v}: median {statistics.median(t[args.warmup:]):.3f} s/iter",
-                      file=sys.stderr)
-        results[segmenter] = summarize(times)
+                cpu[v] += c[args.warmup:]
+                print(f"{segmenter} round {r} {v}: median {statistics.median(t[args.warmup:]):.3f} s/iter, "
+                      f"{statistics.median(c[args.warmup:]):.3f} CPU s/iter", file=sys.stderr)
+        results[segmenter] = summarize(times, cpu)
     command = "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_transform.py" + (
         " --quick" if args.quick else "") + ("" if args.models == list(SEGMENTERS) else " --models " + " ".join(
             args.models))
@@ -209,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     out = output_path(args, NAME)
     write_results(out, result)
     print(f"\nwritten {out}")
-    print(f"{'segmenter':<18} {'variant':<9} {'s/iter (median)':>16} {'overhead':>9} {'s/synth img':>12} {'iters':>6}")
+    print(f"{'segmenter':<18} {'variant':<9} {'s/iter':>7} {'overhead':>9} {'CPU s/iter':>11} {'CPU overhead':>13} "
+          f"{'CPU s/synth img':>16} {'iters':>6}")
     for segmenter, rows in results.items():
         for v, row in rows.items():
-            per = row.get("s_per_replaced_image")
-            print(f"{segmenter:<18} {v:<9} {row['median_s_per_iter']:>16.3f} {row['overhead_pct']:>8.1f}% "
-                  f"{'' if per is None else f'{per:.3f}':>12} {row['iterations']:>6}")
+            per = row.get("cpu_s_per_replaced_image")
+            print(f"{segmenter:<18} {v:<9} {row['median_s_per_iter']:>7.3f} {row['overhead_pct']:>8.1f}% "
+                  f"{row['median_cpu_s_per_iter']:>11.3f} {row['cpu_overhead_pct']:>12.1f}% "
+                  f"{'' if per is None else f'{per:.3f}':>16} {row['iterations']:>6}")
     return 0
 
 

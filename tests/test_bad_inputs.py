@@ -1,4 +1,4 @@
-"""Bad input, across generate, evaluate, the readers, filter/layouts and DPSIMSAugment (pool and online): every case
+"""Bad input, across generate, evaluate, the readers, filter/layouts, DPSIMSAugment and DPSIMSPoolAugment: every case
 is refused with an error that names the file and says what is wrong, and nothing written before is lost."""
 
 from __future__ import annotations
@@ -131,12 +131,12 @@ def test_layouts_names_unreadable_maps_and_keeps_what_was_written(base, tmp_path
 
 def test_transform_names_bad_checkpoint_pool_and_ids(base, tmp_path):
     pytest.importorskip("mmcv")
-    from dpsims_aug.mm.transforms import DPSIMSAugment
+    from dpsims_aug.mm.transforms import DPSIMSAugment, DPSIMSPoolAugment
 
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         DPSIMSAugment(checkpoint=tmp_path / "nope.safetensors")
     with pytest.raises(FileNotFoundError, match="no manifest.jsonl"):
-        DPSIMSAugment(mode="pool", pool=tmp_path)
+        DPSIMSPoolAugment(pool=tmp_path)
     online = DPSIMSAugment(checkpoint=base / "g.safetensors", prob=1.0)
     bad = dict(img=np.zeros((32, 32, 3), np.uint8), gt_seg_map=np.full((32, 32), 42, np.uint8),
                seg_map_path="data/bad_ids.png", reduce_zero_label=False)
@@ -144,7 +144,7 @@ def test_transform_names_bad_checkpoint_pool_and_ids(base, tmp_path):
         online(bad)
     pool = tmp_path / "pool"
     generate(base / "data", n=1, out=pool, checkpoint=base / "g.safetensors", split="train", progress=False)
-    strict = DPSIMSAugment(mode="pool", pool=pool, prob=1.0, on_missing="error")
+    strict = DPSIMSPoolAugment(pool=pool, prob=1.0, on_missing="error")
     with pytest.raises(KeyError, match="unknown_map.png"):
         strict(dict(img=np.zeros((32, 32, 3), np.uint8), gt_seg_map=np.zeros((32, 32), np.uint8),
                     seg_map_path=str(tmp_path / "unknown_map.png")))

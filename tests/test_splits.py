@@ -118,11 +118,11 @@ def test_layouts_read_the_training_split_and_carry_it(ade, ckpt, tmp_path):
 
 def test_transform_refuses_a_validation_pool(train_pool, val_pool):
     pytest.importorskip("mmcv")
-    from dpsims_aug.mm.transforms import DPSIMSAugment
+    from dpsims_aug.mm.transforms import DPSIMSPoolAugment
 
-    DPSIMSAugment(mode="pool", pool=str(train_pool))
+    DPSIMSPoolAugment(pool=str(train_pool))
     with pytest.raises(SplitLeakError, match="val"):
-        DPSIMSAugment(mode="pool", pool=str(val_pool))
+        DPSIMSPoolAugment(pool=str(val_pool))
 
 
 def test_synthetic_mix_dataset_refuses_a_validation_pool(ade, val_pool):

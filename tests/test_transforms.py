@@ -1,4 +1,5 @@
-"""DPSIMSAugment / MapLabelIds: the transform alone, and inside a real mmengine Runner training a real mmseg model."""
+"""DPSIMSAugment / DPSIMSPoolAugment / MapLabelIds: the transforms alone, and inside a real mmengine Runner
+training a real mmseg model."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from conftest import tiny_generator_checkpoint
 
 from dpsims_aug.data.writers import write_dataset
 from dpsims_aug.labels import LabelMapError, cityscapes_label_space, embedded_label_space
-from dpsims_aug.mm.transforms import DPSIMSAugment, MapLabelIds
+from dpsims_aug.mm.transforms import DPSIMSAugment, DPSIMSPoolAugment, MapLabelIds
 from dpsims_aug.pool.format import read_manifest_records
 from dpsims_aug.pool.writer import generate
 from dpsims_aug.synthesis import derive_seed
@@ -166,7 +167,7 @@ def test_repr_pickle_and_errors(ckpt, data, pool, tmp_path):
     for part in ("DPSIMSAugment(", "mode='online'", "prob=0.3", str(ckpt), "device='cpu'", "size_policy='resize'",
                  "seed=7"):
         assert part in text
-    assert "pool=" in repr(DPSIMSAugment(mode="pool", pool=pool))
+    assert "pool=" in repr(DPSIMSPoolAugment(pool=pool))
     # prob=1: the first call always synthesizes (draws depend on the absolute seg_map_path, i.e. on tmp_path).
     t = DPSIMSAugment(checkpoint=ckpt, prob=1.0, seed=7)
     t(_results(data))  # builds the model
@@ -180,7 +181,7 @@ def test_repr_pickle_and_errors(ckpt, data, pool, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         DPSIMSAugment(checkpoint=tmp_path / "nope.safetensors")
     with pytest.raises(FileNotFoundError, match="manifest"):
-        DPSIMSAugment(mode="pool", pool=tmp_path)
+        DPSIMSPoolAugment(pool=tmp_path)
     with pytest.raises(ValueError, match="prob"):
         DPSIMSAugment(checkpoint=ckpt, prob=2)
     with pytest.raises(KeyError, match="LoadAnnotations"):
@@ -190,7 +191,7 @@ def test_repr_pickle_and_errors(ckpt, data, pool, tmp_path):
 def test_pool_mode_picks_generated_images(data, pool):
     records = read_manifest_records(pool)
     assert len(records) == 16
-    t = DPSIMSAugment(mode="pool", pool=pool, prob=1.0, seed=0)
+    t = DPSIMSPoolAugment(pool=pool, prob=1.0, seed=0)
     seen = set()
     for visit in range(16):  # both of the 2 pool images get drawn (fails with probability 2**-15)
         r = _results(data, 3)
@@ -204,13 +205,13 @@ def test_pool_mode_picks_generated_images(data, pool):
         seen.add(match[0])
     assert seen == {0, 1}
     # Deterministic draws.
-    a = [DPSIMSAugment(mode="pool", pool=pool, prob=0.5, seed=1)(_results(data, i))["img"] for i in range(8)]
-    b = [DPSIMSAugment(mode="pool", pool=pool, prob=0.5, seed=1)(_results(data, i))["img"] for i in range(8)]
+    a = [DPSIMSPoolAugment(pool=pool, prob=0.5, seed=1)(_results(data, i))["img"] for i in range(8)]
+    b = [DPSIMSPoolAugment(pool=pool, prob=0.5, seed=1)(_results(data, i))["img"] for i in range(8)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_pool_lookup_by_stem_for_train_id_files(data, pool):
-    t = DPSIMSAugment(mode="pool", pool=pool)
+    t = DPSIMSPoolAugment(pool=pool)
     assert t.pool_images("/elsewhere/annotations/training/scene_000001.png") == [
         "images/training/scene_000001_s0.jpg", "images/training/scene_000001_s1.jpg"]
     assert len(t.pool_images("/x/training/scene_000001_labelTrainIds.png")) == 2
@@ -221,15 +222,15 @@ def test_pool_missing_entry_skip_or_error(data, pool):
     r = _results(data)
     r["seg_map_path"] = str(data / "annotations" / "validation" / "scene_000000.png")  # not generated
     real = r["img"].copy()
-    out = DPSIMSAugment(mode="pool", pool=pool, prob=1.0)(r)
+    out = DPSIMSPoolAugment(pool=pool, prob=1.0)(r)
     assert not out["dpsims_augmented"] and np.array_equal(out["img"], real)
     with pytest.raises(KeyError, match="validation/scene_000000.png") as err:
-        DPSIMSAugment(mode="pool", pool=pool, prob=1.0, on_missing="error")(r)
+        DPSIMSPoolAugment(pool=pool, prob=1.0, on_missing="error")(r)
     assert str(pool) in str(err.value)
     r = _results(data)
     r["gt_seg_map"] = r["gt_seg_map"][:32]
     with pytest.raises(ValueError, match="right after LoadAnnotations"):
-        DPSIMSAugment(mode="pool", pool=pool, prob=1.0)(r)
+        DPSIMSPoolAugment(pool=pool, prob=1.0)(r)
 
 
 def test_map_label_ids():
@@ -251,6 +252,26 @@ def test_registered_in_mmseg_and_built_from_config(ckpt):
         t = TRANSFORMS.build(dict(type="DPSIMSAugment", checkpoint=str(ckpt), prob=0.25))
     assert isinstance(t, DPSIMSAugment) and t.prob == 0.25
     assert TRANSFORMS.get("MapLabelIds") is MapLabelIds
+
+
+def test_pool_transform_from_config_and_the_old_pool_mode_refused(ckpt, pool):
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import TRANSFORMS
+
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        t = TRANSFORMS.build(dict(type="DPSIMSPoolAugment", pool=str(pool), prob=0.25, seed=2, on_missing="error"))
+    assert type(t) is DPSIMSPoolAugment and (t.prob, t.seed, t.on_missing, t.pool) == (0.25, 2, "error", pool)
+    assert not isinstance(t, DPSIMSAugment)  # no generator, checkpoint or label space arguments
+    # The old spelling of the pool transform names the new one (not a TypeError about its pool= argument).
+    with pytest.raises(ValueError, match=r"DPSIMSPoolAugment\(pool=\.\.\.\)"):
+        DPSIMSAugment(mode="pool", pool=str(pool), prob=0.5, on_missing="error")
+    with pytest.raises(ValueError, match="DPSIMSPoolAugment"), DefaultScope.overwrite_default_scope("mmseg"):
+        TRANSFORMS.build(dict(type="DPSIMSAugment", mode="pool", pool=str(pool)))
+    assert DPSIMSAugment(checkpoint=ckpt, mode="online").mode == "online"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DPSIMSAugment(checkpoint=ckpt, mode="offline")
+    with pytest.raises(TypeError, match="on_missing"):  # pool-only arguments are not silently dropped
+        DPSIMSAugment(checkpoint=ckpt, on_missing="error")
 
 
 # ------------------------------------------------------------------------------------------ Runner
@@ -341,7 +362,7 @@ def test_runner_trains_with_online_transform_in_a_forked_worker(ckpt, data, tmp_
 
 
 def test_runner_trains_pool_mix_config_with_pool_transform(data, pool, tmp_path):
-    t = dict(type="DPSIMSAugment", mode="pool", pool=str(pool), prob=1.0, on_missing="error")
+    t = dict(type="DPSIMSPoolAugment", pool=str(pool), prob=1.0, on_missing="error")
     record = tmp_path / "record.txt"
     cfg = _runner_cfg("fastscnn_embedded_pool.py", data, tmp_path / "pool", t, num_workers=0, record=record,
                       pool=pool)
@@ -349,7 +370,7 @@ def test_runner_trains_pool_mix_config_with_pool_transform(data, pool, tmp_path)
     cfg.train_dataloader.dataset.synthetic_share = 0.5  # both kinds in 4 samples with this seed
     _train(cfg)
     rows = _records(record)
-    # Real samples got a pool image from DPSIMSAugment (1); pool samples came through the mix untouched (-1).
+    # Real samples got a pool image from DPSIMSPoolAugment (1); pool samples came through the mix untouched (-1).
     # With the fixed seed both kinds occur in the 4 samples (a mix that never samples one set fails).
     assert len(rows) >= 4 and {aug for _, aug in rows} == {1, -1}
 
@@ -393,8 +414,8 @@ def test_online_new_layouts_change_labels_and_image_together(ckpt, data):
     a = DPSIMSAugment(checkpoint=ckpt, prob=1.0, new_layouts={})(_results(data, 1))
     b = DPSIMSAugment(checkpoint=ckpt, prob=1.0, new_layouts={})(_results(data, 1))
     assert np.array_equal(a["gt_seg_map"], b["gt_seg_map"]) and np.array_equal(a["img"], b["img"])
-    with pytest.raises(ValueError, match="needs mode='online'"):
-        DPSIMSAugment(mode="pool", pool=data, new_layouts={})
+    with pytest.raises(TypeError, match="new_layouts"):  # a pool has no images for new label maps
+        DPSIMSPoolAugment(pool=data, new_layouts={})
     with pytest.raises(ValueError, match="bad new_layouts"):
         DPSIMSAugment(checkpoint=ckpt, new_layouts=dict(zoom=2))
 

@@ -76,7 +76,7 @@ def check_trainable(folder: str | os.PathLike, what: str) -> list[str] | None:
 
     Args:
         folder: A pool, layouts folder or filtered copy.
-        what: Who asks, for the message (e.g. ``"DPSIMSAugment(pool=...)"``).
+        what: Who asks, for the message (e.g. ``"DPSIMSPoolAugment(pool=...)"``).
 
     Returns:
         The recorded splits (None when the folder has no record).

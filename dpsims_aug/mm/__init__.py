@@ -3,7 +3,8 @@
 ``custom_imports = dict(imports=['dpsims_aug.mm'], allow_failed_imports=False)`` in an mmseg config registers all
 of it:
 
-* :mod:`~dpsims_aug.mm.transforms`: ``DPSIMSAugment`` and ``MapLabelIds`` (mmseg ``TRANSFORMS``);
+* :mod:`~dpsims_aug.mm.transforms`: ``DPSIMSAugment`` (online synthesis), ``DPSIMSPoolAugment`` (images of a
+  ``generate`` pool) and ``MapLabelIds`` (mmseg ``TRANSFORMS``);
 * :mod:`~dpsims_aug.mm.batch_synthesis` (imported by the configs that use it, as it imports mmseg's models):
   ``DPSIMSSelect`` (``TRANSFORMS``) and ``DPSIMSDataPreprocessor`` (``MODELS``), online synthesis batched in the
   segmenter's data preprocessor (the GPU form);

@@ -1,12 +1,12 @@
 """Online synthesis in the segmenter's data preprocessor: one generator per process (per GPU), one forward per batch.
 
-``DPSIMSAugment(mode='online')`` renders in the dataloader workers, one sample at a time, each worker holding its
+``DPSIMSAugment`` (online synthesis) renders in the dataloader workers, one sample at a time, each worker holding its
 own generator (on the GPU only with 'spawn' workers). A GPU user wants the other shape: the workers only *decide*
 and the model's data preprocessor renders all replaced samples of the batch in one forward, on the model's device,
 in bf16 there. Two parts, used together in an mmseg config (see ``augment/embedded/fastscnn_embedded_batch.py``):
 
 * :class:`DPSIMSSelect` (a pipeline transform, last before ``PackSegInputs``): the same draws as
-  ``DPSIMSAugment`` online (per label map and visit: the ``prob`` decision, then the noise seed), so the share and
+  ``DPSIMSAugment`` (per label map and visit: the ``prob`` decision, then the noise seed), so the share and
   the seeding are the same; it stores the noise seed (``dpsims_seed``, -1 = keep the real image) and the final
   (cropped, flipped) label map in the generator's ids (``dpsims_labels``), which ``PackSegInputs`` carries when
   its ``meta_keys`` name them (:data:`PACK_META_KEYS`);
@@ -33,7 +33,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from dpsims_aug.labels import LabelSpace
 from dpsims_aug.mm.transforms import DPSIMSAugment
 from dpsims_aug.models.image_range import unit_range_to_uint8
-from dpsims_aug.synthesis import default_checkpoint_path, derive_seed
+from dpsims_aug.synthesis import default_checkpoint_path
 
 __all__ = ["PACK_META_KEYS", "DPSIMSDataPreprocessor", "DPSIMSSelect", "synthesis_size"]
 
@@ -54,15 +54,15 @@ def synthesis_size(height: int, width: int, image_size: tuple[int, int], stride:
 class DPSIMSSelect(DPSIMSAugment):
     """Decide which samples :class:`DPSIMSDataPreprocessor` replaces, with ``DPSIMSAugment``'s online draws.
 
-    Place it last before ``PackSegInputs(meta_keys=PACK_META_KEYS)``. Arguments as ``DPSIMSAugment`` (online
-    mode; ``checkpoint`` must be the preprocessor's generator, whose label space it reads, without the weights).
+    Place it last before ``PackSegInputs(meta_keys=PACK_META_KEYS)``. Arguments as ``DPSIMSAugment``
+    (``checkpoint`` must be the preprocessor's generator, whose label space it reads, without the weights).
     Added keys: ``dpsims_seed`` (noise seed, or -1), ``dpsims_labels`` (uint8 generator ids of ``gt_seg_map``, or
     None), ``dpsims_augmented``.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, prob: float = 0.5, seed: int = 0,
                  label_space=None, reduce_zero_label: bool | None = None, contiguous_labels: bool = False) -> None:
-        super().__init__(checkpoint=checkpoint, prob=prob, mode="online", seed=seed, label_space=label_space,
+        super().__init__(checkpoint=checkpoint, prob=prob, seed=seed, label_space=label_space,
                          reduce_zero_label=reduce_zero_label, contiguous_labels=contiguous_labels)
         self._model_space: LabelSpace | None = None
 
@@ -77,15 +77,9 @@ class DPSIMSSelect(DPSIMSAugment):
 
     def transform(self, results: dict) -> dict:
         """Mark the sample (see the class docstring); the image is not touched here."""
-        if "gt_seg_map" not in results:
-            raise KeyError("DPSIMSSelect needs results['gt_seg_map']: place it after LoadAnnotations")
-        self._check_process()
-        # The draw order of DPSIMSAugment.transform (online): the decision, then the noise seed.
-        key = str(results.get("seg_map_path", results.get("sample_idx", "")))
-        visit = self._visits[key]
-        self._visits[key] += 1
-        rng = np.random.default_rng(derive_seed(self.seed, key, visit))
-        replace = self.prob > 0.0 and rng.random() < self.prob
+        # DPSIMSAugment.transform's draws: the decision (in _draw), then the noise seed.
+        rng = self._draw(results)
+        replace = rng is not None
         results["dpsims_seed"] = int(rng.integers(1 << 62)) if replace else -1
         results["dpsims_labels"] = self.model_labels(results) if replace else None
         results["dpsims_augmented"] = replace

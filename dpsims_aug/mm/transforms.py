@@ -1,7 +1,8 @@
-"""mmseg pipeline transforms: :class:`DPSIMSAugment` (synthetic image for the sample's label map) and
+"""mmseg pipeline transforms: :class:`DPSIMSAugment` (a generator synthesizes an image for the sample's label map),
+:class:`DPSIMSPoolAugment` (the image is read from a folder written by ``dpsims-aug generate``) and
 :class:`MapLabelIds` (raw label ids of a :class:`~dpsims_aug.labels.LabelSpace` -> its contiguous ids).
 
-Both are ``mmcv.transforms.BaseTransform`` subclasses registered in mmseg's ``TRANSFORMS`` registry (mmcv's when
+All are ``mmcv.transforms.BaseTransform`` subclasses registered in mmseg's ``TRANSFORMS`` registry (mmcv's when
 mmseg is missing). Importing this module needs mmcv; ``import dpsims_aug`` does not (it imports this module only
 when an OpenMMLab package is already loaded, e.g. while mmengine processes a config's ``custom_imports``). Use it
 from a stock mmseg config with::
@@ -11,6 +12,7 @@ from a stock mmseg config with::
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations'),
         dict(type='DPSIMSAugment', checkpoint='ade20k.safetensors', prob=0.5),
+        # or: dict(type='DPSIMSPoolAugment', pool='ade/annotations_dpsims', prob=0.5),
         ...  # RandomResize, RandomCrop, RandomFlip, PhotoMetricDistortion, PackSegInputs
     ]
 """
@@ -67,202 +69,45 @@ def _describe(space: LabelSpace | str | os.PathLike | dict | None) -> str | None
     return space.name if isinstance(space, LabelSpace) else str(space.get("name"))
 
 
-@TRANSFORMS.register_module()
-class DPSIMSAugment(BaseTransform):
-    """Replace ``results['img']`` by a DP-SIMS image synthesized for the sample's ``gt_seg_map``.
 
-    Place it after ``LoadAnnotations`` (before geometric transforms in ``pool`` mode). The labels are left untouched;
-    the new image is uint8 BGR (as ``LoadImageFromFile`` gives) of the same height and width, so every later
-    transform treats it like the real one. ``results['dpsims_augmented']`` says whether the image was replaced.
+class _ReplaceImage(BaseTransform):
+    """Base of :class:`DPSIMSAugment` and :class:`DPSIMSPoolAugment`: replace ``results['img']``, with probability
+    ``prob``, by a synthetic image of the sample's ``gt_seg_map``.
 
+    The new image is uint8 BGR (as ``LoadImageFromFile`` gives; cast to the real image's dtype when that is not
+    uint8) of the same height and width, so every later transform treats it like the real one.
     Required keys: ``img``, ``gt_seg_map``, ``seg_map_path`` (identity and error messages).
-    Optional keys: ``reduce_zero_label``, ``label_map`` (set by mmseg datasets), ``instance_path`` (the instance
-    map, for generators with instance edges; see below).
-    Modified keys: ``img``. Added keys: ``dpsims_augmented``.
-
-    Modes:
-        * ``'online'``: a generator synthesizes the image. The :class:`~dpsims_aug.synthesis.Synthesizer` is built
-          lazily on first use in each process (each dataloader worker loads its own copy; it is never pickled with
-          the transform, and a copy inherited through ``fork`` is rebuilt). CPU works with ``fork`` workers. For
-          ``device='cuda'`` the parent must not have initialized CUDA before forking workers (mmengine's Runner
-          does, since the model lives on the GPU): use ``env_cfg = dict(mp_cfg=dict(mp_start_method='spawn'))``
-          or a dataloader with ``multiprocessing_context='spawn'``; a forked worker of a CUDA parent raises an
-          error that says so. Under ``torchrun``, ``'cuda'`` means ``cuda:$LOCAL_RANK``. Every worker holds a
-          generator in GPU memory.
-        * ``'pool'``: the image is read from a folder written by ``dpsims-aug generate`` (cheap: one JPEG decode).
-          Its ``manifest.jsonl`` maps each source label map to its ``k`` synthetic images; a sample matches the
-          record whose ``key`` (the label map's path relative to the generate input folder) is a path suffix of
-          ``seg_map_path``, or, for mmseg's ``*_labelTrainIds.png`` files, whose output stem is. Samples without
-          images follow ``on_missing``. The pool image must have the label map's size (pool images are made at
-          the size of the original label map, hence: right after ``LoadAnnotations``).
+    Modified keys: ``img``. Added keys: ``dpsims_augmented`` (whether the image was replaced).
 
     Determinism: each call draws from ``numpy.random.default_rng(derive_seed(seed, seg_map_path, visit))`` where
-    ``visit`` counts how often this process has seen that label map (0, 1, 2, ...): the ``prob`` decision, then the
-    noise seed (online) or the pool image (pool). The same sample thus gets a new image at each visit, and a run
-    is reproducible for the same seed, sampler seed and ``num_workers``. Counters live in the worker processes: use
-    ``persistent_workers=True`` (mmseg's default), otherwise they restart each epoch and the draws repeat.
-    ``seg_map_path`` is used as given (``data_root`` joined), so moving the dataset changes the draws.
-
-    Labels (online mode): the generator needs its own contiguous ids ``0..C-1`` (+ ignore). ``gt_seg_map`` holds
-    what ``LoadAnnotations`` made of the files; this is undone step by step:
-
-    1. ``label_map`` (mmseg remaps ids when the config's ``classes`` subset/reorder the dataset's): inverted,
-       new id -> dataset id; classes mmseg dropped (mapped to 255) stay ignore, i.e. the generator sees them as
-       "unlabeled".
-    2. ``reduce_zero_label`` (0 -> 255, k -> k - 1): undone (255 -> unlabeled, k -> raw k + 1), then the raw ids
-       go through ``label_space`` (so for ADE-style spaces the ids are the model space's ``.contiguous()`` view).
-       Without it, ids are raw ids of ``label_space`` (or, with ``contiguous_labels=True``, its contiguous ids,
-       e.g. mmseg's Cityscapes/COCO-Stuff ``*_labelTrainIds.png``).
-    3. ``label_space`` classes -> model classes through the raw id they share (identity when ``label_space`` is
-       the model's): e.g. Cityscapes trainIds (``'cityscapes19'``, ``contiguous_labels=True``) drive a 35-labelId
-       generator, and mmseg's 171-class COCO-Stuff (``'coco_stuff171'``) a 182-class one.
-
-    Any id that does not survive these steps raises :class:`~dpsims_aug.labels.LabelMapError` naming the ids and
-    ``seg_map_path``.
-
-    Instance edges (online mode, generators trained with ``use_instance_edges``): with ``edges='instances'`` (the
-    default) the generator gets the boundaries of the sample's instance map, read from ``results['instance_path']``
-    when a loading step set it, else from the file the naming conventions of :mod:`dpsims_aug.instance_edges` derive
-    from ``seg_map_path``: ``*_gtFine_labelIds.png`` / ``*_gtFine_labelTrainIds.png`` ->
-    ``*_gtFine_instanceIds.png`` (Cityscapes), ``<split>2017/<id>.png`` / ``<id>_labelTrainIds.png`` ->
-    ``panoptic_<split>2017/<id>.png`` beside the split folder (COCO panoptic PNGs), ``labels/`` or
-    ``annotations/`` -> ``instances/`` (same relative path). A sample without one raises
-    :class:`~dpsims_aug.labels.LabelMapError` naming ``seg_map_path`` and the expected path; ``edges='from-labels'``
-    uses the label map's class boundaries instead (touching objects of one class lose their boundary). The instance
-    map must have the label map's size, so the transform must come before any resize, crop or flip (as the shipped
-    configs place it); ``new_layouts`` makes maps without instance maps and therefore needs ``edges='from-labels'``.
-    Generators without instance edges ignore ``edges``.
-
-    Size policy (online mode; the generator needs multiples of its stride, 32):
-        * ``'resize'`` (default): the label map is nearest-resized to the size of the same aspect ratio whose area
-          is about the generator's training resolution (``config.image_size``; never upscaled), rounded up to
-          the stride; the image is synthesized there and resized back (bilinear) to ``H x W``. Cost is bounded and the
-          model works near the scale it was trained at, whatever the dataset's resolution.
-        * ``'pad'``: synthesized at full resolution, padded with the ignore label to a multiple of the stride and
-          cropped back (exact pixel alignment; cost grows with the image size).
-
-    Args:
-        checkpoint: Generator file (``train_gan`` export); ``None`` = the bundled embedded-dataset model. Online mode.
-        prob: Probability to replace a sample's image.
-        mode: ``'online'`` or ``'pool'``.
-        pool: Output folder of ``dpsims-aug generate`` (pool mode).
-        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'`` (online mode).
-        dtype: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (online mode).
-        seed: Global seed of the draws.
-        size_policy: ``'resize'`` or ``'pad'`` (online mode).
-        label_space: LabelSpace (object, preset name, JSON path or dict) of the dataset's annotation ids; default:
-            the checkpoint's.
-        reduce_zero_label: Whether ``LoadAnnotations`` reduced the zero label; ``None`` = take
-            ``results['reduce_zero_label']`` (set by mmseg datasets), else False.
-        contiguous_labels: The annotation files hold ``label_space``'s contiguous ids (0..C-1, 255), not raw ids.
-        on_missing: Pool mode, label map without pool images: ``'skip'`` (keep the real image) or ``'error'``.
-        new_layouts: Online mode: also give replaced samples a *new label map* first, then synthesize the image for
-            it (image and labels stay consistent; ``gt_seg_map`` is replaced too). A dict of
-            :class:`~dpsims_aug.layouts.LayoutAugment` fields (flip, zoom ``scale``, copy-paste ``max_pastes``,
-            ``paste_ids``, ...), with ids as they are in ``gt_seg_map`` (``ignore_ids`` defaults to ``(255,)``);
-            ``{}`` takes the defaults. Copy-paste donors are the last 8 label maps this process has seen.
-            ``None`` (default): labels are never changed.
-        edges: Online mode, generators with instance edges: ``'instances'`` (default; from the sample's instance
-            map, see above) or ``'from-labels'`` (the label map's class boundaries).
+    ``visit`` counts how often this process has seen that label map (0, 1, 2, ...): first the ``prob`` decision,
+    then what the subclass needs (noise seed, pool image). The same sample thus gets a new image at each visit, and
+    a run is reproducible for the same seed, sampler seed and ``num_workers``. Counters live in the worker
+    processes: use ``persistent_workers=True`` (mmseg's default), otherwise they restart each epoch and the draws
+    repeat. ``seg_map_path`` is used as given (``data_root`` joined), so moving the dataset changes the draws.
+    Per-process state (counters, models, indexes) is never pickled, and a copy inherited through ``fork`` is
+    dropped on first use.
     """
 
-    def __init__(
-        self,
-        checkpoint: str | os.PathLike | None = None,
-        prob: float = 0.5,
-        mode: str = "online",
-        pool: str | os.PathLike | None = None,
-        device: str = "cpu",
-        dtype: str = "fp32",
-        seed: int = 0,
-        size_policy: str = "resize",
-        label_space: LabelSpace | str | os.PathLike | dict | None = None,
-        reduce_zero_label: bool | None = None,
-        contiguous_labels: bool = False,
-        on_missing: str = "skip",
-        new_layouts: dict | None = None,
-        edges: str = "instances",
-    ) -> None:
+    _PROCESS_STATE: tuple[str, ...] = ("_pid", "_visits")  # attributes rebuilt in each process, never pickled
+
+    def __init__(self, prob: float, seed: int) -> None:
         if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"DPSIMSAugment: prob must lie in [0, 1], got {prob}")
-        if mode not in MODES:
-            raise ValueError(f"DPSIMSAugment: mode must be one of {MODES}, got {mode!r}")
-        if size_policy not in SIZE_POLICIES:
-            raise ValueError(f"DPSIMSAugment: size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
-        if on_missing not in ON_MISSING:
-            raise ValueError(f"DPSIMSAugment: on_missing must be one of {ON_MISSING}, got {on_missing!r}")
-        if dtype not in DTYPES:
-            raise ValueError(f"DPSIMSAugment: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        self.edges = check_edge_mode(edges, "DPSIMSAugment")
-        self._uses_edges: bool | None = None  # whether the generator takes instance edges (read from the checkpoint)
+            raise ValueError(f"{type(self).__name__}: prob must lie in [0, 1], got {prob}")
         self.prob = float(prob)
-        self.mode = mode
-        self.device = str(device)
-        self.dtype = dtype
         self.seed = int(seed)
-        self.size_policy = size_policy
-        self.reduce_zero_label = reduce_zero_label
-        self.contiguous_labels = bool(contiguous_labels)
-        self.on_missing = on_missing
-        self.label_space = _as_label_space(label_space)
-        self.new_layouts = None
-        if new_layouts is not None:
-            from dpsims_aug.layouts import LayoutAugment
-
-            if mode != "online":
-                raise ValueError("DPSIMSAugment: new_layouts needs mode='online' (a pool has no images for new maps)")
-            options = dict(new_layouts)
-            options.setdefault("ignore_ids", (255,))
-            for name in ("scale", "paste_ids", "ignore_ids"):
-                if options.get(name) is not None:
-                    options[name] = tuple(options[name])
-            try:
-                self.new_layouts = LayoutAugment(**options)
-            except TypeError as err:
-                raise ValueError(f"DPSIMSAugment: bad new_layouts {new_layouts!r} ({err})") from err
-        self.checkpoint: Path | None = None
-        self.pool: Path | None = None
-        # Fail at pipeline build time (in the main process), not in a worker halfway through training.
-        if mode == "online":
-            self.checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
-            if not self.checkpoint.is_file():
-                hint = "" if checkpoint is not None else " (the bundled default is not installed; pass checkpoint=)"
-                raise FileNotFoundError(f"DPSIMSAugment: generator checkpoint {self.checkpoint} not found{hint}")
-            if self.new_layouts is not None and self.edges == "instances" and self.uses_instance_edges:
-                raise ValueError(
-                    f"DPSIMSAugment: {self.checkpoint} was trained with instance edges, but the new label maps of "
-                    "new_layouts have no instance maps: pass edges='from-labels' (their class boundaries)")
-        else:
-            if pool is None:
-                raise ValueError("DPSIMSAugment: mode='pool' needs pool='<folder written by dpsims-aug generate>'")
-            from dpsims_aug.pool.format import manifest_files
-
-            self.pool = Path(pool)
-            if not self.pool.is_dir() or not manifest_files(self.pool):
-                raise FileNotFoundError(
-                    f"DPSIMSAugment: pool {self.pool} is not a folder written by `dpsims-aug generate` "
-                    "(no manifest.jsonl)"
-                )
-            from dpsims_aug.data.splits import check_trainable
-
-            check_trainable(self.pool, f"DPSIMSAugment(pool={str(pool)!r})")  # a training transform
         self._reset_process_state()
 
     # ----------------------------------------------------------------------------------- per-process state
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
-        self._synth = None  # online: Synthesizer, built on first use
-        self._luts: dict = {}  # (reduce_zero_label, label_map items) -> uint8 id -> model id lookup table
-        self._pool_index: dict[str, list[str]] | None = None  # pool: key -> image paths
-        self._pool_stems: dict[str, list[str]] | None = None  # pool: output stem -> image paths
         self._visits: defaultdict[str, int] = defaultdict(int)
-        self._donors: list[np.ndarray] = []  # new_layouts: the last label maps seen (copy-paste donors)
 
     def __getstate__(self) -> dict:
-        # Never ship the model (or per-process indexes/counters) to worker processes: they build their own.
+        # Never ship models, indexes or counters to worker processes: they build their own.
         state = self.__dict__.copy()
-        for name in ("_synth", "_luts", "_pool_index", "_pool_stems", "_visits", "_pid", "_donors"):
+        for name in self._PROCESS_STATE:
             state.pop(name, None)
         return state
 
@@ -275,7 +120,164 @@ class DPSIMSAugment(BaseTransform):
         if self._pid != os.getpid():
             self._reset_process_state()
 
-    # ----------------------------------------------------------------------------------- online
+    # ----------------------------------------------------------------------------------- draws and results
+
+    def _draw(self, results: dict) -> np.random.Generator | None:
+        """Count this visit of the sample's label map and make the ``prob`` decision: the generator of the
+        sample's further draws if the image is to be replaced, else None."""
+        if "gt_seg_map" not in results:
+            raise KeyError(f"{type(self).__name__} needs results['gt_seg_map']: place it after LoadAnnotations")
+        self._check_process()
+        key = str(results.get("seg_map_path", results.get("sample_idx", "")))
+        visit = self._visits[key]
+        self._visits[key] += 1
+        rng = np.random.default_rng(derive_seed(self.seed, key, visit))
+        results["dpsims_augmented"] = False
+        if self.prob <= 0.0 or rng.random() >= self.prob:
+            return None
+        return rng
+
+    @staticmethod
+    def _put_image(results: dict, img: np.ndarray) -> dict:
+        """``results`` with ``img`` in place of the real image (in its dtype), marked ``dpsims_augmented``."""
+        old = results.get("img")
+        if old is not None and old.dtype != np.uint8:  # e.g. LoadImageFromFile(to_float32=True)
+            img = img.astype(old.dtype)
+        results["img"] = img
+        results["dpsims_augmented"] = True
+        return results
+
+
+def _layout_augment(new_layouts: dict):
+    """The :class:`~dpsims_aug.layouts.LayoutAugment` of ``DPSIMSAugment(new_layouts=...)``."""
+    from dpsims_aug.layouts import LayoutAugment
+
+    options = dict(new_layouts)
+    options.setdefault("ignore_ids", (255,))
+    for name in ("scale", "paste_ids", "ignore_ids"):
+        if options.get(name) is not None:
+            options[name] = tuple(options[name])
+    try:
+        return LayoutAugment(**options)
+    except TypeError as err:
+        raise ValueError(f"DPSIMSAugment: bad new_layouts {new_layouts!r} ({err})") from err
+
+
+def _check_online_mode(mode: str, removed: dict) -> None:
+    """``DPSIMSAugment``'s ``mode`` argument, kept as a compatibility check (pool lookup moved to its own class)."""
+    if mode == "pool":
+        raise ValueError(
+            "DPSIMSAugment: mode='pool' is now its own transform: use DPSIMSPoolAugment(pool=...), in a config "
+            "dict(type='DPSIMSPoolAugment', pool=..., prob=..., seed=..., on_missing=...)")
+    if mode not in MODES:
+        raise ValueError(f"DPSIMSAugment: mode must be one of {MODES}, got {mode!r}")
+    if removed:
+        raise TypeError(f"DPSIMSAugment got unexpected keyword arguments {sorted(removed)} (pool=/on_missing= "
+                        "belong to DPSIMSPoolAugment)")
+
+
+@TRANSFORMS.register_module()
+class DPSIMSAugment(_ReplaceImage):
+    """Replace ``results['img']`` by an image a DP-SIMS generator synthesizes for the sample's ``gt_seg_map``.
+
+    Place it after ``LoadAnnotations`` (right after, before any resize, crop or flip, when it reads instance maps;
+    the shipped configs do). Keys and determinism as :class:`_ReplaceImage` (the draws: the ``prob`` decision, then
+    the noise seed). Optional keys: ``reduce_zero_label``, ``label_map`` (set by mmseg datasets), ``instance_path``
+    (instance edges, below). With ``new_layouts``, ``gt_seg_map`` is modified too.
+
+    The :class:`~dpsims_aug.synthesis.Synthesizer` is built lazily in each process: every dataloader worker loads
+    its own copy (in GPU memory for ``device='cuda'``). CPU works with ``fork`` workers. For ``device='cuda'``
+    (``cuda:$LOCAL_RANK`` under ``torchrun``) the parent must not have initialized CUDA before forking workers, as
+    mmengine's Runner does: use ``env_cfg = dict(mp_cfg=dict(mp_start_method='spawn'))`` or a dataloader with
+    ``multiprocessing_context='spawn'``; a forked worker of a CUDA parent raises an error saying so.
+
+    Labels: the generator needs its own contiguous ids ``0..C-1`` (+ ignore); what ``LoadAnnotations`` made of the
+    files is undone: (1) ``label_map`` is inverted (classes mmseg dropped stay ignore = "unlabeled"); (2)
+    ``reduce_zero_label`` is undone and the raw ids go through ``label_space`` (without it, ``gt_seg_map`` holds
+    raw ids of ``label_space``, or its contiguous ids with ``contiguous_labels=True``, e.g. mmseg's
+    ``*_labelTrainIds.png``); (3) ``label_space`` classes map to model classes through the raw id they share (e.g.
+    ``'cityscapes19'`` trainIds drive a 35-labelId generator). Ids that do not survive raise
+    :class:`~dpsims_aug.labels.LabelMapError` naming them and ``seg_map_path``.
+
+    Instance edges (generators trained with ``use_instance_edges``): ``edges='instances'`` reads the instance map
+    from ``results['instance_path']``, else from the path :func:`~dpsims_aug.instance_edges.find_instance_map`
+    derives from ``seg_map_path`` (Cityscapes ``*_gtFine_instanceIds.png``, COCO ``panoptic_<split>2017/``,
+    ``instances/`` beside ``labels/`` or ``annotations/``); a missing or differently sized one raises a
+    ``LabelMapError``. ``'from-labels'`` uses the label map's class boundaries (needed with ``new_layouts``).
+
+    Args:
+        checkpoint: Generator file (``train_gan`` export); ``None`` = the bundled embedded-dataset model.
+        prob: Probability to replace a sample's image.
+        mode: Compatibility only: ``'online'``; ``'pool'`` raises a ValueError (use :class:`DPSIMSPoolAugment`).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
+        dtype: ``'fp32'``, ``'bf16'`` or ``'fp16'``.
+        seed: Global seed of the draws.
+        size_policy: The generator needs multiples of its stride (32). ``'resize'`` (default): synthesize at the
+            same aspect ratio at about the training area (``config.image_size``, never upscaled, rounded up to the
+            stride) and resize back (bilinear); ``'pad'``: at full size, padded with ignore and cropped back.
+        label_space: LabelSpace (object, preset name, JSON path or dict) of the annotation ids; default: the
+            checkpoint's.
+        reduce_zero_label: Whether ``LoadAnnotations`` reduced the zero label; ``None`` = take
+            ``results['reduce_zero_label']``, else False.
+        contiguous_labels: The annotation files hold ``label_space``'s contiguous ids (0..C-1, 255), not raw ids.
+        new_layouts: Give replaced samples a *new label map* first (``gt_seg_map`` replaced too), then the image of
+            it: a dict of :class:`~dpsims_aug.layouts.LayoutAugment` fields, ids as in ``gt_seg_map``
+            (``ignore_ids`` defaults to ``(255,)``; ``{}`` = defaults); copy-paste donors are the last 8 label maps
+            this process saw. ``None`` (default): labels are never changed.
+        edges: ``'instances'`` (default) or ``'from-labels'``, see above.
+    """
+
+    mode = "online"
+    _PROCESS_STATE = (*_ReplaceImage._PROCESS_STATE, "_synth", "_luts", "_donors")
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        prob: float = 0.5,
+        mode: str = "online",
+        device: str = "cpu",
+        dtype: str = "fp32",
+        seed: int = 0,
+        size_policy: str = "resize",
+        label_space: LabelSpace | str | os.PathLike | dict | None = None,
+        reduce_zero_label: bool | None = None,
+        contiguous_labels: bool = False,
+        new_layouts: dict | None = None,
+        edges: str = "instances",
+        **removed,
+    ) -> None:
+        _check_online_mode(mode, removed)
+        super().__init__(prob, seed)
+        if size_policy not in SIZE_POLICIES:
+            raise ValueError(f"DPSIMSAugment: size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"DPSIMSAugment: dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.edges = check_edge_mode(edges, "DPSIMSAugment")
+        self._uses_edges: bool | None = None  # whether the generator takes instance edges (read from the checkpoint)
+        self.device = str(device)
+        self.dtype = dtype
+        self.size_policy = size_policy
+        self.reduce_zero_label = reduce_zero_label
+        self.contiguous_labels = bool(contiguous_labels)
+        self.label_space = _as_label_space(label_space)
+        self.new_layouts = None if new_layouts is None else _layout_augment(new_layouts)
+        # Fail at pipeline build time (in the main process), not in a worker halfway through training.
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+        if not self.checkpoint.is_file():
+            hint = "" if checkpoint is not None else " (the bundled default is not installed; pass checkpoint=)"
+            raise FileNotFoundError(f"DPSIMSAugment: generator checkpoint {self.checkpoint} not found{hint}")
+        if self.new_layouts is not None and self.edges == "instances" and self.uses_instance_edges:
+            raise ValueError(
+                f"DPSIMSAugment: {self.checkpoint} was trained with instance edges, but the new label maps of "
+                "new_layouts have no instance maps: pass edges='from-labels' (their class boundaries)")
+
+    def _reset_process_state(self) -> None:
+        super()._reset_process_state()
+        self._synth = None  # Synthesizer, built on first use
+        self._luts: dict = {}  # (reduce_zero_label, label_map items) -> uint8 id -> model id lookup table
+        self._donors: list[np.ndarray] = []  # new_layouts: the last label maps seen (copy-paste donors)
+
+    # ----------------------------------------------------------------------------------- synthesis
 
     def _resolve_device(self) -> str:
         device = resolve_device(self.device)
@@ -288,17 +290,15 @@ class DPSIMSAugment(BaseTransform):
                     "already initialized CUDA, which CUDA does not support. Start workers with 'spawn': "
                     "env_cfg = dict(mp_cfg=dict(mp_start_method='spawn')) in the mmseg config (or "
                     "multiprocessing_context='spawn' on the DataLoader), or use device='cpu', num_workers=0, "
-                    "or mode='pool'."
+                    "or DPSIMSPoolAugment."
                 )
         return device
 
     @property
     def synthesizer(self):
-        """This process's :class:`~dpsims_aug.synthesis.Synthesizer` (built on first access; online mode)."""
+        """This process's :class:`~dpsims_aug.synthesis.Synthesizer` (built on first access)."""
         self._check_process()
         if self._synth is None:
-            if self.mode != "online":
-                raise RuntimeError("DPSIMSAugment: mode='pool' has no synthesizer")
             from dpsims_aug.synthesis import Synthesizer
 
             synth = Synthesizer.from_checkpoint(
@@ -309,7 +309,7 @@ class DPSIMSAugment(BaseTransform):
 
     @property
     def uses_instance_edges(self) -> bool:
-        """Whether the generator takes instance edges (from the checkpoint's config; online mode)."""
+        """Whether the generator takes instance edges (from the checkpoint's config)."""
         if self._uses_edges is None:
             from dpsims_aug.checkpoint import load_generator_checkpoint
 
@@ -431,7 +431,75 @@ class DPSIMSAugment(BaseTransform):
             rgb = mmcv.imresize(rgb, (w, h), interpolation="bilinear")
         return np.ascontiguousarray(rgb[..., ::-1])  # RGB -> BGR, as mmcv loads images
 
-    # ----------------------------------------------------------------------------------- pool
+    def transform(self, results: dict) -> dict:
+        """Maybe replace ``results['img']`` (and, with ``new_layouts``, ``gt_seg_map``); see the class docstring."""
+        rng = self._draw(results)
+        donors = self._donors
+        if self.new_layouts is not None:  # this map becomes a donor for later samples, not for itself
+            self._donors = [*donors[-(DONORS - 1):], np.asarray(results["gt_seg_map"])]
+        if rng is None:
+            return results
+        noise_seed = int(rng.integers(1 << 62))
+        if self.new_layouts is not None:
+            from dpsims_aug.layouts import augment_layout
+
+            results["gt_seg_map"] = augment_layout(results["gt_seg_map"], rng, donors, self.new_layouts)
+        return self._put_image(results, self._synthesize(results, noise_seed))
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(mode='{self.mode}', prob={self.prob}, checkpoint='{self.checkpoint}', "
+                f"device='{self.device}', dtype='{self.dtype}', size_policy='{self.size_policy}', "
+                f"new_layouts={self.new_layouts}, edges='{self.edges}', seed={self.seed}, "
+                f"label_space={_describe(self.label_space)!r}, reduce_zero_label={self.reduce_zero_label}, "
+                f"contiguous_labels={self.contiguous_labels})")
+
+
+@TRANSFORMS.register_module()
+class DPSIMSPoolAugment(_ReplaceImage):
+    """Replace ``results['img']`` by an image from a folder written by ``dpsims-aug generate`` (one JPEG decode).
+
+    Place it right after ``LoadAnnotations``: pool images are made at the size of the original label map and must
+    match ``gt_seg_map``'s size. Keys and determinism as :class:`_ReplaceImage` (the draws: the ``prob`` decision,
+    then the choice among the label map's pool images). The pool's ``manifest.jsonl`` maps each source label map to
+    its ``k`` images; a sample matches the record whose ``key`` (the label map's path relative to the generate input
+    folder) is a path suffix of ``seg_map_path``, or, for mmseg's ``*_labelTrainIds.png`` files, whose output stem
+    is. A pool made from validation or test label maps is refused.
+
+    Args:
+        pool: Output folder of ``dpsims-aug generate``.
+        prob: Probability to replace a sample's image.
+        seed: Global seed of the draws.
+        on_missing: Label map without pool images: ``'skip'`` (keep the real image) or ``'error'``.
+    """
+
+    _PROCESS_STATE = (*_ReplaceImage._PROCESS_STATE, "_pool_index", "_pool_stems")
+
+    def __init__(self, pool: str | os.PathLike, prob: float = 0.5, seed: int = 0, on_missing: str = "skip") -> None:
+        super().__init__(prob, seed)
+        if on_missing not in ON_MISSING:
+            raise ValueError(f"DPSIMSPoolAugment: on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+        self.on_missing = on_missing
+        if pool is None:
+            raise ValueError("DPSIMSPoolAugment needs pool='<folder written by dpsims-aug generate>'")
+        from dpsims_aug.pool.format import manifest_files
+
+        # Fail at pipeline build time (in the main process), not in a worker halfway through training.
+        self.pool = Path(pool)
+        if not self.pool.is_dir() or not manifest_files(self.pool):
+            raise FileNotFoundError(
+                f"DPSIMSPoolAugment: pool {self.pool} is not a folder written by `dpsims-aug generate` "
+                "(no manifest.jsonl)"
+            )
+        from dpsims_aug.data.splits import check_trainable
+
+        check_trainable(self.pool, f"DPSIMSPoolAugment(pool={str(pool)!r})")  # a training transform
+
+    def _reset_process_state(self) -> None:
+        super()._reset_process_state()
+        self._pool_index: dict[str, list[str]] | None = None  # key -> image paths
+        self._pool_stems: dict[str, list[str]] | None = None  # output stem -> image paths
+
+    # ----------------------------------------------------------------------------------- lookup
 
     def _build_pool_index(self) -> None:
         from dpsims_aug.pool.format import label_stem_of, read_manifest_records
@@ -479,68 +547,32 @@ class DPSIMSAugment(BaseTransform):
         if not images:
             if self.on_missing == "error":
                 raise KeyError(
-                    f"DPSIMSAugment: pool {self.pool} has no synthetic image for label map {source} "
+                    f"DPSIMSPoolAugment: pool {self.pool} has no synthetic image for label map {source} "
                     "(run `dpsims-aug generate` on this dataset, or set on_missing='skip')"
                 )
             return None
         path = self.pool / images[int(rng.integers(len(images)))]
         img = mmcv.imfrombytes(path.read_bytes(), flag="color", backend="cv2")  # BGR, like LoadImageFromFile
         if img is None:
-            raise OSError(f"DPSIMSAugment: cannot decode pool image {path}")
+            raise OSError(f"DPSIMSPoolAugment: cannot decode pool image {path}")
         gt_shape = np.shape(results["gt_seg_map"])[:2]
         if img.shape[:2] != gt_shape:
             raise ValueError(
-                f"DPSIMSAugment: pool image {path} is {img.shape[1]}x{img.shape[0]} but the label map {source} is "
-                f"{gt_shape[1]}x{gt_shape[0]} here; in pool mode place DPSIMSAugment right after LoadAnnotations, "
+                f"DPSIMSPoolAugment: pool image {path} is {img.shape[1]}x{img.shape[0]} but the label map {source} is "
+                f"{gt_shape[1]}x{gt_shape[0]} here; place DPSIMSPoolAugment right after LoadAnnotations, "
                 "before any resize or crop"
             )
         return img
 
-    # ----------------------------------------------------------------------------------- transform
-
     def transform(self, results: dict) -> dict:
         """Maybe replace ``results['img']``; see the class docstring."""
-        if "gt_seg_map" not in results:
-            raise KeyError("DPSIMSAugment needs results['gt_seg_map']: place it after LoadAnnotations")
-        self._check_process()
-        key = str(results.get("seg_map_path", results.get("sample_idx", "")))
-        visit = self._visits[key]
-        self._visits[key] += 1
-        rng = np.random.default_rng(derive_seed(self.seed, key, visit))
-        results["dpsims_augmented"] = False
-        donors = self._donors
-        if self.new_layouts is not None:  # this map becomes a donor for later samples, not for itself
-            self._donors = [*donors[-(DONORS - 1):], np.asarray(results["gt_seg_map"])]
-        if self.prob <= 0.0 or rng.random() >= self.prob:
-            return results
-        if self.mode == "online":
-            noise_seed = int(rng.integers(1 << 62))
-            if self.new_layouts is not None:
-                from dpsims_aug.layouts import augment_layout
-
-                results["gt_seg_map"] = augment_layout(results["gt_seg_map"], rng, donors, self.new_layouts)
-            img = self._synthesize(results, noise_seed)
-        else:
-            img = self._load_pool_image(results, rng)
-            if img is None:
-                return results
-        old = results.get("img")
-        if old is not None and old.dtype != np.uint8:  # e.g. LoadImageFromFile(to_float32=True)
-            img = img.astype(old.dtype)
-        results["img"] = img
-        results["dpsims_augmented"] = True
-        return results
+        rng = self._draw(results)
+        img = None if rng is None else self._load_pool_image(results, rng)
+        return results if img is None else self._put_image(results, img)
 
     def __repr__(self) -> str:
-        s = f"{self.__class__.__name__}(mode='{self.mode}', prob={self.prob}, "
-        if self.mode == "online":
-            s += (f"checkpoint='{self.checkpoint}', device='{self.device}', dtype='{self.dtype}', "
-                  f"size_policy='{self.size_policy}', new_layouts={self.new_layouts}, edges='{self.edges}', ")
-        else:
-            s += f"pool='{self.pool}', on_missing='{self.on_missing}', "
-        s += (f"seed={self.seed}, label_space={_describe(self.label_space)!r}, "
-              f"reduce_zero_label={self.reduce_zero_label}, contiguous_labels={self.contiguous_labels})")
-        return s
+        return (f"{self.__class__.__name__}(prob={self.prob}, pool='{self.pool}', on_missing='{self.on_missing}', "
+                f"seed={self.seed})")
 
 
 @TRANSFORMS.register_module()
@@ -573,4 +605,4 @@ class MapLabelIds(BaseTransform):
         return f"{self.__class__.__name__}(label_space={self.label_space.name!r})"
 
 
-__all__ = ["DPSIMSAugment", "MapLabelIds"]
+__all__ = ["DPSIMSAugment", "DPSIMSPoolAugment", "MapLabelIds"]

@@ -57,6 +57,7 @@ SECTIONS: list[tuple[str, str, str]] = [  # (pattern, section, group: a study ve
     ("seg_gain_recipe3_L16_*", "studies", "v4"), ("seg_gain_runs", "studies", "v4"),
     ("seg_gain_pool_colour", "studies", "v4"),
     ("seg_gain_v5_*", "studies", "v5"), ("seg_gain_v6_*", "studies", "v6"), ("seg_gain_v7_*", "studies", "v7"),
+    ("pool_diversity", "studies", "v7"),
     ("paper_dry_run", "paper", ""),
 ]
 # Group titles the study log (docs/studies.md, "## vN: title") does not have.
@@ -66,6 +67,8 @@ GROUP_ORDER = ["v1", "v1b", "v2", "v3", "v4", "v5", "v6", "v7"]
 # What each result answers, one line (first matching pattern; from docs/benchmarks.md and docs/studies.md).
 QUESTIONS: list[tuple[str, str]] = [
     ("generator_speed", "How fast is the generator (fp32 / bf16, batch 1 / 8), against OASIS in the same run?"),
+    ("pool_diversity", "How different are a pool's images of one label map? (study v7 snow pools against the "
+     "oracle)"),
     ("generate_speed", "How much of the bare forward's speed survives `dpsims-aug generate` end to end? "
      "(small preset, 128x128, 128 images)"),
     ("generate_speed_512img", "`dpsims-aug generate` against the bare forward for 512 images (small preset, 128x128)"),

@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 # Retrain the bundled generator exactly as shipped (about 90 minutes on 2 CPU cores) and export it into the package.
 bundle: $(STAMP)
-	$(VENV)/bin/dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
+	$(VENV)/bin/dpsims-aug dataset --dataset-format ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
 	OMP_NUM_THREADS=2 $(VENV)/bin/dpsims-aug train train_gan/configs/embedded_small.py --work-dir work_dirs/embedded_small
 	$(VENV)/bin/dpsims-aug export work_dirs/embedded_small/iter_4000.pth \
 		--out dpsims_aug/assets/embedded_small.safetensors --half

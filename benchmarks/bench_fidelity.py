@@ -8,7 +8,7 @@ The committed result, of the previous bundle, is archived: benchmarks/results/ar
 benchmarks/results/bundled_fidelity.json, from ``dpsims-aug evaluate``; docs/benchmarks.md).
 
 Stages (each skipped when its output exists, so a re-run only evaluates):
-1. the embedded dataset, ADE layout, 1000 train / 100 val label maps at 64x64 (what the bundled model trained on);
+1. the embedded dataset, ADE-20K format, 1000 train / 100 val label maps at 64x64 (what the bundled model trained on);
 2. a Fast-SCNN segmenter trained on the *real* training images only (augment/embedded/fastscnn_embedded_real.py,
    2000 iterations, ~3 minutes on this CPU);
 3. ``dpsims-aug evaluate`` on the validation split: 3 seeds per label map; FID against the real validation images,

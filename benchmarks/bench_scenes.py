@@ -1,4 +1,4 @@
-"""Speed of the embedded procedural dataset: N scenes rendered and WRITTEN in the ADE-20K layout (JPEG + PNG).
+"""Speed of the embedded procedural dataset: N scenes rendered and WRITTEN in the ADE-20K format (JPEG + PNG).
 
     python benchmarks/bench_scenes.py                    # 1000 scenes at 128x128, median of 3 runs -> results JSON
     python benchmarks/bench_scenes.py --update-results   # the same, into the committed results
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     median = statistics.median(times)
     result = dict(
-        benchmark="embedded scenes written in the ADE-20K layout (JPEG q95 + PNG raw ids), single process",
+        benchmark="embedded scenes written in the ADE-20K format (JPEG q95 + PNG raw ids), single process",
         n_images=args.n,
         size=list(size),
         runs=[round(t, 3) for t in times],

@@ -1,6 +1,6 @@
 """Segmentation gain from DP-SIMS data: mmseg segmenters trained on real only vs real + synthetic images.
 
-The study, in the low-data regime (default: 16 labelled images of the embedded dataset, 64x64, ADE layout; there a
+The study, in the low-data regime (default: 16 labelled images of the embedded dataset, 64x64, ADE-20K format; there a
 perfect appearance synthesizer gains 8 mIoU, at 32 only 2.6, so 16 is where a recipe's effect shows above the seed
 noise):
 
@@ -90,7 +90,7 @@ from common import (  # benchmarks/common.py
 )
 
 EMBEDDED_GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
-GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, reader layout)
+GPU_DATASETS = {  # dataset -> (augment/ folder, train_gan config, dataset format)
     "ade20k": ("ade20k", "ade20k.py", "ade20k"),
     "coco_stuff": ("coco_stuff", "coco_stuff.py", "coco_stuff"),
     "cityscapes": ("cityscapes", "cityscapes.py", "cityscapes"),
@@ -100,6 +100,11 @@ SOURCE_DOMAIN = "source"  # the renderer's domain the bundled generator was trai
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def dataset_format(args: argparse.Namespace) -> str:
+    """The on-disk folder format of the study's real data: the embedded scenes are written as ADE-20K."""
+    return "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
 
 
 def log(msg: str) -> None:
@@ -148,8 +153,7 @@ def stage_data(args: argparse.Namespace, root: Path) -> tuple[Path, Path, dict]:
     if stage_done(folder) is None:
         from dpsims_aug.data.readers import find_pairs
 
-        layout = GPU_DATASETS[args.dataset][2]
-        pairs = find_pairs(data_root, layout=layout, split="train")[: args.labelled]
+        pairs = find_pairs(data_root, dataset_format=GPU_DATASETS[args.dataset][2], split="train")[: args.labelled]
         for image, label in pairs:
             # The image, and every annotation file of that sample (Cityscapes: labelIds + labelTrainIds, ...).
             base = image.stem.removesuffix("_leftImg8bit")
@@ -286,8 +290,8 @@ def stage_pool(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckpt: 
         return pool, dict(done, cached=True)
     from dpsims_aug.pool.writer import generate
 
-    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
-    summary = generate(labels=train_root, n=n, out=pool, checkpoint=ckpt, layout=layout, split="train",
+    summary = generate(labels=train_root, n=n, out=pool, checkpoint=ckpt, dataset_format=dataset_format(args),
+                       split="train",
                        device=args.device, progress=False, workers=1, log=lambda m: log(f"[pool_n{n}] {m}"))
     record = dict(n=n, images=summary.images_total, generated=summary.generated,
                   seconds=round(summary.seconds, 1), images_per_s=round(summary.images_per_second, 2))
@@ -388,12 +392,11 @@ def stage_layouts(args: argparse.Namespace, gan_dir: Path, train_root: Path, ckp
 
     started = time.perf_counter()
     maps = gan_dir.parent / f"layouts_k{k}_maps"
-    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
     params = LayoutAugment(paste_ids=THING_IDS if args.dataset == "embedded" else None)
-    write_layouts(train_root, k, maps, layout=layout, split="train", params=params, progress=False,
-                  log=lambda m: log(f"[layouts_k{k}] {m}"))
-    generate(labels=maps, n=1, out=pool, checkpoint=ckpt, layout="bare", device=args.device, progress=False,
-             workers=1, log=lambda m: log(f"[layouts_k{k}] {m}"))
+    write_layouts(train_root, k, maps, dataset_format=dataset_format(args), split="train", params=params,
+                  progress=False, log=lambda m: log(f"[layouts_k{k}] {m}"))
+    generate(labels=maps, n=1, out=pool, checkpoint=ckpt, dataset_format="bare", device=args.device,
+             progress=False, workers=1, log=lambda m: log(f"[layouts_k{k}] {m}"))
     record = dict(k=k, images=len(list((pool / "images").rglob("*.jpg"))),
                   seconds=round(time.perf_counter() - started, 1))
     mark_done(pool, record)
@@ -411,8 +414,8 @@ def stage_filter(args: argparse.Namespace, pool: Path, recipe: str, real_run: Pa
     from dpsims_aug.pool.filter import filter_pool
 
     checkpoint = Path((real_run / "last_checkpoint").read_text().strip())
-    layout = "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
-    summary = filter_pool(pool, train_root, real_run / "config.py", checkpoint, out, layout=layout, split="train",
+    summary = filter_pool(pool, train_root, real_run / "config.py", checkpoint, out,
+                          dataset_format=dataset_format(args), split="train",
                           margin=args.filter_margin if "f" in RECIPES[recipe] else None,
                           resample="r" in RECIPES[recipe], device=args.device, progress=False,
                           log=lambda m: log(f"[{out.name}] {m}"))

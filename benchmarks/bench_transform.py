@@ -42,7 +42,7 @@ CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
 
 
 def prepare(n_train: int) -> tuple[Path, Path, Path, str]:
-    """Embedded data (64x64 ADE layout), a generator checkpoint and a pool with 2 images per label map."""
+    """Embedded data (64x64, ADE-20K format), a generator checkpoint and a pool with 2 images per label map."""
     import torch
 
     from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                f"batch {BATCH}, num_workers=0",
         segmenters={k: (f"augment/_base_/models/{v}" if v else "Fast-SCNN (the embedded config)")
                     for k, v in SEGMENTERS.items() if k in args.models},
-        data="embedded scenes, ADE layout, 64x64, 32 training label maps; pool: generate --n 2",
+        data="embedded scenes, ADE-20K format, 64x64, 32 training label maps; pool: generate --n 2",
         transform=dict(prob=PROB, generator=source, device="cpu", online_size_policy="resize",
                        batch_synthesis_dtype="fp32 (auto on CPU)"),
         iters_per_run=args.iters, rounds=args.rounds, warmup_dropped=args.warmup,

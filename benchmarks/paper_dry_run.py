@@ -534,7 +534,7 @@ def run_dataset(dataset: str, folder: Path, segmenter: str, reduced: bool, in_pr
         record["findings"].append(
             "COCO-Stuff as mmseg's converter leaves it (annotations/<split>2017/ holding <id>.png stuffthingmaps and "
             "<id>_labelTrainIds.png side by side, what the augment/ configs read): the GAN reader "
-            "(dpsims_aug.data.readers, coco_stuff layout) lists the *_labelTrainIds.png files as label maps too, so "
+            "(dpsims_aug.data.readers, coco_stuff format) lists the *_labelTrainIds.png files as label maps too, so "
             "SegPairDataset refuses the folder ('label maps have no image') and generate would synthesize for them "
             "as if they held raw ids. The GAN stages below read a hard-linked view without them.")
         gan_root = coco_gan_view(root, folder / f"{ROOT_NAMES[dataset]}_gan_view")

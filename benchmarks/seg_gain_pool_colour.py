@@ -39,10 +39,10 @@ NAME = "seg_gain_pool_colour"
 
 
 def image_set(root: Path, label_space) -> tuple[ColourStatistics, float]:
-    """Colour statistics and mean saturation of every (image, label map) pair of the ADE-layout set at ``root``."""
+    """Colour statistics and mean saturation of every (image, label map) pair of the ADE-20K-format set at ``root``."""
     stats = ColourStatistics(label_space.num_classes, label_space.ignore_index)
     saturation = []
-    for image_path, label_path in find_pairs(root, layout="ade20k", split="train"):
+    for image_path, label_path in find_pairs(root, dataset_format="ade20k", split="train"):
         image = np.asarray(open_image(image_path).convert("RGB"))
         stats.update(image, load_label_map(label_path, label_space))
         saturation.append(float((image.max(-1).astype(np.int16) - image.min(-1)).mean()))

@@ -44,11 +44,34 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _cmd_dataset(args: argparse.Namespace) -> int:
-    from dpsims_aug.data.writers import WRITABLE_LAYOUTS, write_dataset
+class _DeprecatedAlias(argparse.Action):
+    """A hidden, deprecated spelling of an option (``help=argparse.SUPPRESS``): it stores into the new option's
+    ``dest``, so old scripts keep working, and says on stderr which option to use instead."""
 
-    if args.layout not in WRITABLE_LAYOUTS:
-        print(f"error: unknown layout {args.layout!r}; choose from {sorted(WRITABLE_LAYOUTS)}", file=sys.stderr)
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_dataset_format(p: argparse.ArgumentParser, default: str, help_text: str) -> None:
+    """``--dataset-format``: the on-disk folder format of a dataset (``args.dataset_format``). ``--layout``, its
+    name before the rename, is still accepted but not shown (it meant the folder format, not a label map's layout as
+    in ``dpsims-aug layouts``)."""
+    p.add_argument("--dataset-format", default=default, metavar="FORMAT", help=help_text)
+    p.add_argument("--layout", dest="dataset_format", action=_DeprecatedAlias, new="--dataset-format",
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from dpsims_aug.data.writers import WRITABLE_FORMATS, write_dataset
+
+    if args.dataset_format not in WRITABLE_FORMATS:
+        print(f"error: unknown dataset format {args.dataset_format!r}; choose from {sorted(WRITABLE_FORMATS)}",
+              file=sys.stderr)
         return 2
     from dpsims_aug.data.scenes import DOMAINS
 
@@ -56,16 +79,16 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         print(f"error: unknown domain {args.domain!r}; choose from {sorted(DOMAINS)}", file=sys.stderr)
         return 2
     summary = write_dataset(
-        args.out, layout=args.layout, n_train=args.train, n_val=args.val, size=args.size, seed=args.seed,
-        domain=args.domain,
+        args.out, dataset_format=args.dataset_format, n_train=args.train, n_val=args.val, size=args.size,
+        seed=args.seed, domain=args.domain,
     )
-    print(f"Wrote the embedded scene dataset ({args.layout} layout, {args.domain} domain) to {args.out}")
+    print(f"Wrote the embedded scene dataset ({args.dataset_format} format, {args.domain} domain) to {args.out}")
     for key, value in summary.items():
         if key != "mmseg":  # the mmseg dataset dicts (long): from the function named below, not on the console
             print(f"  {key}: {value}")
-    print(f"  mmseg: dpsims_aug.data.mmseg_configs.mmseg_dataset_config({str(args.out)!r}, {args.layout!r}, "
+    print(f"  mmseg: dpsims_aug.data.mmseg_configs.mmseg_dataset_config({str(args.out)!r}, {args.dataset_format!r}, "
           "split) gives its dataset dicts" + (f"; or dpsims-aug seg-train fastscnn_embedded_real --data-root {args.out}"
-                                 if args.layout == "ade20k" else ""))
+                                 if args.dataset_format == "ade20k" else ""))
     return 0
 
 
@@ -76,7 +99,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         summary = generate(
-            labels=args.labels, n=args.n, out=args.out, checkpoint=args.checkpoint, layout=args.layout,
+            labels=args.labels, n=args.n, out=args.out, checkpoint=args.checkpoint, dataset_format=args.dataset_format,
             split=args.split, train_ids=args.train_ids, hf=args.hf, hf_split=args.hf_split,
             hf_column=args.hf_column, hf_id_column=args.hf_id_column, batch_size=args.batch_size,
             device=args.device, dtype=args.dtype, seed=args.seed, image_format=args.format, shard=args.shard,
@@ -129,7 +152,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, data=args.data, split=args.split, n_seeds=args.n_seeds,
             max_images=args.max_images, segmenter_config=args.segmenter_config,
             segmenter_checkpoint=args.segmenter_checkpoint, batch_size=args.batch_size, device=args.device,
-            dtype=args.dtype, seed=args.seed, layout=args.layout, cache_dir=args.cache_dir, out=args.out,
+            dtype=args.dtype, seed=args.seed, dataset_format=args.dataset_format, cache_dir=args.cache_dir,
+            out=args.out,
             progress=not args.no_progress, tstr_config=args.tstr_config, tstr_iters=args.tstr_iters,
             tstr_maps=args.tstr_maps, tstr_work_dir=args.tstr_work_dir, edges=args.edges,
         )
@@ -149,7 +173,8 @@ def _cmd_filter(args: argparse.Namespace) -> int:
         args.seg_config = _segmenter_config(args.seg_config)
         summary = filter_pool(
             pool=args.pool, real=args.real, seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
-            out=args.out, layout=args.layout, split=args.split, margin=None if args.no_pixel_filter else args.margin,
+            out=args.out, dataset_format=args.dataset_format, split=args.split,
+            margin=None if args.no_pixel_filter else args.margin,
             resample=args.resample, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
         )
     except (FilterError, FileNotFoundError, ValueError) as err:
@@ -176,13 +201,13 @@ def _cmd_layouts(args: argparse.Namespace) -> int:
     params = LayoutAugment(flip=not args.no_flip, scale=(1.0, args.max_zoom), max_pastes=args.max_pastes,
                            paste_ids=args.paste_ids or None, ignore_ids=args.ignore_ids)
     try:
-        summary = write_layouts(args.labels, args.k, args.out, layout=args.layout, split=args.split,
-                                seed=args.seed, params=params, progress=not args.no_progress)
+        summary = write_layouts(args.labels, args.k, args.out, dataset_format=args.dataset_format,
+                                split=args.split, seed=args.seed, params=params, progress=not args.no_progress)
     except (LabelMapError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"output folder: {summary.out} (render images for it with: dpsims-aug generate --labels {summary.out} "
-          "--layout bare --n 1)")
+          "--dataset-format bare --n 1)")
     return 0
 
 
@@ -286,11 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "dataset",
-        help="write the embedded procedural scene dataset (ADE-20K, Cityscapes, folder or HF layout)",
-        description="Write the deterministic embedded scene dataset in a chosen on-disk layout.",
+        help="write the embedded procedural scene dataset (ADE-20K, Cityscapes, folder or HF format)",
+        description="Write the deterministic embedded scene dataset in a chosen dataset format (on-disk folder "
+        "structure).",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--layout", default="ade20k", help="ade20k | cityscapes | folder | hf (default: ade20k)")
+    _add_dataset_format(p, "ade20k", "on-disk folder format: ade20k | cityscapes | folder | hf (default: ade20k)")
     p.add_argument("--train", type=int, default=200, help="training images (default: 200)")
     p.add_argument("--val", type=int, default=50, help="validation images (default: 50)")
     p.add_argument("--size", type=_size, default=(128, 128), help="N or WxH (default: 128)")
@@ -311,11 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4, help="images per label map (default: 4)")
     p.add_argument("--out", help="output folder (default: <labels>_dpsims next to --labels)")
     p.add_argument("--checkpoint", help="generator checkpoint (default: the bundled embedded_small model)")
-    p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
+    _add_dataset_format(p, "auto", "on-disk folder format of --labels: auto (default: detected) | ade20k | "
+                        "cityscapes | coco_stuff | folder | bare (a folder of label maps only)")
     p.add_argument("--split", default="train",
-                   help="the split whose label maps are read: train (default), val, test (or the layout's own names, "
-                   "e.g. training), or all; honoured whatever folder --labels names (dataset root, annotations "
-                   "folder, split folder, split lists). Only a train pool may be used for training")
+                   help="the split whose label maps are read: train (default), val, test (or the dataset format's "
+                   "own names, e.g. training), or all; honoured whatever folder --labels names (dataset root, "
+                   "annotations folder, split folder, split lists). Only a train pool may be used for training")
     p.add_argument("--train-ids", action="store_true", help="Cityscapes: read *_labelTrainIds.png")
     p.add_argument("--edges", default="instances", choices=("instances", "from-labels"),
                    help="generators trained with instance edges: read each label map's instance map (instances, "
@@ -348,12 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="new label maps from the dataset's own (flip, zoom, class-aware copy-paste) to render images for",
         description="Write K new label maps per label map: horizontal flip, a random zoom window, and connected "
         "regions (objects) of other maps of the dataset pasted at the same height with a random horizontal "
-        "shift. Render images for them with `dpsims-aug generate --labels OUT --layout bare`. Re-running resumes.",
+        "shift. Render images for them with `dpsims-aug generate --labels OUT --dataset-format bare`. Re-running "
+        "resumes.",
     )
     p.add_argument("--labels", required=True, help="dataset root or folder of label maps")
     p.add_argument("--k", type=int, default=4, help="new label maps per label map (default: 4)")
     p.add_argument("--out", required=True, help="output folder of label maps")
-    p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder | bare")
+    _add_dataset_format(p, "auto", "on-disk folder format of --labels: auto (default: detected) | ade20k | "
+                        "cityscapes | coco_stuff | folder | bare")
     p.add_argument("--split", default="train",
                    help="the split whose label maps are read: train (default), val, test or all (as in generate)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
@@ -379,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seg-config", required=True, help="mmseg config of that segmenter")
     p.add_argument("--seg-checkpoint", required=True, help="its checkpoint (mmengine .pth)")
     p.add_argument("--out", help="output folder (default: <pool>_filtered)")
-    p.add_argument("--layout", default="auto", help="layout of --real (default: auto)")
+    _add_dataset_format(p, "auto", "on-disk folder format of --real: auto (default: detected) | ade20k | "
+                        "cityscapes | coco_stuff | folder")
     p.add_argument("--split", default="train", help="split of --real (default: train)")
     p.add_argument("--margin", type=float, default=1.25, help="loss margin over the class mean (default: 1.25)")
     p.add_argument("--no-pixel-filter", action="store_true", help="keep every pixel (resampling only)")
@@ -400,9 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
         "maps, tested on the split's real images, as a fraction of the same segmenter trained on the real images).",
     )
     p.add_argument("--checkpoint", required=True, help="generator checkpoint (.safetensors)")
-    p.add_argument("--data", required=True, help="dataset root (ADE-20K, Cityscapes, COCO-Stuff or folder layout)")
+    p.add_argument("--data", required=True, help="dataset root (ADE-20K, Cityscapes, COCO-Stuff or folder format)")
     p.add_argument("--split", default="val", help="split to evaluate on (default: val)")
-    p.add_argument("--layout", default="auto", help="auto | ade20k | cityscapes | coco_stuff | folder")
+    _add_dataset_format(p, "auto", "on-disk folder format of --data: auto (default: detected) | ade20k | "
+                        "cityscapes | coco_stuff | folder")
     p.add_argument("--n-seeds", type=int, default=3, help="images per label map (default: 3)")
     p.add_argument("--max-images", type=int, help="use only the first N label maps (default: all)")
     p.add_argument("--segmenter-config", help="mmseg config of a segmenter trained on real images (enables mIoU)")

@@ -18,8 +18,8 @@ is the one place that
     folder (``annotations/panoptic_train2017``, what unzipping COCO's panoptic annotations into the dataset root
     gives), one level up (``<root>/panoptic_train2017`` next to ``stuffthingmaps_trainval2017/``) and in
     ``<root>/annotations/``;
-  - any layout with a ``labels/`` or ``annotations/`` folder: the same relative path under an ``instances/`` folder
-    beside it (``instances/train_000000.png`` for ``labels/train_000000.png``);
+  - any dataset format with a ``labels/`` or ``annotations/`` folder: the same relative path under an
+    ``instances/`` folder beside it (``instances/train_000000.png`` for ``labels/train_000000.png``);
   - a folder the user names (``instance_dir``, ``generate --instances DIR``): ``DIR/<stem>.png`` (the label tree
     mirrored), ``DIR/panoptic_<split>/<name>.png`` and ``DIR/<name>.png``, tried before the conventions.
 

@@ -130,16 +130,17 @@ class LayoutsSummary:
     seconds: float
 
 
-def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, layout: str = "auto",
+def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, dataset_format: str = "auto",
                   split: str | None = TRAIN, seed: int = 0, params: LayoutAugment = LayoutAugment(),
                   donors: int = 8, progress: bool = True,
                   log: Callable[[str], None] = print) -> LayoutsSummary:
     """Write ``k`` new label maps per label map of the dataset at ``labels`` to ``out``.
 
     New map ``j`` of ``<stem>`` is ``out/<stem>_l<j>.png`` (a folder of label maps: ``generate --labels out
-    --layout bare`` renders images for them). Donors for copy-paste are ``donors`` other maps of the dataset,
-    drawn per new map, from the same split. Files are written atomically and a re-run writes only missing ones; the
-    same seed gives the same maps. ``out`` records the split it was made from (``source_split.json``), so that
+    --dataset-format bare`` renders images for them). ``dataset_format`` and ``split`` say how to read ``labels``
+    (as in :func:`~dpsims_aug.data.readers.find_label_maps`). Donors for copy-paste are ``donors`` other maps of the
+    dataset, drawn per new map, from the same split. Files are written atomically and a re-run writes only missing
+    ones; the same seed gives the same maps. ``out`` records the split it was made from (``source_split.json``), so that
     ``generate`` and the training readers refuse a folder of validation layouts for training.
 
     Raises:
@@ -150,7 +151,7 @@ def write_layouts(labels: str | os.PathLike, k: int, out: str | os.PathLike, *, 
         raise ValueError(f"k must be >= 1, got {k}")
     started = time.perf_counter()
     out = Path(out)
-    refs = find_label_maps(labels, layout=layout, split=split)
+    refs = find_label_maps(labels, dataset_format=dataset_format, split=split)
     if not refs:
         raise LabelMapError(labels, "no label maps found")
     splits = sorted({ref.split for ref in refs})

@@ -95,7 +95,7 @@ def test_readers_name_unpaired_files_and_bad_images(base, tmp_path):
     write_dataset(root, "ade20k", n_train=2, n_val=1, size=(32, 32))
     (root / "images" / "training" / "scene_000001.jpg").unlink()
     with pytest.raises(LabelMapError, match="scene_000001"):
-        find_pairs(root, layout="ade20k", split="train")
+        find_pairs(root, dataset_format="ade20k", split="train")
     (root / "images" / "training" / "extra.jpg").write_bytes(b"\xff\xd8\xff")  # an image without a label map
     (root / "images" / "training" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     with pytest.raises(ValueError, match=r"broken\.jpg.*unreadable or truncated"):
@@ -120,12 +120,12 @@ def test_evaluate_names_missing_data_and_segmenter(base, tmp_path):
 
 def test_layouts_names_unreadable_maps_and_keeps_what_was_written(base, tmp_path):
     labels = _maps(tmp_path / "labels")
-    write_layouts(labels, 2, tmp_path / "out", layout="bare", progress=False, log=lambda m: None)
+    write_layouts(labels, 2, tmp_path / "out", dataset_format="bare", progress=False, log=lambda m: None)
     kept = (tmp_path / "out" / "map_0_l0.png").read_bytes()
     (labels / "map_1.png").write_bytes(b"junk")
     (tmp_path / "out" / "map_1_l1.png").unlink()
     with pytest.raises(LabelMapError, match=r"map_1\.png.*unreadable"):
-        write_layouts(labels, 2, tmp_path / "out", layout="bare", progress=False, log=lambda m: None)
+        write_layouts(labels, 2, tmp_path / "out", dataset_format="bare", progress=False, log=lambda m: None)
     assert (tmp_path / "out" / "map_0_l0.png").read_bytes() == kept
 
 

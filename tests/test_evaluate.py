@@ -46,7 +46,7 @@ test_pipeline = [
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> SimpleNamespace:
-    """A 64x64 ADE-layout dataset, a random tiny generator and a random tiny segmenter saved like mmengine does."""
+    """A 64x64 ADE-20K-format dataset, a random tiny generator and a random tiny segmenter saved like mmengine does."""
     from mmengine.logging import MessageHub
 
     root = tmp_path_factory.mktemp("evaluate")

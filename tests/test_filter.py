@@ -81,7 +81,7 @@ def setup(tmp_path_factory) -> SimpleNamespace:
 
 
 def _run(setup, out: Path, **kwargs):
-    return filter_pool(setup.pool, setup.data, setup.seg_config, setup.seg_checkpoint, out, layout="ade20k",
+    return filter_pool(setup.pool, setup.data, setup.seg_config, setup.seg_checkpoint, out, dataset_format="ade20k",
                        progress=False, log=lambda m: None, **kwargs)
 
 
@@ -180,6 +180,10 @@ def test_a_killed_run_resumes_to_the_same_files(setup, tmp_path):
     assert summary.filtered_now == 6  # lines 11..16 (the torn one and those after it)
     for rec in map(json.loads, lines):
         assert (out / rec["annotation"]).read_bytes() == (tmp_path / "full" / rec["annotation"]).read_bytes()
+    params = json.loads((out / "params.json").read_text())
+    params["layout"] = params.pop("dataset_format")  # as written before the rename: still the same parameters
+    (out / "params.json").write_text(json.dumps(params))
+    assert _run(setup, out).filtered_now == 0
     with pytest.raises(FilterError, match="made with other parameters.*margin"):
         _run(setup, out, margin=2.0)
 
@@ -197,13 +201,13 @@ def test_bad_inputs_are_named(setup, tmp_path):
     rec["annotation"] = "../../outside.png"
     (evil / "manifest.jsonl").write_text(json.dumps(rec) + "\n")
     with pytest.raises(FilterError, match="not a relative path inside"):
-        filter_pool(evil, setup.data, setup.seg_config, setup.seg_checkpoint, tmp_path / "e", layout="ade20k",
+        filter_pool(evil, setup.data, setup.seg_config, setup.seg_checkpoint, tmp_path / "e", dataset_format="ade20k",
                     progress=False, log=lambda m: None)
     assert not (tmp_path / "outside.png").exists()
 
 
 def test_cli_filter(setup, tmp_path, capsys):
-    rc = cli_main(["filter", "--pool", str(setup.pool), "--real", str(setup.data), "--layout", "ade20k",
+    rc = cli_main(["filter", "--pool", str(setup.pool), "--real", str(setup.data), "--dataset-format", "ade20k",
                    "--seg-config", str(setup.seg_config), "--seg-checkpoint", str(setup.seg_checkpoint),
                    "--out", str(tmp_path / "c"), "--resample", "--no-progress"])
     out = capsys.readouterr().out

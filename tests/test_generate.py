@@ -1,4 +1,4 @@
-"""`dpsims-aug generate`: layout, manifest, resume after kill -9, shards, bad inputs, mmseg config, CLI."""
+"""`dpsims-aug generate`: output folder, manifest, resume after kill -9, shards, bad inputs, mmseg config, CLI."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
-def test_output_layout_manifest_and_annotations(ckpt, tmp_path):
+def test_output_folder_manifest_and_annotations(ckpt, tmp_path):
     labels = _write_maps(tmp_path / "labels", 3)
     summary = generate(labels, n=2, checkpoint=ckpt, batch_size=2, progress=False)
     out = tmp_path / "labels_dpsims"

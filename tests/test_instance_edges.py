@@ -93,7 +93,7 @@ def test_coco_panoptic_png_decodes_to_segment_ids(tmp_path):
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Path:
-    """The embedded scenes in the Cityscapes layout (with *_gtFine_instanceIds.png), 64x64."""
+    """The embedded scenes in the Cityscapes format (with *_gtFine_instanceIds.png), 64x64."""
     root = tmp_path_factory.mktemp("city") / "data"
     write_dataset(root, "cityscapes", n_train=6, n_val=2, size=(64, 64), seed=0)
     return root
@@ -164,23 +164,23 @@ def test_coco_panoptic_and_instances_folder_conventions(tmp_path):
     beside = panoptic(coco / "annotations/panoptic_train2017/000000000009.png")
     assert find_instance_map(raw) == (beside, beside)
     assert find_instance_map(mmseg_name)[0] == beside
-    # The layout reader does not take the panoptic folder for a split, and finds the panoptic PNG.
+    # The coco_stuff reader does not take the panoptic folder for a split, and finds the panoptic PNG.
     label(coco / "annotations/val2017/000000000009.png")
-    refs = find_label_maps(coco, layout="coco_stuff", split="train")
+    refs = find_label_maps(coco, dataset_format="coco_stuff", split="train")
     assert [r.key for r in refs] == ["annotations/train2017/000000000009.png"] and refs[0].instance_path == beside
-    # Not there: named by the first place looked at; COCO's own layout (a root-level panoptic folder) is found too.
-    val = find_label_maps(coco, layout="coco_stuff", split="val")[0]
+    # Not there: named by the first place looked at; COCO's own folders (a root-level panoptic folder) are found too.
+    val = find_label_maps(coco, dataset_format="coco_stuff", split="val")[0]
     assert val.instance_path is None
     assert val.expected_instance_path == coco / "annotations/panoptic_val2017/000000000009.png"
     root_level = panoptic(coco / "panoptic_val2017/000000000009.png")
-    assert find_label_maps(coco, layout="coco_stuff", split="val")[0].instance_path == root_level
+    assert find_label_maps(coco, dataset_format="coco_stuff", split="val")[0].instance_path == root_level
     # A folder the user names comes first (a folder holding panoptic_<split>/, or a flat one).
     user = panoptic(tmp_path / "mine/panoptic_val2017/000000000009.png")
-    assert find_label_maps(coco, layout="coco_stuff", split="val",
+    assert find_label_maps(coco, dataset_format="coco_stuff", split="val",
                            instance_dir=tmp_path / "mine")[0].instance_path == user
     flat = panoptic(tmp_path / "flat/000000000009.png")
     assert find_instance_map(raw, instance_dir=tmp_path / "flat")[0] == flat
-    # The folder layout: instances/<same relative path> beside labels/.
+    # The folder format: instances/<same relative path> beside labels/.
     folder = tmp_path / "folder"
     lab = label(folder / "labels/sub/a.png")
     assert find_instance_map(lab) == (None, folder / "instances/sub/a.png")

@@ -57,7 +57,7 @@ def test_paste_ids_and_area_limits_choose_the_objects():
 
 def test_write_layouts_resumes_and_generate_renders_them(tmp_path):
     write_dataset(tmp_path / "data", "ade20k", n_train=4, n_val=1, size=(32, 32))
-    summary = write_layouts(tmp_path / "data", 3, tmp_path / "lay", layout="ade20k", split="train",
+    summary = write_layouts(tmp_path / "data", 3, tmp_path / "lay", dataset_format="ade20k", split="train",
                             progress=False, log=lambda m: None)
     assert summary.label_maps == 4 and summary.written == 12
     files = sorted((tmp_path / "lay").rglob("*.png"))
@@ -67,13 +67,13 @@ def test_write_layouts_resumes_and_generate_renders_them(tmp_path):
     assert sum(m.tobytes() not in sources for m in new) >= 10  # new layouts, not copies
     first = files[0].read_bytes()
     files[0].unlink()
-    again = write_layouts(tmp_path / "data", 3, tmp_path / "lay", layout="ade20k", split="train", progress=False,
-                          log=lambda m: None)
+    again = write_layouts(tmp_path / "data", 3, tmp_path / "lay", dataset_format="ade20k", split="train",
+                          progress=False, log=lambda m: None)
     assert again.written == 1 and again.already_done == 11 and files[0].read_bytes() == first  # same seed, same map
     with pytest.raises(ValueError, match="k must be"):
         write_layouts(tmp_path / "data", 0, tmp_path / "x", progress=False)
 
-    rc = cli_main(["generate", "--labels", str(tmp_path / "lay"), "--layout", "bare", "--n", "1", "--out",
+    rc = cli_main(["generate", "--labels", str(tmp_path / "lay"), "--dataset-format", "bare", "--n", "1", "--out",
                    str(tmp_path / "pool"), "--no-progress", "--workers", "1"])
     assert rc == 0
     images = sorted((tmp_path / "pool" / "images").rglob("*.jpg"))
@@ -88,3 +88,35 @@ def test_cli_layouts(tmp_path, capsys):
     assert len(list((tmp_path / "lay").rglob("*.png"))) == 4
     rc = cli_main(["layouts", "--labels", str(tmp_path / "missing"), "--out", str(tmp_path / "x"), "--no-progress"])
     assert rc == 2 and "missing" in capsys.readouterr().err
+
+
+# Every command that took the dataset format as --layout before the rename, with its required options.
+DATASET_FORMAT_COMMANDS = {
+    "dataset": ["--out", "x"],
+    "generate": [],
+    "layouts": ["--labels", "l", "--out", "o"],
+    "filter": ["--pool", "p", "--real", "r", "--seg-config", "c", "--seg-checkpoint", "k"],
+    "evaluate": ["--checkpoint", "g", "--data", "d"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(DATASET_FORMAT_COMMANDS))
+def test_layout_is_a_hidden_deprecated_alias_of_dataset_format(command, tmp_path, capsys):
+    """``--layout`` meant the dataset's on-disk format, not a label map's layout (``dpsims-aug layouts``): it is
+    ``--dataset-format`` now, and the old spelling still sets it (with a warning) without being shown in --help."""
+    from dpsims_aug.cli import build_parser
+
+    parser, required = build_parser(), DATASET_FORMAT_COMMANDS[command]
+    assert parser.parse_args([command, *required, "--dataset-format", "folder"]).dataset_format == "folder"
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args([command, *required, "--layout", "folder"]).dataset_format == "folder"
+    assert "--layout is deprecated; use --dataset-format" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([command, "--help"])
+    shown = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "--dataset-format" in shown and "--layout" not in shown
+    if command == "dataset":  # an old script runs as before
+        rc = cli_main(["dataset", "--layout", "folder", "--out", str(tmp_path / "d"), "--train", "1", "--val", "0",
+                       "--size", "16"])
+        assert rc == 0 and (tmp_path / "d" / "splits" / "train.txt").is_file()
+        assert "(folder format, source domain)" in capsys.readouterr().out

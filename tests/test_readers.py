@@ -1,4 +1,4 @@
-"""Dataset readers: layout detection, label-map keys/stems per layout, image/label pairing, HF datasets."""
+"""Dataset readers: dataset format detection, label-map keys/stems per format, image/label pairing, HF datasets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpsims_aug.data.readers import detect_layout, find_label_maps, find_pairs, hf_label_maps
+from dpsims_aug.data.readers import detect_dataset_format, find_label_maps, find_pairs, hf_label_maps
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelMapError
 
@@ -54,16 +54,16 @@ def make_folder(root: Path, label_dir: str = "labels") -> Path:
     return root
 
 
-def test_detect_layout(tmp_path):
-    assert detect_layout(make_ade(tmp_path / "ade")) == "ade20k"
-    assert detect_layout(make_cityscapes(tmp_path / "city")) == "cityscapes"
-    assert detect_layout(make_coco(tmp_path / "coco")) == "coco_stuff"
-    assert detect_layout(make_folder(tmp_path / "folder")) == "folder"
-    assert detect_layout(make_folder(tmp_path / "folder2", "annotations")) == "folder"
+def test_detect_dataset_format(tmp_path):
+    assert detect_dataset_format(make_ade(tmp_path / "ade")) == "ade20k"
+    assert detect_dataset_format(make_cityscapes(tmp_path / "city")) == "cityscapes"
+    assert detect_dataset_format(make_coco(tmp_path / "coco")) == "coco_stuff"
+    assert detect_dataset_format(make_folder(tmp_path / "folder")) == "folder"
+    assert detect_dataset_format(make_folder(tmp_path / "folder2", "annotations")) == "folder"
     _label(tmp_path / "bare" / "x.png")
-    assert detect_layout(tmp_path / "bare") == "bare"
+    assert detect_dataset_format(tmp_path / "bare") == "bare"
     with pytest.raises(LabelMapError, match="not a folder"):
-        detect_layout(tmp_path / "missing")
+        detect_dataset_format(tmp_path / "missing")
 
 
 def test_ade20k_keys_stems_and_splits(tmp_path):
@@ -187,7 +187,7 @@ def test_cityscapes_gtfine_named_directly(tmp_path):
     assert [r.key for r in refs] == ["val/lindau/lindau_000000_000019_gtFine_labelTrainIds.png"]
 
 
-def test_folder_layout_honours_split_lists(tmp_path):
+def test_folder_format_honours_split_lists(tmp_path):
     root = tmp_path / "folder"
     for name in ("train_000000", "train_000001", "val_000000"):
         _image(root / "images" / f"{name}.png")
@@ -204,7 +204,7 @@ def test_folder_layout_honours_split_lists(tmp_path):
         find_label_maps(root, split="test")
 
 
-def test_folder_layout_with_split_subfolders(tmp_path):
+def test_folder_format_with_split_subfolders(tmp_path):
     root = tmp_path / "folder"
     for split, name in (("train", "a"), ("val", "b")):
         _image(root / "images" / split / f"{name}.png")

@@ -1,6 +1,6 @@
 """Splits are sacred: for every path that reads label maps, a validation map must never reach training.
 
-One dataset with a training and a validation split (ADE-20K layout, and the plain folder layout with split lists);
+One dataset with a training and a validation split (ADE-20K format, and the plain folder format with split lists);
 each test feeds it to one path the way a user would and fails if a validation map (or anything made from one) ends up
 where training reads.
 """
@@ -89,7 +89,7 @@ def test_generate_refuses_a_validation_folder_named_directly(ade, ckpt, tmp_path
     assert not (tmp_path / "p").exists()
 
 
-def test_generate_honours_the_split_lists_of_the_folder_layout(folder, ckpt, tmp_path):
+def test_generate_honours_the_split_lists_of_the_folder_format(folder, ckpt, tmp_path):
     out = tmp_path / "pool"
     generate(labels=folder, n=1, out=out, checkpoint=ckpt, progress=False, workers=1)
     assert _sources(out) == {f"labels/train_{i:06d}.png" for i in range(3)}
@@ -106,12 +106,12 @@ def test_layouts_read_the_training_split_and_carry_it(ade, ckpt, tmp_path):
     write_layouts(ade, 1, val_maps, split="val", progress=False, log=lambda _m: None)
     (val_maps / "training").mkdir()  # even a misleading sub-folder name cannot launder them
     with pytest.raises(LabelMapError, match="split"):
-        generate(labels=val_maps / "validation", n=1, out=tmp_path / "p", checkpoint=ckpt, layout="bare",
+        generate(labels=val_maps / "validation", n=1, out=tmp_path / "p", checkpoint=ckpt, dataset_format="bare",
                  progress=False)
     flat = tmp_path / "flat"
     write_layouts(ade / "annotations" / "validation", 1, flat, split="val", progress=False, log=lambda _m: None)
     with pytest.raises(LabelMapError, match=SPLIT_RECORD):
-        generate(labels=flat, n=1, out=tmp_path / "p", checkpoint=ckpt, layout="bare", progress=False)
+        generate(labels=flat, n=1, out=tmp_path / "p", checkpoint=ckpt, dataset_format="bare", progress=False)
     with pytest.raises(LabelMapError, match="split"):  # nor can a re-run add training layouts to it
         write_layouts(ade, 1, flat, progress=False, log=lambda _m: None)
 
@@ -156,7 +156,7 @@ def test_tstr_refuses_to_test_on_the_training_split(ade, tmp_path):
         tstr_real_reference(ade, "seg.py", tmp_path, train_split="train", val_split="training")
 
 
-def test_trainer_dataset_and_held_out_split_of_the_folder_layout(folder):
+def test_trainer_dataset_and_held_out_split_of_the_folder_format(folder):
     from train_gan.data import SegPairDataset
     from train_gan.hooks import held_out_dataset
 
@@ -175,7 +175,7 @@ def test_trainer_dataset_and_held_out_split_of_the_folder_layout(folder):
     assert [label.name for _, label in held_out.pairs] == [f"val_{i:06d}.png" for i in range(2)]
 
 
-def test_evaluate_reads_only_the_asked_split_of_the_folder_layout(folder, ckpt, tmp_path):
+def test_evaluate_reads_only_the_asked_split_of_the_folder_format(folder, ckpt, tmp_path):
     from dpsims_aug.metrics.evaluate import evaluate
 
     result = evaluate(checkpoint=ckpt, data=folder, split="val", n_seeds=1, cache_dir=tmp_path / "cache",

@@ -10,7 +10,7 @@ import pytest
 
 from dpsims_aug.data.mmseg_configs import mmseg_dataset_config
 from dpsims_aug.data.scenes import render_scene, scene_seeds
-from dpsims_aug.data.writers import WRITABLE_LAYOUTS, write_dataset
+from dpsims_aug.data.writers import WRITABLE_FORMATS, write_dataset
 from dpsims_aug.label_maps import read_label_map
 from dpsims_aug.labels import LabelSpace, embedded_label_space
 
@@ -26,7 +26,7 @@ def _expected(split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("embedded")
-    return {layout: write_dataset(base / layout, layout, N_TRAIN, N_VAL, SIZE, seed=0) for layout in WRITABLE_LAYOUTS}
+    return {fmt: write_dataset(base / fmt, fmt, N_TRAIN, N_VAL, SIZE, seed=0) for fmt in WRITABLE_FORMATS}
 
 
 def _mmseg_dataset(cfg: dict):
@@ -54,8 +54,8 @@ def _check_mmseg(dataset, split: str, n: int) -> None:
 
 
 def test_summary_and_label_space(written):
-    for layout, summary in written.items():
-        assert summary["layout"] == layout
+    for fmt, summary in written.items():
+        assert summary["dataset_format"] == fmt
         assert summary["splits"] == {"train": N_TRAIN, "val": N_VAL}
         assert summary["written"] == N_TRAIN + N_VAL and summary["skipped"] == 0
         assert LabelSpace.load(summary["labels_json"]) == SPACE
@@ -64,7 +64,7 @@ def test_summary_and_label_space(written):
         assert manifest["domain"] == summary["domain"] == "source"  # the default domain is recorded
 
 
-def test_mmseg_reads_the_ade20k_layout(written):
+def test_mmseg_reads_the_ade20k_format(written):
     root = written["ade20k"]["root"]
     for split, n in (("train", N_TRAIN), ("val", N_VAL)):
         cfg = mmseg_dataset_config(root, "ade20k", split)
@@ -82,7 +82,7 @@ def test_ade20k_dataset_class_refuses_our_class_names(written):
         _mmseg_dataset(cfg)
 
 
-def test_mmseg_reads_the_cityscapes_layout(written):
+def test_mmseg_reads_the_cityscapes_format(written):
     root = written["cityscapes"]["root"]
     _check_mmseg(_mmseg_dataset(mmseg_dataset_config(root, "cityscapes", "val")), "val", N_VAL)
     # labelIds hold raw ids (0 = unlabeled), labelTrainIds contiguous ids (255 = unlabeled).
@@ -92,12 +92,12 @@ def test_mmseg_reads_the_cityscapes_layout(written):
     np.testing.assert_array_equal(read_label_map(gt + "labelTrainIds.png"), labels)
 
 
-def test_mmseg_reads_the_folder_layout_through_split_files(written):
+def test_mmseg_reads_the_folder_format_through_split_files(written):
     cfg = mmseg_dataset_config(written["folder"]["root"], "folder", "train")
     _check_mmseg(_mmseg_dataset(cfg), "train", N_TRAIN)
 
 
-def test_folder_layout_round_trip(written):
+def test_folder_format_round_trip(written):
     from PIL import Image
 
     root = written["folder"]["root"]
@@ -111,7 +111,7 @@ def test_folder_layout_round_trip(written):
         np.testing.assert_array_equal(np.asarray(Image.open(f"{root}/images/{name}.png")), image)
 
 
-def test_hf_layout_loads_with_datasets(written):
+def test_hf_format_loads_with_datasets(written):
     datasets = pytest.importorskip("datasets")
     dd = datasets.load_from_disk(written["hf"]["root"])
     assert set(dd) == {"train", "validation"}
@@ -142,6 +142,19 @@ def test_rerun_is_idempotent_and_refuses_other_parameters(tmp_path):
     assert not [p for p in out.rglob(".*")], "temporary files left behind"
 
 
+def test_a_manifest_with_the_old_layout_key_is_reused(tmp_path):
+    out = tmp_path / "old"
+    write_dataset(out, "folder", 2, 1, SIZE)
+    manifest = json.loads((out / "dataset.json").read_text())
+    manifest["layout"] = manifest.pop("dataset_format")  # as written before `layout` became `dataset_format`
+    (out / "dataset.json").write_text(json.dumps(manifest))
+    assert write_dataset(out, "folder", 2, 1, SIZE)["skipped"] == 3
+    assert json.loads((out / "dataset.json").read_text())["dataset_format"] == "folder"
+    (out / "dataset.json").write_text(json.dumps(manifest))
+    with pytest.raises(FileExistsError, match="dataset_format='folder'"):
+        write_dataset(out, "ade20k", 2, 1, SIZE)
+
+
 def test_hf_rerun_skips_a_complete_dataset(tmp_path):
     pytest.importorskip("datasets")
     first = write_dataset(tmp_path / "hf", "hf", 2, 1, SIZE)
@@ -149,7 +162,7 @@ def test_hf_rerun_skips_a_complete_dataset(tmp_path):
     assert first["written"] == 3 and second["written"] == 0
 
 
-def test_unknown_layout_lists_the_valid_ones(tmp_path):
+def test_unknown_dataset_format_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="ade20k, cityscapes, folder, hf"):
         write_dataset(tmp_path, "coco", 1, 0)
     with pytest.raises(ValueError):

@@ -42,12 +42,13 @@ class SegPairDataset(Dataset):
     """Image/label-map pairs of a dataset on disk, resized, cropped and flipped for GAN training.
 
     Args:
-        data_root: Dataset root in any layout :func:`dpsims_aug.data.readers.find_pairs` understands (ADE-20K,
+        data_root: Dataset root in any dataset format :func:`dpsims_aug.data.readers.find_pairs` understands (ADE-20K,
             Cityscapes, COCO-Stuff, a plain images/ + labels/ folder).
         label_space: Preset name or LabelSpace JSON path (raw ids on disk -> contiguous ids).
         crop_size: Training resolution (height, width) or an int for squares.
-        split: Dataset split (``train``/``val``; layout-specific names are resolved by the reader).
-        layout: ``auto`` or an explicit layout name.
+        split: Dataset split (``train``/``val``; format-specific names are resolved by the reader).
+        dataset_format: The on-disk folder structure: ``auto`` (detected) or a name of
+            :data:`dpsims_aug.data.readers.READABLE_FORMATS`.
         scale_range: The shorter image side is resized to ``min(crop) * s`` with ``s`` drawn from this range
             before the random crop (``(1, 1)``: resize only, then a random crop along the longer side).
         flip: Random horizontal flip with probability 0.5.
@@ -67,7 +68,7 @@ class SegPairDataset(Dataset):
         label_space: str | LabelSpace = "embedded",
         crop_size: int | Sequence[int] = 64,
         split: str = "train",
-        layout: str = "auto",
+        dataset_format: str = "auto",
         scale_range: Sequence[float] = (1.0, 1.0),
         flip: bool = True,
         seed: int = 0,
@@ -82,14 +83,15 @@ class SegPairDataset(Dataset):
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = flip
         self.seed = seed
-        self.pairs = find_pairs(data_root, layout=layout, split=split)
+        self.pairs = find_pairs(data_root, dataset_format=dataset_format, split=split)
         if max_samples is not None:
             self.pairs = self.pairs[:max_samples]
         if not self.pairs:
             raise LabelMapError(data_root, f"no image/label pairs found for split {split!r}")
         self.instance_paths: list | None = None
         if instance_edges:
-            self.instance_paths = find_instance_paths(data_root, self.pairs, layout, split, instance_dir)
+            self.instance_paths = find_instance_paths(data_root, self.pairs, dataset_format, split,
+                                                      instance_dir)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -154,7 +156,7 @@ class SegPairDataset(Dataset):
         return item
 
 
-def find_instance_paths(data_root: str | os.PathLike, pairs: Sequence[tuple], layout: str, split: str,
+def find_instance_paths(data_root: str | os.PathLike, pairs: Sequence[tuple], dataset_format: str, split: str,
                         instance_dir: str | os.PathLike | None = None) -> list:
     """The instance map of every ``(image, label map)`` pair, found as the readers find them.
 
@@ -164,7 +166,7 @@ def find_instance_paths(data_root: str | os.PathLike, pairs: Sequence[tuple], la
     """
     from dpsims_aug.data.readers import find_label_maps
 
-    refs = {ref.path: ref for ref in find_label_maps(data_root, layout=layout, split=split,
+    refs = {ref.path: ref for ref in find_label_maps(data_root, dataset_format=dataset_format, split=split,
                                                      instance_dir=instance_dir)}
     paths = [refs[label].instance_path for _, label in pairs]
     missing = [label for (_, label), path in zip(pairs, paths) if path is None]

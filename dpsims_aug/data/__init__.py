@@ -1,7 +1,7 @@
-"""Datasets: the embedded procedural scene generator and the layouts it is written in.
+"""Datasets: the embedded procedural scene generator and the dataset formats it is written in.
 
 ``dpsims_aug.data.scenes`` only needs numpy; ``dpsims_aug.data.writers`` needs Pillow (and ``datasets``
-for the Hugging Face layout, imported on use).
+for the Hugging Face format, imported on use).
 """
 
 from dpsims_aug.data.mmseg_configs import mmseg_dataset_config
@@ -14,7 +14,7 @@ from dpsims_aug.data.scenes import (
     scene_seeds,
 )
 from dpsims_aug.data.writers import (
-    WRITABLE_LAYOUTS,
+    WRITABLE_FORMATS,
     write_ade20k,
     write_cityscapes,
     write_dataset,
@@ -23,7 +23,7 @@ from dpsims_aug.data.writers import (
 )
 
 __all__ = [
-    "CLASS_NAMES", "WRITABLE_LAYOUTS", "iter_scenes", "mmseg_dataset_config", "render_layout", "render_scene",
+    "CLASS_NAMES", "WRITABLE_FORMATS", "iter_scenes", "mmseg_dataset_config", "render_layout", "render_scene",
     "scene_grid", "scene_seeds", "write_ade20k", "write_cityscapes", "write_dataset", "write_folder",
     "write_hf",
 ]

@@ -1,4 +1,4 @@
-"""mmseg dataset configs for folders this package writes: the embedded dataset's layouts and the pools.
+"""mmseg dataset configs for folders this package writes: the embedded dataset's formats and the pools.
 
 One place says which keys a ``BaseSegDataset`` config of ours gets (:func:`base_seg_dataset`); writers and pools
 build theirs with it.
@@ -28,24 +28,26 @@ def base_seg_dataset(data_root: str | os.PathLike, space: LabelSpace, *, img_pat
     return cfg
 
 
-def mmseg_dataset_config(root: str | os.PathLike, layout: str, split: str = "train",
+def mmseg_dataset_config(root: str | os.PathLike, dataset_format: str, split: str = "train",
                          label_space: LabelSpace | None = None) -> dict:
-    """An mmseg dataset config (``BaseSegDataset``, no pipeline) that reads ``split`` of a written layout.
+    """An mmseg dataset config (``BaseSegDataset``, no pipeline) that reads ``split`` of a written dataset format
+    (``ade20k``, ``cityscapes`` or ``folder``).
 
-    The labels it yields are contiguous ids 0..C-1 with 255 for unlabeled pixels in every layout.
+    The labels it yields are contiguous ids 0..C-1 with 255 for unlabeled pixels in every format.
     """
     space = label_space or embedded_label_space()
     if split not in ("train", "val"):
         raise ValueError(f"split must be one of ['train', 'val'], got {split!r}")
-    if layout == "ade20k":
+    if dataset_format == "ade20k":
         d = {"train": "training", "val": "validation"}[split]
         return base_seg_dataset(root, space, img_path=f"images/{d}", seg_map_path=f"annotations/{d}",
                                 img_suffix=".jpg", seg_map_suffix=".png", reduce_zero_label=True)
-    if layout == "cityscapes":
+    if dataset_format == "cityscapes":
         return base_seg_dataset(root, space, img_path=f"leftImg8bit/{split}", seg_map_path=f"gtFine/{split}",
                                 img_suffix="_leftImg8bit.png", seg_map_suffix="_gtFine_labelTrainIds.png",
                                 reduce_zero_label=False)
-    if layout == "folder":
+    if dataset_format == "folder":
         return base_seg_dataset(root, space, img_path="images", seg_map_path="labels", img_suffix=".png",
                                 seg_map_suffix=".png", reduce_zero_label=True, ann_file=f"splits/{split}.txt")
-    raise ValueError(f"no mmseg dataset config for layout {layout!r}: use ade20k, cityscapes or folder")
+    raise ValueError(f"no mmseg dataset config for dataset format {dataset_format!r}: use ade20k, cityscapes or "
+                     "folder")

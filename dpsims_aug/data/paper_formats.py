@@ -3,7 +3,7 @@
 The embedded scenes (:mod:`dpsims_aug.data.writers`) are 64..128 px and have 10 classes; the paper configs
 (``train_gan/configs/{ade20k,coco_stuff,cityscapes}.py``, ``augment/{ade20k,coco_stuff,cityscapes}/``) read ADE-20K,
 COCO-Stuff 164k and Cityscapes as they come from their publishers (and from mmseg's converters). This module writes a
-handful of image / label pairs in exactly those layouts, file names, id conventions and sizes, so the whole paper path
+handful of image / label pairs in exactly those formats, file names, id conventions and sizes, so the whole paper path
 (trainer, ``generate``, mmseg datasets, ``DPSIMSAugment``) can run at true size without the real data:
 
 * ``ade20k`` (the ``ADEChallengeData2016`` folder): ``images/{training,validation}/ADE_{train,val}_%08d.jpg`` and

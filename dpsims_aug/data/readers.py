@@ -1,6 +1,6 @@
-"""Find label maps (and image/label pairs) in the usual segmentation dataset layouts.
+"""Find label maps (and image/label pairs) in the usual segmentation dataset formats (on-disk folder structures).
 
-Supported layouts (:func:`detect_layout` picks one from the folder structure):
+Supported dataset formats (:func:`detect_dataset_format` picks one from the folder structure):
 
 * ``ade20k``: ``images/{training,validation}/*.jpg`` + ``annotations/{training,validation}/*.png``
 * ``cityscapes``: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/*_gtFine_labelIds.png``
@@ -30,7 +30,7 @@ from dpsims_aug.instance_edges import find_instance_map, missing_instance_map, r
 from dpsims_aug.label_maps import list_label_maps, open_image, read_label_map
 from dpsims_aug.labels import LabelMapError, stored_ids
 
-READABLE_LAYOUTS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
+READABLE_FORMATS = ("ade20k", "cityscapes", "coco_stuff", "folder", "bare")
 ALL_SPLITS = "all"  # the split argument that reads every split (never for training)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -62,7 +62,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: unreadable or truncated image ({err})") from err
 
 
-# Split aliases per layout: what users type -> the folder name of that layout.
+# Split aliases per dataset format: what users type -> the folder name of that format.
 _ADE_SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
 _CITY_SPLITS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}
 _COCO_SPLITS = {"train": "train2017", "train2017": "train2017", "val": "val2017", "val2017": "val2017"}
@@ -118,8 +118,8 @@ class LabelMapRef:
         return str(self.path) if self.path is not None else self.key
 
 
-def detect_layout(root: str | os.PathLike) -> str:
-    """The layout of the dataset at ``root``: one of :data:`READABLE_LAYOUTS`.
+def detect_dataset_format(root: str | os.PathLike) -> str:
+    """The dataset format (on-disk folder structure) of the dataset at ``root``: one of :data:`READABLE_FORMATS`.
 
     Raises:
         LabelMapError: if ``root`` is not a folder.
@@ -138,38 +138,38 @@ def detect_layout(root: str | os.PathLike) -> str:
     return "bare"
 
 
-def _split_dirs(base: Path, split: str | None, aliases: dict[str, str], layout: str) -> list[Path]:
+def _split_dirs(base: Path, split: str | None, aliases: dict[str, str], fmt: str) -> list[Path]:
     """The split folders under ``base`` to read: the asked one, or every known one that exists."""
     if split is None:
         names = sorted(set(aliases.values()))
         found = [base / n for n in names if (base / n).is_dir()]
         if not found:
-            raise LabelMapError(base, f"holds none of the {layout} split folders {names}")
+            raise LabelMapError(base, f"holds none of the {fmt} split folders {names}")
         return found
     if split not in aliases:
-        raise LabelMapError(base, f"unknown {layout} split {split!r}; use one of {sorted(aliases)}")
+        raise LabelMapError(base, f"unknown {fmt} split {split!r}; use one of {sorted(aliases)}")
     folder = base / aliases[split]
     if not folder.is_dir():
         raise LabelMapError(folder, f"split folder of split {split!r} not found")
     return [folder]
 
 
-def _label_base(root: Path, layout: str) -> Path:
-    if layout == "cityscapes":
+def _label_base(root: Path, fmt: str) -> Path:
+    if fmt == "cityscapes":
         return root / "gtFine"
-    if layout in ("ade20k", "coco_stuff"):
+    if fmt in ("ade20k", "coco_stuff"):
         return root / "annotations"
-    if layout == "folder":
+    if fmt == "folder":
         return root / "labels" if (root / "labels").is_dir() else root / "annotations"
     return root
 
 
-def _resolve_layout(root: Path, layout: str) -> str:
-    if layout == "auto":
-        return detect_layout(root)
-    if layout not in READABLE_LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; use 'auto' or one of {READABLE_LAYOUTS}")
-    return layout
+def _resolve_format(root: Path, dataset_format: str) -> str:
+    if dataset_format == "auto":
+        return detect_dataset_format(root)
+    if dataset_format not in READABLE_FORMATS:
+        raise ValueError(f"unknown dataset format {dataset_format!r}; use 'auto' or one of {READABLE_FORMATS}")
+    return dataset_format
 
 
 def _wanted_split(split: str | None) -> str | None:
@@ -233,7 +233,8 @@ def _select_unstructured(root: Path, base: Path, split: str | None,
         root / "splits").is_dir() else {}
     lists.pop(None, None)
     files = listed(base)
-    if lists:  # split lists, e.g. splits/train.txt + splits/val.txt (what `dpsims-aug dataset --layout folder` writes)
+    # Split lists, e.g. splits/train.txt + splits/val.txt (what `dpsims-aug dataset --dataset-format folder` writes).
+    if lists:
         if wanted is not None and wanted not in lists:
             raise LabelMapError(root / "splits", f"has no list of split {wanted!r}; lists: "
                                                  f"{', '.join(p.name for p in lists.values())}")
@@ -249,20 +250,20 @@ def _select_unstructured(root: Path, base: Path, split: str | None,
 
 
 def find_label_maps(
-    root: str | os.PathLike, layout: str = "auto", split: str | None = TRAIN, train_ids: bool = False,
+    root: str | os.PathLike, dataset_format: str = "auto", split: str | None = TRAIN, train_ids: bool = False,
     instance_dir: str | os.PathLike | None = None,
 ) -> list[LabelMapRef]:
     """The label maps of one split of the dataset at ``root``, sorted by key.
 
-    The split is honoured whatever ``root`` names: the dataset root of a known layout, its annotations folder (split
-    sub-folders), one split's folder (refused when it is another split), a folder with split lists
+    The split is honoured whatever ``root`` names: the dataset root of a known dataset format, its annotations folder
+    (split sub-folders), one split's folder (refused when it is another split), a folder with split lists
     (``splits/<split>.txt``) or a derived folder with a :data:`SPLIT_RECORD`. A folder with none of these holds
     maps of split ``unknown``, taken as they are.
 
     Args:
         root: Dataset root (or a folder of label maps).
-        layout: ``'auto'`` or one of :data:`READABLE_LAYOUTS`.
-        split: The split to read (``train``, the default; ``val``; ``test``; or the layout's own names such as
+        dataset_format: ``'auto'`` or one of :data:`READABLE_FORMATS` (the dataset's on-disk folder structure).
+        split: The split to read (``train``, the default; ``val``; ``test``; or the dataset format's own names such as
             ``training`` or ``val2017``). ``None`` or ``'all'`` reads every split: never use that for training.
         train_ids: Cityscapes: read ``*_gtFine_labelTrainIds.png`` instead of ``*_gtFine_labelIds.png``;
             COCO-Stuff: mmseg's ``*_labelTrainIds.png`` instead of the stuffthingmaps beside them.
@@ -273,31 +274,31 @@ def find_label_maps(
     Raises:
         LabelMapError: if the folder, the split or any label map is missing, or the folder is another split's.
     """
-    return _select_label_maps(root, layout, split, train_ids, instance_dir)[0]
+    return _select_label_maps(root, dataset_format, split, train_ids, instance_dir)[0]
 
 
-def _select_label_maps(root: str | os.PathLike, layout: str, split: str | None, train_ids: bool,
+def _select_label_maps(root: str | os.PathLike, dataset_format: str, split: str | None, train_ids: bool,
                        instance_dir: str | os.PathLike | None = None) -> tuple[list[LabelMapRef], set[str]]:
     """:func:`find_label_maps` and the stems of other splits listed in split lists (not orphans to ``find_pairs``)."""
     root = Path(root)
-    layout = _resolve_layout(root, layout)
+    fmt = _resolve_format(root, dataset_format)
     if split == ALL_SPLITS:
         split = None
-    base = _label_base(root, layout)
+    base = _label_base(root, fmt)
     others: set[str] = set()
-    if layout == "cityscapes":
+    if fmt == "cityscapes":
         suffix = _CITY_SUFFIXES[1] if train_ids else _CITY_SUFFIXES[0]
         found = [(p, canonical_split(d.name) or UNKNOWN)
-                 for d in _split_dirs(base, split, _CITY_SPLITS, layout) for p in d.rglob(f"*{suffix}") if p.is_file()]
+                 for d in _split_dirs(base, split, _CITY_SPLITS, fmt) for p in d.rglob(f"*{suffix}") if p.is_file()]
         if not found:
             raise LabelMapError(base, f"holds no *{suffix} files")
         stems = {p: p.relative_to(base).as_posix()[: -len(suffix)] for p, _ in found}
     else:
-        if layout in ("ade20k", "coco_stuff"):
-            aliases = _ADE_SPLITS if layout == "ade20k" else _COCO_SPLITS
+        if fmt in ("ade20k", "coco_stuff"):
+            aliases = _ADE_SPLITS if fmt == "ade20k" else _COCO_SPLITS
             found = [(p, canonical_split(d.name) or UNKNOWN)
-                     for d in _split_dirs(base, split, aliases, layout) for p in list_label_maps(d)]
-            if layout == "coco_stuff":  # mmseg's converter writes <id>_labelTrainIds.png next to each <id>.png
+                     for d in _split_dirs(base, split, aliases, fmt) for p in list_label_maps(d)]
+            if fmt == "coco_stuff":  # mmseg's converter writes <id>_labelTrainIds.png next to each <id>.png
                 found = [(p, s) for p, s in found if p.name.endswith("_labelTrainIds.png") == train_ids]
         else:
             found, others = _select_unstructured(root, base, split, train_ids)
@@ -327,7 +328,7 @@ def _raise_offenders(root: Path, problem: str, offenders: list[str]) -> None:
 
 
 def find_pairs(
-    root: str | os.PathLike, layout: str = "auto", split: str | None = "train", train_ids: bool = False
+    root: str | os.PathLike, dataset_format: str = "auto", split: str | None = "train", train_ids: bool = False
 ) -> list[tuple[Path, Path]]:
     """(image, label map) pairs of one split of the dataset at ``root`` (``split`` as in :func:`find_label_maps`),
     sorted by label key (what a trainer reads).
@@ -336,17 +337,17 @@ def find_pairs(
 
     Raises:
         LabelMapError: naming the first few label maps without an image (or images without a label map) and their
-            count; or if the layout has no images at all (``bare``).
+            count; or if the dataset format has no images at all (``bare``).
     """
     root = Path(root)
-    layout = _resolve_layout(root, layout)
-    if layout == "bare":
+    fmt = _resolve_format(root, dataset_format)
+    if fmt == "bare":
         raise LabelMapError(root, "is a bare folder of label maps without images; need images/ + labels/")
-    refs, other_splits = _select_label_maps(root, layout, split, train_ids)
+    refs, other_splits = _select_label_maps(root, fmt, split, train_ids)
     pairs: list[tuple[Path, Path]] = []
     missing: list[str] = []
     for ref in refs:
-        if layout == "cityscapes":
+        if fmt == "cityscapes":
             image = root / "leftImg8bit" / f"{ref.stem}_leftImg8bit.png"
             image = image if image.is_file() else None
         else:
@@ -360,7 +361,7 @@ def find_pairs(
     # The other direction: images nobody labelled (a sign of a mismatched copy).
     used = {image.resolve() for image, _ in pairs}
     image_dirs = {image.parent for image, _ in pairs}
-    pattern = "*_leftImg8bit.png" if layout == "cityscapes" else "*"
+    pattern = "*_leftImg8bit.png" if fmt == "cityscapes" else "*"
     orphans = sorted(
         p.relative_to(root).as_posix()
         for d in image_dirs

@@ -1,6 +1,6 @@
-"""Write the embedded procedural scenes to disk in the layouts users' tools read.
+"""Write the embedded procedural scenes to disk in the dataset formats users' tools read.
 
-Layouts (``root`` is the output folder; every layout also gets ``labels.json`` and ``dataset.json``):
+Dataset formats (``root`` is the output folder; every format also gets ``labels.json`` and ``dataset.json``):
 
 * ``ade20k``: ``images/{training,validation}/scene_000000.jpg`` and ``annotations/{...}/scene_000000.png``
   with ADE-style raw ids (0 = unlabeled, k+1 = class k); mmseg reads it with ``reduce_zero_label=True``.
@@ -16,7 +16,8 @@ Layouts (``root`` is the output folder; every layout also gets ``labels.json`` a
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), so an interrupted
 run leaves only whole files, and a re-run with the same parameters skips them (``dataset.json`` records the
-parameters; different parameters in a non-empty folder are refused unless ``overwrite=True``).
+parameters, the format under ``dataset_format``: older files have it under ``layout``, which is read too;
+different parameters in a non-empty folder are refused unless ``overwrite=True``).
 
 ``domain`` picks the world the scenes come from (a key of :data:`dpsims_aug.data.scenes.DOMAINS`, default
 ``"source"``). Scene ``i`` of a split gets the same :func:`~dpsims_aug.data.scenes.scene_seeds` in every
@@ -55,7 +56,7 @@ from dpsims_aug.fileio import atomic_path, atomic_write_text
 from dpsims_aug.label_maps import write_label_map
 from dpsims_aug.labels import LabelSpace, embedded_label_space
 
-WRITABLE_LAYOUTS = ("ade20k", "cityscapes", "folder", "hf")
+WRITABLE_FORMATS = ("ade20k", "cityscapes", "folder", "hf")
 DATASET_INFO = "dataset.json"
 LABELS_JSON = "labels.json"
 FORMAT_VERSION = 1
@@ -118,19 +119,25 @@ def _read_manifest(root: Path) -> dict | None:
         return None
 
 
-def _begin(root: Path, layout: str, size: tuple[int, int], seed: int, domain: str, overwrite: bool) -> bool:
+def _recorded_format(manifest: dict) -> str | None:
+    """The dataset format a ``dataset.json`` records (files written before the rename call it ``layout``)."""
+    return manifest.get("dataset_format", manifest.get("layout"))
+
+
+def _begin(root: Path, dataset_format: str, size: tuple[int, int], seed: int, domain: str, overwrite: bool) -> bool:
     """Check ``root`` against an earlier run; returns True when existing files may be reused."""
     old = _read_manifest(root)
     if old is not None:
         old_domain = old.get("domain", DEFAULT_DOMAIN)  # manifests from before domains existed are source
-        same = (old.get("layout") == layout and list(old.get("size", ())) == list(size)
+        old_format = _recorded_format(old)
+        same = (old_format == dataset_format and list(old.get("size", ())) == list(size)
                 and old.get("seed") == seed and old.get("scenes_version") == SCENES_VERSION
                 and old_domain == domain)
         if not same and not overwrite:
             raise FileExistsError(
-                f"{root} holds an embedded dataset written with layout={old.get('layout')!r}, "
+                f"{root} holds an embedded dataset written with dataset_format={old_format!r}, "
                 f"size={old.get('size')}, seed={old.get('seed')}, domain={old_domain!r}, "
-                f"scenes_version={old.get('scenes_version')}; asked for layout={layout!r}, "
+                f"scenes_version={old.get('scenes_version')}; asked for dataset_format={dataset_format!r}, "
                 f"size={list(size)}, seed={seed}, domain={domain!r}, scenes_version={SCENES_VERSION}. "
                 "Use another folder or overwrite=True."
             )
@@ -174,17 +181,18 @@ def _check_args(n_train: int, n_val: int, size: tuple[int, int], seed: int, doma
     return height, width
 
 
-def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[int, int], seed: int,
+def _write_files(root: Path, dataset_format: str, counts: dict[str, int], size: tuple[int, int], seed: int,
                  domain: str, overwrite: bool, paths: Callable[[str, int], tuple[Path, ...]],
                  save: Callable[[tuple[Path, ...], np.ndarray, np.ndarray], None],
                  prune: Callable[[str, int], int], progress: Progress, extra: dict | None = None,
                  render: Callable[..., tuple] = render_scene) -> dict:
-    """Shared loop of the file layouts: manifest, skip-or-render-and-save, prune, final manifest. ``save`` gets
+    """Shared loop of the file formats: manifest, skip-or-render-and-save, prune, final manifest. ``save`` gets
     the output paths and what ``render`` returns (``render_scene``: image and labels)."""
     t0 = time.perf_counter()
     space = embedded_label_space()
-    reuse = _begin(root, layout, size, seed, domain, overwrite)
-    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout=layout, size=list(size),
+    reuse = _begin(root, dataset_format, size, seed, domain, overwrite)
+    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, dataset_format=dataset_format,
+                    size=list(size),
                     seed=int(seed), domain=domain, scenes_version=SCENES_VERSION, splits=counts,
                     complete=False, **(extra or {}))
     _write_meta(root, space, manifest)
@@ -203,7 +211,7 @@ def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[in
     manifest["complete"] = True
     _write_meta(root, space, manifest)
     seconds = time.perf_counter() - t0
-    return dict(layout=layout, root=str(root), size=list(size), seed=int(seed), domain=domain,
+    return dict(dataset_format=dataset_format, root=str(root), size=list(size), seed=int(seed), domain=domain,
                 splits=dict(counts), written=written, skipped=skipped, seconds=round(seconds, 3),
                 labels_json=str(root / LABELS_JSON))
 
@@ -211,7 +219,7 @@ def _write_files(root: Path, layout: str, counts: dict[str, int], size: tuple[in
 def write_ade20k(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
                  seed: int = 0, *, jpeg_quality: int = 95, overwrite: bool = False,
                  progress: Progress = None, domain: str = DEFAULT_DOMAIN) -> dict:
-    """Write the ADE-20K layout: ``images/{training,validation}/*.jpg``, ``annotations/.../*.png`` (raw ids).
+    """Write the ADE-20K dataset format: ``images/{training,validation}/*.jpg``, ``annotations/.../*.png`` (raw ids).
 
     Args:
         root: Output folder (created).
@@ -258,7 +266,7 @@ CITY = "scene"
 def write_cityscapes(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int, int] = (128, 128),
                      seed: int = 0, *, overwrite: bool = False, progress: Progress = None,
                      domain: str = DEFAULT_DOMAIN) -> dict:
-    """Write the Cityscapes layout: ``leftImg8bit/{train,val}/scene/*_leftImg8bit.png`` and
+    """Write the Cityscapes dataset format: ``leftImg8bit/{train,val}/scene/*_leftImg8bit.png`` and
     ``gtFine/{train,val}/scene/*_gtFine_labelIds.png`` (raw ids) + ``*_gtFine_labelTrainIds.png`` (contiguous
     ids, 255 = unlabeled) + ``*_gtFine_instanceIds.png`` (:func:`cityscapes_instance_ids`, 16-bit). Arguments and
     return value as :func:`write_ade20k`."""
@@ -349,10 +357,10 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
     if reuse and done:
         if progress is not None:
             progress(n_train + n_val)
-        return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), domain=domain, splits=counts,
-                    written=0, skipped=n_train + n_val, seconds=round(time.perf_counter() - t0, 3),
+        return dict(dataset_format="hf", root=str(root), size=list(size), seed=int(seed), domain=domain,
+                    splits=counts, written=0, skipped=n_train + n_val, seconds=round(time.perf_counter() - t0, 3),
                     labels_json=str(root / LABELS_JSON))
-    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, layout="hf", size=list(size),
+    manifest = dict(format="dpsims-aug-embedded", version=FORMAT_VERSION, dataset_format="hf", size=list(size),
                     seed=int(seed), domain=domain, scenes_version=SCENES_VERSION, splits=counts, complete=False)
     _write_meta(root, space, manifest)
 
@@ -397,18 +405,19 @@ def write_hf(root: str | os.PathLike, n_train: int, n_val: int, size: tuple[int,
     shutil.rmtree(tmp, ignore_errors=True)
     manifest["complete"] = True
     _write_meta(root, space, manifest)
-    return dict(layout="hf", root=str(root), size=list(size), seed=int(seed), domain=domain, splits=counts,
-                written=n_train + n_val, skipped=0, seconds=round(time.perf_counter() - t0, 3),
+    return dict(dataset_format="hf", root=str(root), size=list(size), seed=int(seed), domain=domain,
+                splits=counts, written=n_train + n_val, skipped=0, seconds=round(time.perf_counter() - t0, 3),
                 labels_json=str(root / LABELS_JSON))
 
 
 _WRITERS = {"ade20k": write_ade20k, "cityscapes": write_cityscapes, "folder": write_folder, "hf": write_hf}
 
 
-def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
+def write_dataset(out: str | os.PathLike, dataset_format: str, n_train: int, n_val: int,
                   size: tuple[int, int] = (128, 128), seed: int = 0, *, overwrite: bool = False,
                   progress: Progress = None, domain: str = DEFAULT_DOMAIN) -> dict:
-    """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``layout`` (one of :data:`WRITABLE_LAYOUTS`).
+    """Write ``n_train`` + ``n_val`` embedded scenes to ``out`` in ``dataset_format`` (one of
+    :data:`WRITABLE_FORMATS`).
 
     Also writes ``labels.json`` (the LabelSpace) and ``dataset.json`` (parameters, completeness) at ``out``.
     Re-running with the same parameters only writes what is missing (idempotent; resumes a killed run).
@@ -418,19 +427,19 @@ def write_dataset(out: str | os.PathLike, layout: str, n_train: int, n_val: int,
     written in one domain is refused for another like any other parameter change.
 
     Returns:
-        Summary: ``layout``, ``root``, ``size``, ``seed``, ``domain``, ``splits`` (counts), ``written``, ``skipped``,
-        ``seconds``, ``labels_json`` and, for the mmseg-readable layouts, ``mmseg`` (per split, a
+        Summary: ``dataset_format``, ``root``, ``size``, ``seed``, ``domain``, ``splits`` (counts), ``written``,
+        ``skipped``, ``seconds``, ``labels_json`` and, for the mmseg-readable formats, ``mmseg`` (per split, a
         ``BaseSegDataset`` config dict without pipeline).
 
     Raises:
-        ValueError: unknown layout or domain (the message lists the valid ones) or bad counts/size/seed.
+        ValueError: unknown dataset format or domain (the message lists the valid ones) or bad counts/size/seed.
         FileExistsError: ``out`` holds a dataset written with other parameters and ``overwrite`` is False.
     """
-    if layout not in _WRITERS:
-        raise ValueError(f"unknown dataset layout {layout!r}: choose one of {', '.join(WRITABLE_LAYOUTS)}")
+    if dataset_format not in _WRITERS:
+        raise ValueError(f"unknown dataset format {dataset_format!r}: choose one of {', '.join(WRITABLE_FORMATS)}")
     get_domain(domain)  # refuse an unknown domain before the lock touches the folder
     from dpsims_aug.locking import output_lock
 
     with output_lock(out, "dpsims-aug dataset"):  # one writer per folder
-        return _WRITERS[layout](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress,
+        return _WRITERS[dataset_format](out, n_train, n_val, size, seed, overwrite=overwrite, progress=progress,
                                 domain=domain)

@@ -145,7 +145,7 @@ def evaluate(
     device: str = "cpu",
     dtype: str = "fp32",
     seed: int = 0,
-    layout: str = "auto",
+    dataset_format: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
@@ -160,7 +160,7 @@ def evaluate(
 
     Args:
         checkpoint: Generator checkpoint (``.safetensors``, from ``dpsims-aug export`` / training).
-        data: Dataset root (any layout :func:`~dpsims_aug.data.readers.find_pairs` reads).
+        data: Dataset root (any dataset format :func:`~dpsims_aug.data.readers.find_pairs` reads).
         split: Split whose label maps are synthesized and whose images are the FID reference.
         n_seeds: Images per label map (diversity needs at least 2).
         max_images: Use only the first N label maps (and their images).
@@ -168,7 +168,7 @@ def evaluate(
         batch_size: Images per generator / feature-network forward.
         device, dtype: Where and how the generator runs.
         seed: Global seed of :func:`~dpsims_aug.synthesis.derive_seed`.
-        layout: Dataset layout (``auto`` detects it).
+        dataset_format: Dataset format, the on-disk folder structure (``auto`` detects it).
         cache_dir: FID reference statistics cache (default ``~/.cache/dpsims-aug/fid``).
         out: Also write the result as JSON here (atomically).
         progress: Show tqdm bars.
@@ -199,7 +199,7 @@ def evaluate(
     started = time.perf_counter()
     data = Path(data)
     synthesizer = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
-    pairs = find_pairs(data, layout=layout, split=split)
+    pairs = find_pairs(data, dataset_format=dataset_format, split=split)
     if max_images is not None:
         pairs = pairs[:max_images]
     if not pairs:
@@ -237,8 +237,8 @@ def evaluate(
 
         values.update(train_on_synthetic_test_on_real(
             checkpoint, data, tstr_config, tstr_work_dir or Path("work_dirs") / "tstr", train_split=train_split,
-            val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, layout=layout, device=device,
-            log=(lambda m: print(m, flush=True)) if progress else None, edges=edges))
+            val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, dataset_format=dataset_format,
+            device=device, log=(lambda m: print(m, flush=True)) if progress else None, edges=edges))
     result = {
         "metrics": values,
         "info": {

@@ -100,13 +100,13 @@ def tstr_real_reference(
     max_train_maps: int | None = 128,
     iters: int = 1000,
     seed: int = 0,
-    layout: str = "auto",
+    dataset_format: str = "auto",
 ) -> tuple[float, Path]:
     """The TSTR reference: mIoU (%) of the segmenter trained on the *real* images of the first ``max_train_maps``
     training maps, tested on ``val_split``; trained once in ``work_dir/real`` and reused while its settings hold.
 
     Returns:
-        ``(mIoU, subset folder)``; the folder holds (links to) those training pairs in the dataset's layout.
+        ``(mIoU, subset folder)``; the folder holds (links to) those training pairs in the dataset's format.
     """
     from dpsims_aug.data.readers import find_pairs
     from dpsims_aug.data.splits import SplitLeakError, canonical_split
@@ -115,7 +115,7 @@ def tstr_real_reference(
         raise SplitLeakError(f"TSTR tests on held-out real images: the test split ({val_split!r}) must not be the "
                              f"training split ({train_split!r})")
     data, work_dir = Path(data), Path(work_dir)
-    pairs = find_pairs(data, layout=layout, split=train_split)[: max_train_maps or None]
+    pairs = find_pairs(data, dataset_format=dataset_format, split=train_split)[: max_train_maps or None]
     if not pairs:
         raise ValueError(f"{data}: no training pairs in split {train_split!r}")
     subset = _subset(data, pairs, work_dir / "subset")
@@ -134,7 +134,7 @@ def train_on_synthetic_test_on_real(
     n: int = 1,
     iters: int = 1000,
     seed: int = 0,
-    layout: str = "auto",
+    dataset_format: str = "auto",
     device: str = "cpu",
     log=None,
     edges: str = "instances",
@@ -143,7 +143,7 @@ def train_on_synthetic_test_on_real(
 
     Args:
         checkpoint: Generator checkpoint.
-        data: Dataset root (a layout :func:`~dpsims_aug.data.readers.find_pairs` reads, with both splits).
+        data: Dataset root (a dataset format :func:`~dpsims_aug.data.readers.find_pairs` reads, with both splits).
         segmenter_config: mmseg config of the segmenter (its train set: a plain dataset with ``data_root``).
         work_dir: Where the subset, the generated images and the two segmenter runs go.
         train_split, val_split: Label maps to synthesize from / real images to test on.
@@ -151,7 +151,7 @@ def train_on_synthetic_test_on_real(
         n: Generated images per training label map.
         iters: Iterations of both segmenter runs (the config's schedule rescaled).
         seed: Seed of the generated images and of both segmenter runs.
-        layout: Dataset layout (``auto`` detects it).
+        dataset_format: Dataset format, the on-disk folder structure (``auto`` detects it).
         device: Where the generator runs (the segmenter follows mmengine's default device).
         log: Optional callable receiving progress lines.
         edges: Generators with instance edges: ``'instances'`` (the training maps' instance maps, linked into the
@@ -167,11 +167,11 @@ def train_on_synthetic_test_on_real(
     say = log or (lambda _msg: None)
     say(f"[tstr] real reference: up to {max_train_maps} real training images, {iters} iterations")
     miou_real, subset = tstr_real_reference(data, segmenter_config, work_dir, train_split, val_split, max_train_maps,
-                                            iters, seed, layout)
+                                            iters, seed, dataset_format)
     ckpt_hash = file_sha256(checkpoint)
     pool = work_dir / f"synthetic_{ckpt_hash[:12]}"
     say(f"[tstr] generating {n} image(s) per training label map into {pool}")
-    summary = generate(labels=subset, n=n, out=pool / "pool", checkpoint=checkpoint, layout=layout,
+    summary = generate(labels=subset, n=n, out=pool / "pool", checkpoint=checkpoint, dataset_format=dataset_format,
                        split=train_split, device=device, seed=seed, progress=False, workers=1, edges=edges)
     if summary.skipped:
         raise ValueError(f"TSTR: {len(summary.skipped)} training label maps could not be synthesized, first: "

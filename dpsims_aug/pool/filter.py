@@ -183,7 +183,7 @@ def filter_pool(
     seg_checkpoint: str | os.PathLike,
     out: str | os.PathLike | None = None,
     *,
-    layout: str = "auto",
+    dataset_format: str = "auto",
     split: str = "train",
     margin: float | None = DEFAULT_MARGIN,
     resample: bool = False,
@@ -196,7 +196,7 @@ def filter_pool(
 
     Args:
         pool: Folder written by ``dpsims-aug generate`` (``manifest.jsonl``, ``labels.json``).
-        real: Root of the real training dataset the segmenter was trained on (read with ``layout`` / ``split``).
+        real: Root of the real training dataset the segmenter was trained on (read with ``dataset_format`` / ``split``).
         seg_config: mmseg config of the segmenter; its class ``c`` must be contiguous class ``c`` of the pool's
             label space.
         seg_checkpoint: Its trained weights (loaded with ``weights_only=True``).
@@ -210,8 +210,9 @@ def filter_pool(
         SplitLeakError: for a pool made from validation/test label maps, or ``split`` other than the training split.
     """
     started = time.perf_counter()
-    job = PoolFilter(pool, real, seg_config, seg_checkpoint, out, layout=layout, split=split, margin=margin,
-                     resample=resample, device=device, batch_size=batch_size, progress=progress, log=log)
+    job = PoolFilter(pool, real, seg_config, seg_checkpoint, out, dataset_format=dataset_format, split=split,
+                     margin=margin, resample=resample, device=device, batch_size=batch_size, progress=progress,
+                     log=log)
     job.check_inputs()
     with output_lock(job.out, "dpsims-aug filter"):  # one writer per folder (creates it)
         job.open_output()
@@ -227,13 +228,13 @@ class PoolFilter:
     or compared), the segmenter loaded, class losses on the real set (cached), the pool images selected (all, or
     by hardness), their annotations filtered (resumable), the sample list, dataset config and summary written."""
 
-    def __init__(self, pool, real, seg_config, seg_checkpoint, out, *, layout: str, split: str,
+    def __init__(self, pool, real, seg_config, seg_checkpoint, out, *, dataset_format: str, split: str,
                  margin: float | None, resample: bool, device: str, batch_size: int, progress: bool,
                  log: Callable[[str], None]) -> None:
         self.pool = Path(pool).resolve()
         self.out = Path(out).resolve() if out is not None else self.pool.with_name(self.pool.name + "_filtered")
         self.real, self.seg_config, self.seg_checkpoint = real, seg_config, seg_checkpoint
-        self.layout, self.split, self.margin, self.resample = layout, split, margin, resample
+        self.dataset_format, self.split, self.margin, self.resample = dataset_format, split, margin, resample
         self.device, self.batch_size, self.progress, self.log = device, batch_size, progress, log
 
     def check_inputs(self) -> None:
@@ -265,23 +266,25 @@ class PoolFilter:
             raise FilterError(f"{pool / MANIFEST}: lists no images")
         if not Path(self.seg_checkpoint).is_file():
             raise FilterError(f"segmenter checkpoint not found: '{self.seg_checkpoint}'")
-        self.pairs = find_pairs(self.real, layout=self.layout, split=self.split)
+        self.pairs = find_pairs(self.real, dataset_format=self.dataset_format, split=self.split)
         if not self.pairs:
             raise FilterError(f"{self.real}: no (image, label map) pairs for split {self.split!r} "
-                              f"(layout {self.layout!r})")
+                              f"(dataset format {self.dataset_format!r})")
 
     def open_output(self) -> None:
         """Record the pool's split and the parameters in the output folder, or refuse one made with others."""
         from dpsims_aug.checkpoint import file_sha256
 
         self.params = dict(pool=str(self.pool), real=str(Path(self.real).resolve()), split=self.split,
-                           layout=self.layout, seg_config=str(Path(self.seg_config).resolve()),
+                           dataset_format=self.dataset_format, seg_config=str(Path(self.seg_config).resolve()),
                            seg_checkpoint_sha256=file_sha256(self.seg_checkpoint), margin=self.margin,
                            resample=self.resample)
         record_splits(self.out, self.pool_splits, self.pool)
         params_path = self.out / "params.json"
         if params_path.is_file():
             previous = json.loads(params_path.read_text())
+            if "layout" in previous and "dataset_format" not in previous:  # written before the rename
+                previous["dataset_format"] = previous.pop("layout")
             if previous != self.params:
                 changed = sorted(k for k in self.params if previous.get(k) != self.params[k])
                 raise FilterError(f"{self.out}: made with other parameters ({', '.join(changed)} differ); choose "

@@ -138,7 +138,7 @@ def generate(
     n: int = 4,
     out: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
-    layout: str = "auto",
+    dataset_format: str = "auto",
     split: str | None = TRAIN,
     train_ids: bool = False,
     hf: str | os.PathLike | None = None,
@@ -161,14 +161,14 @@ def generate(
     edges: str = "instances",
     instance_dir: str | os.PathLike | None = None,
 ) -> GenerateSummary:
-    """Write ``n`` synthetic images per label map (see the module docstring for layout and guarantees).
+    """Write ``n`` synthetic images per label map (see the module docstring for the output folder and guarantees).
 
     Args:
         labels: Dataset root or folder of label maps (default: the bundled sample label maps).
         n: Images per label map.
         out: Output folder (default: ``<labels>_dpsims`` next to ``labels``).
         checkpoint: Generator file (default: the bundled model trained on the embedded dataset).
-        layout, split, train_ids: How to find label maps (see :func:`~dpsims_aug.data.readers.find_label_maps`):
+        dataset_format, split, train_ids: How to find label maps (see :func:`~dpsims_aug.data.readers.find_label_maps`):
             the training split unless told otherwise (``'all'`` reads every split; such a pool is refused for
             training).
         hf, hf_split, hf_column, hf_id_column: Read label maps from a Hugging Face dataset instead.
@@ -210,7 +210,7 @@ def generate(
         default_out = Path.cwd() / f"{Path(str(hf)).name}_dpsims"
         source = hf
     else:
-        input_root, refs, default_out = _find_label_maps(labels, layout, split, train_ids, instance_dir)
+        input_root, refs, default_out = _find_label_maps(labels, dataset_format, split, train_ids, instance_dir)
         source = input_root
     writer = PoolWriter(
         refs, Path(out) if out is not None else default_out, n=n, seed=seed, image_format=image_format,
@@ -233,7 +233,7 @@ def generate(
     return writer.summary
 
 
-def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str | None, train_ids: bool,
+def _find_label_maps(labels: str | os.PathLike | None, dataset_format: str, split: str | None, train_ids: bool,
                      instance_dir: str | os.PathLike | None = None) -> tuple[Path, list[LabelMapRef], Path]:
     """(input folder, its label maps, the default output folder) for ``--labels`` (default: the bundled samples)."""
     bundled = labels is None
@@ -245,7 +245,8 @@ def _find_label_maps(labels: str | os.PathLike | None, layout: str, split: str |
                 "pass --labels DIR (e.g. a folder written by `dpsims-aug dataset`)"
             )
         raise LabelMapError(folder, "is not a folder")
-    refs = find_label_maps(folder, layout=layout, split=split, train_ids=train_ids, instance_dir=instance_dir)
+    refs = find_label_maps(folder, dataset_format=dataset_format, split=split, train_ids=train_ids,
+                           instance_dir=instance_dir)
     if bundled:  # the bundled demo maps belong to no user's dataset: no validation split to protect
         refs = [dataclasses.replace(ref, split=TRAIN) for ref in refs]
     default_out = Path.cwd() / "sample_labels_dpsims" if bundled else folder.parent / f"{folder.name}_dpsims"
@@ -364,8 +365,8 @@ class PoolWriter:
             if key in by_key and rec.get("image") != self.paths(by_key[key], k)[0]:
                 raise GenerateError(
                     f"{self.out} holds {rec.get('image')} for {key}, but this run would write "
-                    f"{self.paths(by_key[key], k)[0]} (another --format or --layout?); use another --out, or the "
-                    "same options to resume"
+                    f"{self.paths(by_key[key], k)[0]} (another --format or --dataset-format?); use another --out, or "
+                    "the same options to resume"
                 )
 
         def is_done(ref: LabelMapRef, k: int) -> bool:

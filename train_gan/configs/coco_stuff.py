@@ -1,5 +1,5 @@
 # DP-SIMS on COCO-Stuff (stuffthingmaps, 182 raw ids) at 256x256.
-# Layout: images/{train2017,val2017}/*.jpg + annotations/{train2017,val2017}/*.png (stuffthingmaps).
+# Dataset format: images/{train2017,val2017}/*.jpg + annotations/{train2017,val2017}/*.png (stuffthingmaps).
 # torchrun --nproc_per_node=8 -m train_gan.train train_gan/configs/coco_stuff.py --launcher pytorch
 _base_ = ["./_base_/paper.py"]
 

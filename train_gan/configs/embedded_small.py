@@ -1,5 +1,5 @@
 # DP-SIMS on the embedded procedural scenes, 'small' generator at 64x64: trains on a 2-core CPU.
-# Data: dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
+# Data: dpsims-aug dataset --dataset-format ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
 _base_ = ["./_base_/runtime.py"]
 
 data_root = "work_dirs/data/embedded"

@@ -1,4 +1,4 @@
-# ADE-20K (mmseg's ADE20KDataset layout, 150 classes, reduce_zero_label=True), 512x512 crops.
+# ADE-20K (mmseg's ADE20KDataset folder format, 150 classes, reduce_zero_label=True), 512x512 crops.
 #   offline pool:  dpsims-aug generate --labels data/ade/ADEChallengeData2016 --split train --n 4 --device cuda \
 #                      --checkpoint work_dirs/ade20k/generator_ema.safetensors   (-> ..._dpsims next to the dataset)
 #   online:        DPSIMSAugment on the GPU in every dataloader worker (configs using it start workers with 'spawn')

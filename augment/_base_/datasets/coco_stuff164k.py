@@ -1,7 +1,7 @@
 # COCO-Stuff 164k (mmseg's COCOStuffDataset: 171 classes read from *_labelTrainIds.png), 512x512 crops.
 # The DP-SIMS generator (train_gan/configs/coco_stuff.py) uses the 182 raw stuffthingmap ids (label space
 # 'coco_stuff182'); classes are matched through their raw ids:
-#   offline pool:  dpsims-aug generate --labels data/coco_stuff164k --layout coco_stuff --split train --n 4 \
+#   offline pool:  dpsims-aug generate --labels data/coco_stuff164k --dataset-format coco_stuff --split train --n 4 \
 #                      --device cuda --checkpoint work_dirs/coco_stuff/generator_ema.safetensors
 #                  (annotations there keep the raw 0..181 ids: MapLabelIds('coco_stuff171') maps them to the 171)
 #   online:        DPSIMSAugment(label_space='coco_stuff171', contiguous_labels=True): the 171 train ids are

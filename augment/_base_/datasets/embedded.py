@@ -1,6 +1,7 @@
-# The embedded procedural scenes, ADE-20K layout: 10 classes, raw 0 = unlabeled, so reduce_zero_label=True.
+# The embedded procedural scenes, ADE-20K format: 10 classes, raw 0 = unlabeled, so reduce_zero_label=True.
 # Metainfo and folders are those of dpsims_aug.data.mmseg_configs.mmseg_dataset_config(root, 'ade20k', split).
-#   real data:       dpsims-aug dataset --layout ade20k --out work_dirs/data/embedded --train 1000 --val 100 --size 64
+#   real data:       dpsims-aug dataset --dataset-format ade20k --out work_dirs/data/embedded --train 1000 --val 100 \
+#                        --size 64
 #   offline pool:    dpsims-aug generate --labels work_dirs/data/embedded --split train --n 4
 #                    (writes work_dirs/data/embedded_dpsims; --checkpoint defaults to the bundled generator)
 #   online:          DPSIMSAugment with the bundled generator (checkpoint=None) on the CPU, in the dataloader workers

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -329,3 +330,26 @@ def test_exported_files_get_the_umask_mode(umask, mode, interrupted, tmp_path):
         os.umask(previous)
     for name in ("plain.safetensors", "exported.safetensors"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_checkpoints_leave_the_pretrained_frozen_backbone_out_and_resume_checks_it(interrupted, data_root, tmp_path):
+    """The frozen backbone (ImageNet weights, rebuilt by the model) is not stored; its fingerprint is, and a resume
+    whose backbone differs is refused in one line. The bit-for-bit resume above ran from such checkpoints."""
+    from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+    ckpt = torch.load(interrupted["work"] / "iter_4.pth", map_location="cpu", weights_only=True)
+    assert not [k for k in ckpt["state_dict"] if k.startswith("discriminator.backbone.")]
+    assert any(k.startswith("discriminator.") for k in ckpt["state_dict"])  # the trained parts are kept
+    record = json.loads(ckpt["meta"]["dpsims"]["frozen_backbone"])
+    assert len(record["sha256"]) == 64 and record["tensors"] > 0
+
+    work = tmp_path / "run"
+    shutil.copytree(interrupted["work"], work)
+    config = interrupted["work"].parent / "sigint.py"
+    other = _run("train", str(config), "--work-dir", str(work), "--data-root", str(data_root), "--resume",
+                 "--max-iters", "5",
+                 "--cfg-options", "model.discriminator.weights=None",
+                 env={"PYTHONPATH": os.pathsep.join([str(config.parent), os.environ.get("PYTHONPATH", "")])})
+    assert other.returncode != 0
+    assert "another discriminator backbone" in other.stderr and "Traceback" not in other.stderr, other.stderr[-2000:]

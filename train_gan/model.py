@@ -143,6 +143,10 @@ class DPSIMSGAN(BaseModel):
                                  f"classes matched by name, new (random init): {report['new_classes'] or 'none'}")
             print_log(self.init_summary, logger="current")
         self.discriminator = DPSIMSDiscriminator(self.discriminator_config, backbone_weights=backbone_weights)
+        # A frozen backbone built from weights (not random init) is rebuilt identically at resume: checkpoints
+        # leave it out (GANCheckpointHook) and record its fingerprint instead.
+        self.backbone_rebuilt_from_weights = self.discriminator.backbone.frozen and (
+            backbone_weights is not None or self.discriminator_config.weights is not None)
         if channels_last:  # before the EMA copy is taken, so it shares the format
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)

@@ -18,6 +18,7 @@ import torch
 from dpsims_aug.mm.checkpoints import allow_mmengine_checkpoints
 from dpsims_aug.mm.runner import build_runner as build_quiet_runner
 from dpsims_aug.mm.runner import close_progress, console_to_log, latest_checkpoint, log_file
+from train_gan.hooks import BackboneMismatchError
 
 
 class ConfigError(ValueError):
@@ -325,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    else f"export the generator with: dpsims-aug export {last} --out {Path(cfg.work_dir).name}"
                    ".safetensors --half")
             print(f"trained {runner.iter} iterations; checkpoint: {last}\n{use}", file=sys.stderr)
-    except ConfigError as err:
+    except (ConfigError, BackboneMismatchError) as err:
+        if isinstance(err, BackboneMismatchError) and _is_main_process():
+            close_progress(runner)
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

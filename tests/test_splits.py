@@ -187,13 +187,14 @@ def test_the_study_synthesizes_only_its_training_maps(ckpt, tmp_path, monkeypatc
     """bench_seg_gain's data root holds the held-out validation scenes next to the labelled ones."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench_seg_gain as study
+    from seg_gain import stages
 
     args = study.parse_args(["--labelled", "3", "--val", "2", "--size", "32", "--threads", "1", "--jobs", "1",
                              "--work-dir", str(tmp_path / "wd")])
-    train_root, val_root, _ = study.stage_data(args, tmp_path / "wd" / "root")
+    train_root, val_root, _ = stages.stage_data(args, tmp_path / "wd" / "root")
     assert (val_root / "annotations" / "validation").is_dir()
-    pool, _ = study.stage_pool(args, tmp_path / "gan", train_root, ckpt, 1)
+    pool, _ = stages.stage_pool(args, tmp_path / "gan", train_root, ckpt, 1)
     assert _sources(pool) == {f"annotations/training/scene_{i:06d}.png" for i in range(3)}
-    layouts_pool, _ = study.stage_layouts(args, tmp_path / "gan", train_root, ckpt, 1)
+    layouts_pool, _ = stages.stage_layouts(args, tmp_path / "gan", train_root, ckpt, 1)
     assert {key.split("/")[0] for key in _sources(layouts_pool)} == {"training"}
     assert recorded_splits(layouts_pool) == ["train"]

@@ -21,7 +21,6 @@ Size policy as ``DPSIMSAugment``'s ``'resize'``: labels are nearest-resized to a
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -31,7 +30,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS, TRANSFORMS
 
 from dpsims_aug.labels import LabelSpace
-from dpsims_aug.mm.transforms import DPSIMSAugment
+from dpsims_aug.mm.transforms import DPSIMSAugment, synthesis_size
 from dpsims_aug.models.image_range import unit_range_to_uint8
 from dpsims_aug.synthesis import default_checkpoint_path
 
@@ -40,14 +39,6 @@ __all__ = ["PACK_META_KEYS", "DPSIMSDataPreprocessor", "DPSIMSSelect", "synthesi
 # mmseg's PackSegInputs default meta keys plus the two DPSIMSSelect adds.
 PACK_META_KEYS = ("img_path", "seg_map_path", "ori_shape", "img_shape", "pad_shape", "scale_factor", "flip",
                   "flip_direction", "reduce_zero_label", "dpsims_seed", "dpsims_labels")
-
-
-def synthesis_size(height: int, width: int, image_size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """The size a ``height x width`` label map is rendered at: the same aspect ratio at about the generator's
-    training area ``image_size`` (never upscaled), rounded up to multiples of ``stride``."""
-    scale = min(1.0, math.sqrt(image_size[0] * image_size[1] / float(height * width)))
-    return (max(stride, math.ceil(height * scale / stride) * stride),
-            max(stride, math.ceil(width * scale / stride) * stride))
 
 
 @TRANSFORMS.register_module()

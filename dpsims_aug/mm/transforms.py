@@ -69,6 +69,14 @@ def _describe(space: LabelSpace | str | os.PathLike | dict | None) -> str | None
     return space.name if isinstance(space, LabelSpace) else str(space.get("name"))
 
 
+def synthesis_size(height: int, width: int, image_size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The size a ``height x width`` label map is rendered at under the 'resize' policy: the same aspect ratio at
+    about the generator's training area ``image_size`` (never upscaled), rounded up to multiples of ``stride``."""
+    scale = min(1.0, math.sqrt(image_size[0] * image_size[1] / float(height * width)))
+    # Round up: never below the training area, and small maps keep their aspect ratio better.
+    return (max(stride, math.ceil(height * scale / stride) * stride),
+            max(stride, math.ceil(width * scale / stride) * stride))
+
 
 class _ReplaceImage(BaseTransform):
     """Base of :class:`DPSIMSAugment` and :class:`DPSIMSPoolAugment`: replace ``results['img']``, with probability
@@ -395,12 +403,7 @@ class DPSIMSAugment(_ReplaceImage):
         synth = self.synthesizer
         if self.size_policy == "pad":
             return synth.padded_size(height, width)
-        stride = synth.stride
-        th, tw = synth.config.image_size
-        scale = min(1.0, math.sqrt(th * tw / float(height * width)))
-        # Round up: never below the training area, and small maps keep their aspect ratio better.
-        return (max(stride, math.ceil(height * scale / stride) * stride),
-                max(stride, math.ceil(width * scale / stride) * stride))
+        return synthesis_size(height, width, tuple(synth.config.image_size), synth.stride)
 
     def _synthesize(self, results: dict, seed: int) -> np.ndarray:
         import mmcv

@@ -20,7 +20,8 @@ study resumes where it stopped; GAN runs resume from their last checkpoint):
 4. ``eval/<variant>/seed<s>``: export (EMA BatchNorm statistics re-collected over training label maps unless the
    variant says otherwise), metrics, TSTR, grid.
 
-Tasks run as subprocesses, ``--jobs`` at a time with one OpenMP thread each (two 1-thread jobs on 2 cores).
+Tasks run as subprocesses (``benchmarks/jobs.py``), ``--jobs`` at a time with one OpenMP thread each (two 1-thread
+jobs on 2 cores).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py                        # all variants
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --variants baseline div0 --seeds 2
@@ -36,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,6 +54,7 @@ from common import (  # benchmarks/common.py
     write_json,
     write_results,
 )
+from jobs import Job, run_jobs  # benchmarks/jobs.py
 
 GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 SEG_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
@@ -198,49 +198,6 @@ def child_eval(args: argparse.Namespace, eval_dir: Path) -> int:
     return 0
 
 
-def run_tasks(args: argparse.Namespace, tasks: list[dict]) -> None:
-    """Run tasks (dicts with ``name``, ``command``, ``log``, ``done`` path, ``after``: names) ``--jobs`` at a time,
-    those waiting on others first once they may start."""
-    pending = [t for t in tasks if not Path(t["done"]).is_file()]
-    finished = {t["name"] for t in tasks if Path(t["done"]).is_file()}
-    log(f"[tasks] {len(finished)} of {len(tasks)} done already; {len(pending)} to run, {args.jobs} at a time")
-    running: dict[str, tuple[subprocess.Popen, dict, float]] = {}
-    failed: list[str] = []
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    while pending or running:
-        # Ready evaluations first: they are short and report what the long trainings are for.
-        for task in sorted(pending, key=lambda t: not t.get("after")):
-            if len(running) >= args.jobs:
-                break
-            if not set(task.get("after", [])) <= finished:
-                if set(task.get("after", [])) & set(failed):
-                    pending.remove(task)
-                    failed.append(task["name"])
-                continue
-            pending.remove(task)
-            Path(task["log"]).parent.mkdir(parents=True, exist_ok=True)
-            with open(task["log"], "ab") as out:
-                proc = subprocess.Popen(task["command"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-            running[task["name"]] = (proc, task, time.perf_counter())
-            log(f"[tasks] start {task['name']}")
-        if not running and pending:
-            raise SystemExit(f"error: tasks blocked by failures: {[t['name'] for t in pending]}")
-        time.sleep(1.0)
-        for name, (proc, task, start) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[name]
-            if proc.returncode != 0 or not Path(task["done"]).is_file():
-                failed.append(name)
-                tail = Path(task["log"]).read_text(errors="replace").splitlines()[-12:]
-                log("\n".join([f"[tasks] FAILED {name} (exit {proc.returncode}); log {task['log']}:", *tail]))
-            else:
-                finished.add(name)
-                log(f"[tasks] done {name} ({time.perf_counter() - start:.0f} s)")
-    if failed:
-        raise SystemExit(f"error: {len(failed)} task(s) failed: {failed}")
-
-
 def mark_gan_done(gan_dir: Path, iters: int) -> bool:
     """A GAN run is done when its final checkpoint exists (the trainer writes it atomically)."""
     if (gan_dir / f"iter_{iters}.pth").is_file():
@@ -370,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(data / DONE, dict(train=args.train, val=args.val, size=args.size))
 
     specs = [variant_spec(v) for v in args.variants]
-    tasks = [dict(name="tstr_real", command=[*child_argv(args), "--child-tstr-real"], log=str(root / "tstr" /
-                  "run.log"), done=str(root / "tstr" / DONE))]
+    jobs = [Job(name="tstr_real", command=[*child_argv(args), "--child-tstr-real"], log=root / "tstr" / "run.log",
+                done=root / "tstr" / DONE)]
     gans = {}
     for spec in specs:
         for seed in range(args.seeds):
@@ -381,20 +338,19 @@ def main(argv: list[str] | None = None) -> int:
                 gans[key] = gan_dir
                 gan_dir.mkdir(parents=True, exist_ok=True)
                 mark_gan_done(gan_dir, args.iters)
-                tasks.append(dict(name=f"gan {spec['gan']} seed{seed}", log=str(gan_dir / "train.log"),
-                                  done=str(gan_dir / f"iter_{args.iters}.pth"),
-                                  command=gan_command(args, variant_spec(spec["gan"]), seed, gan_dir, data)))
+                jobs.append(Job(name=f"gan {spec['gan']} seed{seed}", log=gan_dir / "train.log",
+                                done=gan_dir / f"iter_{args.iters}.pth",
+                                command=gan_command(args, variant_spec(spec["gan"]), seed, gan_dir, data)))
     # Trainings first (the long part), evaluations as soon as their GAN is done.
     for spec in specs:
         for seed in range(args.seeds):
             eval_dir = root / "eval" / spec["name"] / f"seed{seed}"
             eval_dir.mkdir(parents=True, exist_ok=True)
             write_json(eval_dir / "spec.json", dict(spec, seed=seed, gan_dir=str(gans[(spec["gan"], seed)])))
-            tasks.append(dict(name=f"eval {spec['name']} seed{seed}", log=str(eval_dir / "run.log"),
-                              done=str(eval_dir / "result.json"), command=[*child_argv(args), "--child-eval",
-                                                                            str(eval_dir)],
-                              after=["tstr_real", f"gan {spec['gan']} seed{seed}"]))
-    run_tasks(args, tasks)
+            jobs.append(Job(name=f"eval {spec['name']} seed{seed}", log=eval_dir / "run.log",
+                            done=eval_dir / "result.json", command=[*child_argv(args), "--child-eval", str(eval_dir)],
+                            after=("tstr_real", f"gan {spec['gan']} seed{seed}")))
+    run_jobs(jobs, args.jobs, tag="tasks")
 
     runs = []
     grids = args.results.parent / args.results.name

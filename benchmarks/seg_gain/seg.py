@@ -1,13 +1,13 @@
 """The segmenter runs: one mmengine config per run (a shipped augment/ config plus the study's overrides), the
 run's spec (``spec.json``, also the run's record in the results), the child process that trains and evaluates one
-run (``bench_seg_gain.py --child RUN_DIR``), and the job runner, ``--jobs`` children at a time."""
+run (``bench_seg_gain.py --child RUN_DIR``), and the stage that runs them (``benchmarks/jobs.py``, ``--jobs`` at a
+time)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, write_json  # benchmarks/common.py
+from jobs import Job, run_jobs  # benchmarks/jobs.py
 
 from .stages import StageLog, stage_filter
-from .study import GPU_DATASETS, SCRIPT, log, thread_env
+from .study import GPU_DATASETS, SCRIPT, thread_env
 from .variants import GENERATOR_SOURCES, Variant
 
 TWO_STAGE_PRETRAIN = 0.75  # share of the iterations in stage 1 (the shipped *_pretrain / *_finetune configs)
@@ -244,51 +245,20 @@ def prepare_run(args: argparse.Namespace, run: Run, train_root: Path, val_root: 
 
 
 def stage_seg(args: argparse.Namespace, runs: list[Run], train_root: Path, val_root: Path) -> list[dict]:
-    """Run every segmenter that has no ``result.json`` yet, ``--jobs`` subprocesses at a time; every run's
-    result."""
-    todo = [r for r in runs if not (r.run_dir / "result.json").is_file()]
-    for run in todo:
-        prepare_run(args, run, train_root, val_root)
-    log(f"[seg] {len(runs) - len(todo)} of {len(runs)} runs done already; {len(todo)} to run, {args.jobs} at a time")
+    """Run every segmenter that has no ``result.json`` yet, ``--jobs`` subprocesses at a time (on GPUs, one per
+    slot); every run's result."""
+    for run in runs:
+        if not (run.run_dir / "result.json").is_file():
+            prepare_run(args, run, train_root, val_root)
     threads = max(1, args.threads // args.jobs)
-    running: dict[int, tuple[subprocess.Popen, dict, float]] = {}  # slot -> (process, spec, start)
-    failed = []
-    while todo or running:
-        for slot in range(args.jobs):
-            if slot in running or not todo:
-                continue
-            spec = todo.pop(0).spec
-            running[slot] = (_start_child(spec, threads, slot if args.device == "cuda" else None), spec,
-                             time.perf_counter())
-            log(f"[seg] start {spec['variant']} seed {spec['seed']} (slot {slot}, {threads} thread(s))")
-        time.sleep(0.5)
-        for slot, (proc, spec, start) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[slot]
-            if not _finished(proc, spec, start):
-                failed.append(spec)
-    if failed:
-        raise SystemExit(f"error: {len(failed)} segmenter run(s) failed; see run.log in their folders")
+    jobs = [Job(name=f"{run.spec['variant']} seed {run.spec['seed']}", log=run.run_dir / "run.log",
+                done=run.run_dir / "result.json", command=[sys.executable, str(SCRIPT), "--child", str(run.run_dir)])
+            for run in runs]
+
+    def finished(job: Job, seconds: float) -> str:
+        res = json.loads(Path(job.done).read_text())
+        return f"[seg] done {job.name}: mIoU {res['mIoU']:.2f} ({seconds:.0f} s, {res['s_per_iter_median']} s/iter)"
+
+    run_jobs(jobs, args.jobs, lambda slot: thread_env(threads, slot if args.device == "cuda" else None), tag="seg",
+             on_finished=finished)
     return [json.loads((r.run_dir / "result.json").read_text()) for r in runs]
-
-
-def _start_child(spec: dict, threads: int, gpu: int | None) -> subprocess.Popen:
-    """``bench_seg_gain.py --child RUN_DIR``, its output appended to ``run.log``."""
-    run_dir = Path(spec["run_dir"])
-    command = [sys.executable, str(SCRIPT), "--child", str(run_dir)]
-    with open(run_dir / "run.log", "ab") as out:
-        return subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=thread_env(threads, gpu))
-
-
-def _finished(proc: subprocess.Popen, spec: dict, start: float) -> bool:
-    """Log a finished child's outcome; whether it succeeded."""
-    run_dir = Path(spec["run_dir"])
-    if proc.returncode != 0 or not (run_dir / "result.json").is_file():
-        tail = (run_dir / "run.log").read_text(errors="replace").splitlines()[-15:]
-        log("\n".join([f"[seg] FAILED {spec['variant']} seed {spec['seed']} (exit {proc.returncode}):", *tail]))
-        return False
-    res = json.loads((run_dir / "result.json").read_text())
-    log(f"[seg] done {spec['variant']} seed {spec['seed']}: mIoU {res['mIoU']:.2f} "
-        f"({time.perf_counter() - start:.0f} s, {res['s_per_iter_median']} s/iter)")
-    return True

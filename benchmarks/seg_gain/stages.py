@@ -9,12 +9,12 @@ import argparse
 import hashlib
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import REPO, repo_relative, write_json  # benchmarks/common.py
+from common import repo_relative, write_json  # benchmarks/common.py
+from jobs import Job, run_jobs  # benchmarks/jobs.py
 
 from .study import GPU_DATASETS, dataset_format, gan_config_path, log, thread_env
 from .variants import ORACLE_SOURCES, Variant
@@ -177,12 +177,8 @@ def stage_gan(args: argparse.Namespace, root: Path, train_root: Path, val_root: 
     command = gan_command(args, gan_dir, train_root, val_root)
     log(f"[gan] {shlex.join(command)}\n[gan] log: {gan_dir / 'train.log'}")
     started = time.perf_counter()
-    with open(gan_dir / "train.log", "ab") as out:
-        rc = subprocess.call(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                             env=thread_env(args.threads))
-    if rc != 0 or not ckpt.is_file():
-        tail = (gan_dir / "train.log").read_text(errors="replace").splitlines()[-25:]
-        raise SystemExit("\n".join([f"error: GAN training failed (exit {rc}); last lines of its log:", *tail]))
+    run_jobs([Job(name="gan", command=command, log=gan_dir / "train.log", done=ckpt)],
+             env_for_slot=lambda slot: thread_env(args.threads), tag="gan")
     record = dict(command=shlex.join(command), iterations=args.gan_iters, options=args.gan_options,
                   config_sha256=config_digest, threads=args.threads,
                   seconds=round(time.perf_counter() - started, 1))

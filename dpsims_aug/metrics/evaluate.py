@@ -184,46 +184,108 @@ def evaluate(
     Returns:
         ``{"metrics": {name: value}, "info": {...}}``.
     """
-    from tqdm import tqdm
-
-    from dpsims_aug.data.readers import find_pairs
-    from dpsims_aug.instance_edges import check_edge_mode, find_instance_map, missing_instance_map
-    from dpsims_aug.metrics.fid import InceptionFeatures, reference_stats
-    from dpsims_aug.mm.segmenter import Segmenter
     from dpsims_aug.synthesis import Synthesizer
 
+    _check_evaluate_options(n_seeds, segmenter_config, segmenter_checkpoint)
+    started = time.perf_counter()
+    data = Path(data)
+    synthesizer = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
+    pairs, keys = _split_pairs(data, split, dataset_format, max_images)
+    instance_paths = _instance_paths(pairs, edges, synthesizer.config.use_instance_edges)
+    reference, cached = _fid_reference(pairs, data, cache_dir, device, batch_size, progress)
+    segmenter = _load_segmenter(segmenter_config, segmenter_checkpoint, device, synthesizer.label_space)
+    values = _generated_metrics(synthesizer, pairs, keys, instance_paths, reference, segmenter, n_seeds=n_seeds,
+                                seed=seed, batch_size=batch_size, device=device, progress=progress)
+    if tstr_config is not None:
+        from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
+
+        values.update(train_on_synthetic_test_on_real(
+            checkpoint, data, tstr_config, tstr_work_dir or Path("work_dirs") / "tstr", train_split=train_split,
+            val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, dataset_format=dataset_format,
+            device=device, log=(lambda m: print(m, flush=True)) if progress else None, edges=edges))
+    info = _result_info(
+        checkpoint=checkpoint, synthesizer=synthesizer, data=data, split=split, label_maps=len(pairs), n_seeds=n_seeds,
+        seed=seed, device=device, dtype=dtype, segmenter_config=segmenter_config,
+        segmenter_checkpoint=segmenter_checkpoint, tstr_config=tstr_config, tstr_iters=tstr_iters, cached=cached,
+        started=started)
+    result = {"metrics": values, "info": info}
+    if out is not None:
+        atomic_write_text(out, json.dumps(_json_safe(result), indent=2) + "\n")
+    return result
+
+
+def _check_evaluate_options(n_seeds: int, segmenter_config: str | os.PathLike | None,
+                            segmenter_checkpoint: str | os.PathLike | None) -> None:
+    """Refuse inconsistent options before anything is loaded."""
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
     if (segmenter_config is None) != (segmenter_checkpoint is None):
         raise ValueError("give both --segmenter-config and --segmenter-checkpoint, or neither")
-    started = time.perf_counter()
-    data = Path(data)
-    synthesizer = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
+
+
+def _split_pairs(data: Path, split: str, dataset_format: str,
+                 max_images: int | None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The split's first ``max_images`` ``(image, label map)`` pairs and their keys (which seed the images)."""
+    from dpsims_aug.data.readers import find_pairs
+
     pairs = find_pairs(data, dataset_format=dataset_format, split=split)
     if max_images is not None:
         pairs = pairs[:max_images]
     if not pairs:
         raise ValueError(f"{data}: no image/label pairs in split {split!r}")
     keys = [label.relative_to(data).as_posix() for _, label in pairs]
-    instance_paths = None
-    if check_edge_mode(edges, "--edges") == "instances" and synthesizer.config.use_instance_edges:
-        instance_paths = []
-        for _, label in pairs:
-            found, expected = find_instance_map(label)
-            if found is None:
-                raise missing_instance_map(label, expected, "the generator was trained with instance edges: pass "
-                                                            "--edges from-labels to use the class boundaries")
-            instance_paths.append(found)
+    return pairs, keys
+
+
+def _instance_paths(pairs: Sequence[tuple[Path, Path]], edges: str,
+                    use_instance_edges: bool) -> list[Path] | None:
+    """Each label map's instance map when the generator takes instance edges from them, else None (class
+    boundaries); a label map without one is refused by name."""
+    from dpsims_aug.instance_edges import check_edge_mode, find_instance_map, missing_instance_map
+
+    # check_edge_mode first: a bad --edges is refused whatever the generator.
+    if check_edge_mode(edges, "--edges") != "instances" or not use_instance_edges:
+        return None
+    instance_paths = []
+    for _, label in pairs:
+        found, expected = find_instance_map(label)
+        if found is None:
+            raise missing_instance_map(label, expected, "the generator was trained with instance edges: pass "
+                                                        "--edges from-labels to use the class boundaries")
+        instance_paths.append(found)
+    return instance_paths
+
+
+def _fid_reference(pairs: Sequence[tuple[Path, Path]], data: Path, cache_dir: str | os.PathLike | None, device: str,
+                   batch_size: int, progress: bool) -> tuple:
+    """(FID reference statistics of the split's real images, whether they came from the cache)."""
+    from dpsims_aug.metrics.fid import InceptionFeatures, reference_stats
 
     inception = InceptionFeatures(device, batch_size)
-    reference, cached = reference_stats([image for image, _ in pairs], root=data, cache_dir=cache_dir,
-                                        features=inception, progress=progress)
-    segmenter = None
-    if segmenter_config is not None:
-        segmenter = Segmenter.from_files(segmenter_config, segmenter_checkpoint, device=device)
-        if segmenter.num_classes != synthesizer.label_space.num_classes:
-            raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
-                             f"space {synthesizer.label_space.name!r} has {synthesizer.label_space.num_classes}")
+    return reference_stats([image for image, _ in pairs], root=data, cache_dir=cache_dir, features=inception,
+                           progress=progress)
+
+
+def _load_segmenter(segmenter_config: str | os.PathLike | None, segmenter_checkpoint: str | os.PathLike | None,
+                    device: str, label_space: LabelSpace):
+    """The mIoU segmenter (None without one), refused when its classes are not the generator's."""
+    from dpsims_aug.mm.segmenter import Segmenter
+
+    if segmenter_config is None:
+        return None
+    segmenter = Segmenter.from_files(segmenter_config, segmenter_checkpoint, device=device)
+    if segmenter.num_classes != label_space.num_classes:
+        raise ValueError(f"the segmenter predicts {segmenter.num_classes} classes but the generator's label "
+                         f"space {label_space.name!r} has {label_space.num_classes}")
+    return segmenter
+
+
+def _generated_metrics(synthesizer, pairs: Sequence[tuple[Path, Path]], keys: Sequence[str],
+                       instance_paths: Sequence[Path] | None, reference, segmenter, *, n_seeds: int, seed: int,
+                       batch_size: int, device: str, progress: bool) -> dict[str, float]:
+    """Generate ``n_seeds`` images per pair and measure them in one streaming pass (with a progress bar)."""
+    from tqdm import tqdm
+
     bar = tqdm(total=len(pairs) * n_seeds, desc="evaluate", unit="img", disable=not progress)
     batches = iter_eval_batches(synthesizer, pairs, keys, synthesizer.label_space, n_seeds, seed=seed,
                                 maps_per_batch=max(1, batch_size // n_seeds), with_reals=True,
@@ -232,38 +294,33 @@ def evaluate(
                               reference=reference, n_seeds=n_seeds, segmenter=segmenter,
                               on_batch=lambda batch: bar.update(len(batch.labels) * n_seeds))
     bar.close()
-    if tstr_config is not None:
-        from dpsims_aug.metrics.tstr import train_on_synthetic_test_on_real
+    return values
 
-        values.update(train_on_synthetic_test_on_real(
-            checkpoint, data, tstr_config, tstr_work_dir or Path("work_dirs") / "tstr", train_split=train_split,
-            val_split=split, max_train_maps=tstr_maps, iters=tstr_iters, seed=seed, dataset_format=dataset_format,
-            device=device, log=(lambda m: print(m, flush=True)) if progress else None, edges=edges))
-    result = {
-        "metrics": values,
-        "info": {
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256": synthesizer.checkpoint_sha256,
-            "data": str(data),
-            "split": split,
-            "label_space": synthesizer.label_space.name,
-            "label_maps": len(pairs),
-            "n_seeds": n_seeds,
-            "images": len(pairs) * n_seeds,
-            "seed": seed,
-            "device": device,
-            "dtype": dtype,
-            "segmenter_config": None if segmenter_config is None else str(segmenter_config),
-            "segmenter_checkpoint": None if segmenter_checkpoint is None else str(segmenter_checkpoint),
-            "tstr_config": None if tstr_config is None else str(tstr_config),
-            "tstr_iters": tstr_iters if tstr_config is not None else None,
-            "fid_reference_cached": cached,
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+
+def _result_info(*, checkpoint: str | os.PathLike, synthesizer, data: Path, split: str, label_maps: int,
+                 n_seeds: int, seed: int, device: str, dtype: str, segmenter_config: str | os.PathLike | None,
+                 segmenter_checkpoint: str | os.PathLike | None, tstr_config: str | os.PathLike | None,
+                 tstr_iters: int, cached: bool, started: float) -> dict:
+    """The ``info`` part of :func:`evaluate`'s result (``seconds``: since ``started``, measured now)."""
+    return {
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": synthesizer.checkpoint_sha256,
+        "data": str(data),
+        "split": split,
+        "label_space": synthesizer.label_space.name,
+        "label_maps": label_maps,
+        "n_seeds": n_seeds,
+        "images": label_maps * n_seeds,
+        "seed": seed,
+        "device": device,
+        "dtype": dtype,
+        "segmenter_config": None if segmenter_config is None else str(segmenter_config),
+        "segmenter_checkpoint": None if segmenter_checkpoint is None else str(segmenter_checkpoint),
+        "tstr_config": None if tstr_config is None else str(tstr_config),
+        "tstr_iters": tstr_iters if tstr_config is not None else None,
+        "fid_reference_cached": cached,
+        "seconds": round(time.perf_counter() - started, 3),
     }
-    if out is not None:
-        atomic_write_text(out, json.dumps(_json_safe(result), indent=2) + "\n")
-    return result
 
 
 def _json_safe(value):

@@ -194,6 +194,21 @@ def generate(
         GenerateError, LabelMapError, CheckpointError: with a message naming the problem and the files.
     """
     started = time.perf_counter()
+    _check_generate_options(n, on_error, image_format, edges)
+    input_root, refs, default_out, source = _label_map_source(
+        labels, dataset_format, split, train_ids, instance_dir, hf, hf_split, hf_column, hf_id_column)
+    writer = PoolWriter(
+        refs, Path(out) if out is not None else default_out, n=n, seed=seed, image_format=image_format,
+        shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
+        log=log or (lambda msg: print(msg, file=sys.stderr)), source=source, edges=edges)
+    writer.check_output_names(input_root)
+    _run_stages(writer, checkpoint, device, dtype, batch_size, dry_run=dry_run, grid=grid, hf_out=hf_out)
+    writer.summary.seconds = time.perf_counter() - started
+    return writer.summary
+
+
+def _check_generate_options(n: int, on_error: str, image_format: str, edges: str) -> None:
+    """Refuse bad options before any label map or model is read."""
     if n < 1:
         raise GenerateError(f"--n must be >= 1, got {n}")
     if on_error not in ("stop", "skip"):
@@ -204,19 +219,33 @@ def generate(
         check_edge_mode(edges, "--edges")
     except ValueError as err:
         raise GenerateError(str(err)) from None
+
+
+def _label_map_source(
+    labels: str | os.PathLike | None,
+    dataset_format: str,
+    split: str | None,
+    train_ids: bool,
+    instance_dir: str | os.PathLike | None,
+    hf: str | os.PathLike | None,
+    hf_split: str,
+    hf_column: str,
+    hf_id_column: str | None,
+) -> tuple[Path | None, list[LabelMapRef], Path, str | os.PathLike | None]:
+    """(input folder or None, label maps, default output folder, source recorded with the splits), from the Hugging
+    Face dataset ``hf`` when given, else from the folder ``labels``."""
     if hf is not None:
         refs = hf_label_maps(hf, split=hf_split, label_column=hf_column, id_column=hf_id_column)
         input_root = Path(hf) if Path(hf).is_dir() else None
         default_out = Path.cwd() / f"{Path(str(hf)).name}_dpsims"
-        source = hf
-    else:
-        input_root, refs, default_out = _find_label_maps(labels, dataset_format, split, train_ids, instance_dir)
-        source = input_root
-    writer = PoolWriter(
-        refs, Path(out) if out is not None else default_out, n=n, seed=seed, image_format=image_format,
-        shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
-        log=log or (lambda msg: print(msg, file=sys.stderr)), source=source, edges=edges)
-    writer.check_output_names(input_root)
+        return input_root, refs, default_out, hf
+    input_root, refs, default_out = _find_label_maps(labels, dataset_format, split, train_ids, instance_dir)
+    return input_root, refs, default_out, input_root
+
+
+def _run_stages(writer: PoolWriter, checkpoint: str | os.PathLike | None, device: str, dtype: str, batch_size: int,
+                *, dry_run: bool, grid: bool, hf_out: bool) -> None:
+    """The :class:`PoolWriter` stages in order; a dry run stops after :meth:`~PoolWriter.plan`."""
     # One writer per folder (per shard): a second run would delete this run's temporary files as leftovers.
     with contextlib.nullcontext() if dry_run else output_lock(writer.out, "dpsims-aug generate", writer.shard):
         writer.check_splits()
@@ -229,8 +258,6 @@ def generate(
             writer.validate_label_maps()
             writer.synthesize()
             writer.finish(grid=grid, hf_out=hf_out)
-    writer.summary.seconds = time.perf_counter() - started
-    return writer.summary
 
 
 def _find_label_maps(labels: str | os.PathLike | None, dataset_format: str, split: str | None, train_ids: bool,

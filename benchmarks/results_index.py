@@ -86,7 +86,7 @@ QUESTIONS: list[tuple[str, str]] = [
     ("bundled_fidelity_with_patchnce", "Fidelity of the bundle with PatchNCE (mode seeking 0.1, commit 5a4b707)"),
     ("bundled_fidelity_2026-11-25", "Fidelity of the first bundle (mode seeking 1.0, live BN statistics)"),
     ("fidelity", "FID, label consistency and diversity of the previous bundle (`bench_fidelity.py`, the older "
-     "measurement)"),
+     "measurement; the script was removed, `dpsims-aug evaluate` measures the same: `bundled_fidelity`)"),
     ("gan_ablation", "Which parts of the GAN recipe make images a segmenter can learn from? (mode seeking 1.0 / 0 / "
      "0.1 / capped, BN recalibration, D backbone from scratch; seed 0)"),
     ("gan_ablation_part3", "Comparison figure of an early partial ablation run (`div0.1+scratch_d` only)"),
@@ -142,7 +142,7 @@ QUESTIONS: list[tuple[str, str]] = [
 COMMANDS = {
     "bundled_fidelity_2026-11-25": "not recorded: `dpsims-aug evaluate` as for bundled_fidelity.json, "
                                    "--checkpoint work_dirs/bundle_2026-11-25.safetensors",
-    "gan_ablation_part3": "not recorded: an early `benchmarks/bench_gan_ablation.py` run",
+    "gan_ablation_part3": "not recorded: an early `benchmarks/studies/bench_gan_ablation.py` run",
 }
 # Why an archived result was archived.
 SUPERSEDED_BY = {
@@ -246,11 +246,26 @@ def question(entry: Entry, record: dict) -> str:
 
 
 def command(entry: Entry, record: dict) -> str:
+    """The recorded command, its script path brought up to date (``current_script_paths``)."""
     info = record.get("info") if isinstance(record.get("info"), dict) else {}
     recorded = record.get("command") or info.get("command")
     if recorded:
-        return "`" + str(recorded).replace(str(REPO) + "/", "").replace("|", "\\|") + "`"
+        text = current_script_paths(str(recorded).replace(str(REPO) + "/", ""))
+        return "`" + text.replace("|", "\\|") + "`"
     return COMMANDS.get(entry.base, "not recorded")
+
+
+def current_script_paths(command_text: str) -> str:
+    """``command_text`` with ``benchmarks/<script>.py`` of a script that has since moved into ``speed/`` or
+    ``studies/`` written at its current path (the JSON keeps the command as it ran; the index shows one that runs)."""
+    def moved(match: re.Match) -> str:
+        name = match.group(1)
+        for folder in ("speed", "studies"):
+            if (REPO / "benchmarks" / folder / name).is_file():
+                return f"benchmarks/{folder}/{name}"
+        return match.group(0)
+
+    return re.sub(r"benchmarks/([A-Za-z0-9_]+\.py)", moved, command_text)
 
 
 def git_additions(root: Path = RESULTS) -> dict[str, list[tuple[int, str, str]]]:

@@ -303,7 +303,7 @@ class FrozenBackbone(nn.Module):
         self._nhwc = str(getattr(model, 'output_fmt', 'NCHW')).upper().endswith('NHWC')
         self.frozen = True
         # channels_last: same results up to float rounding; on CPU the input-gradient convs run ~1.5x faster
-        # (benchmarks/bench_backbone_precision.py).
+        # (benchmarks/speed/bench_backbone_precision.py).
         self.channels_last = channels_last
         if channels_last:
             self.model.to(memory_format=torch.channels_last)

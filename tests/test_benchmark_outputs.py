@@ -22,8 +22,11 @@ sys.path.insert(0, str(BENCHMARKS))  # the scripts import benchmarks/common.py a
 
 import common  # noqa: E402
 
-HELPERS = {"common.py", "oasis_reference.py"}  # imported by the scripts, write nothing
-SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name not in HELPERS)  # every other script writes
+HELPERS = {"common.py", "jobs.py", "speed/oasis_reference.py"}  # imported by the scripts, write nothing
+# The scripts: speed/ (what things cost), studies/ (what synthetic data does), and the results index at the top.
+SCRIPTS = sorted(p.relative_to(BENCHMARKS).as_posix() for folder in ("", "speed/", "studies/")
+                 for p in BENCHMARKS.glob(f"{folder}*.py")
+                 if p.relative_to(BENCHMARKS).as_posix() not in HELPERS)  # every other script writes
 
 
 def load_script(name: str):
@@ -35,7 +38,9 @@ def load_script(name: str):
 
 
 def test_the_scripts_are_found() -> None:
-    assert {"bench_scenes.py", "bench_seg_gain.py", "bench_gan_ablation.py", "seg_gain_runs.py"} <= set(SCRIPTS)
+    assert {"speed/bench_scenes.py", "studies/bench_seg_gain.py", "studies/bench_gan_ablation.py",
+            "studies/seg_gain_runs.py", "results_index.py"} <= set(SCRIPTS)
+    assert not list(BENCHMARKS.glob("bench_*.py")), "measuring scripts live in speed/ or studies/"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -102,7 +107,8 @@ def test_a_real_run_writes_the_work_dir_not_the_committed_results(tmp_path: Path
     before = digests(common.RESULTS)
     work = tmp_path / "work"
     env = dict(os.environ, DPSIMS_BENCH_WORK=str(work), OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "benchmarks/bench_scenes.py", "--n", "8", "--size", "32", "32", "--runs", "1"],
+    subprocess.run([sys.executable, "benchmarks/speed/bench_scenes.py", "--n", "8", "--size", "32", "32",
+                    "--runs", "1"],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
     record = json.loads((work / "scenes_speed.json").read_text())
     assert record["n_images"] == 8 and record["machine"]["cpus"] == os.cpu_count()

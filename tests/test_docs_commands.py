@@ -491,7 +491,7 @@ def test_relative_link(doc: str, line: int, target: str) -> None:
 def test_extractor_reads_shell_like_a_shell(tmp_path: Path) -> None:
     text = "\n".join([
         "```bash",
-        'B="python benchmarks/bench_seg_gain.py --seeds 3 \\',
+        'B="python benchmarks/studies/bench_seg_gain.py --seeds 3 \\',
         '   --jobs 1"; S=--labelled',
         "OMP_NUM_THREADS=1 $B $S 16 --gan \"a (b)=c\"   # a comment",
         "make env && make test; git show x:y > out.bin",
@@ -523,8 +523,8 @@ def test_extractor_reads_shell_like_a_shell(tmp_path: Path) -> None:
             while ASSIGNMENT.match(words[n]):
                 n += 1
             argvs.append(strip_wrappers(expand(words[n:], variables)))
-    assert argvs[0] == ["python", "benchmarks/bench_seg_gain.py", "--seeds", "3", "--jobs", "1", "--labelled", "16",
-                        "--gan", "a (b)=c"]
+    assert argvs[0] == ["python", "benchmarks/studies/bench_seg_gain.py", "--seeds", "3", "--jobs", "1",
+                        "--labelled", "16", "--gan", "a (b)=c"]
     assert argvs[1:4] == [["make", "env"], ["make", "test"], ["git", "show", "x:y"]]
     assert classify(argvs[4]) == ("train_gan.train", ["train_gan/configs/ade20k.py", "--launcher", "slurm"])
     assert classify(argvs[5]) == ("dpsims-aug", ["dataset", "--out", "d"])

@@ -1,8 +1,8 @@
 """Issue 28 (1, 5): the paper configs' whole path, at reduced width, on data in the paper datasets' real on-disk
-formats: the same pipeline as ``benchmarks/paper_dry_run.py`` at true size (its ``--reduced`` mode, in this process:
-the real ``dpsims-aug`` commands and mmengine Runners), with the configs' class counts (150 / 182 / 35; mmseg's 150 /
-171 / 19) and instance-edge settings, but the tiny generator preset, a random-init EfficientNet-Lite0 discriminator
-and 64..128 px images. It catches shape and label-space errors of the paper path: GAN training from the ADE-20K,
+formats: the same pipeline as ``benchmarks/speed/paper_dry_run.py`` at true size (its ``--reduced`` mode, in this
+process: the real ``dpsims-aug`` commands and mmengine Runners), with the configs' class counts (150 / 182 / 35;
+mmseg's 150 / 171 / 19) and instance-edge settings, but the tiny generator preset, a random-init EfficientNet-Lite0
+discriminator and 64..128 px images. It catches shape and label-space errors of the paper path: GAN training from the ADE-20K,
 COCO-Stuff and Cityscapes formats, checkpoint, resume, sample grid, evaluation, export, ``generate``, every mmseg
 dataset of ``augment/<dataset>/`` and one ``seg-train`` iteration of the SegFormer-B0 pool, online and batch configs."""
 
@@ -23,7 +23,7 @@ from dpsims_aug.labels import get_label_space
 pytest.importorskip("mmseg")
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("paper_dry_run", REPO / "benchmarks" / "paper_dry_run.py")
+spec = importlib.util.spec_from_file_location("paper_dry_run", REPO / "benchmarks" / "speed" / "paper_dry_run.py")
 paper_dry_run = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(paper_dry_run)
 
@@ -76,7 +76,7 @@ def test_paper_formats_are_the_datasets_own(dataset, tmp_path):
 
 def test_the_gan_reads_coco_stuff_as_mmseg_prepares_it(tmp_path):
     """mmseg's converter writes <id>_labelTrainIds.png beside each stuffthingmap: the GAN reads the raw maps only
-    (a finding of benchmarks/paper_dry_run.py)."""
+    (a finding of benchmarks/speed/paper_dry_run.py)."""
     root = tmp_path / "coco_stuff164k"
     write_paper_dataset(root, "coco_stuff", sizes=((64, 64),))
     pairs = find_pairs(root, split="train")

@@ -185,7 +185,8 @@ def test_evaluate_reads_only_the_asked_split_of_the_folder_format(folder, ckpt, 
 
 def test_the_study_synthesizes_only_its_training_maps(ckpt, tmp_path, monkeypatch):
     """bench_seg_gain's data root holds the held-out validation scenes next to the labelled ones."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks" / "studies"))
     import bench_seg_gain as study
     from seg_gain import stages
 

@@ -101,7 +101,7 @@ class DPSIMSGAN(BaseModel):
             ``None`` (default) or ``p=0`` without ``adaptive``: no augmentation.
         channels_last: Keep the generator, its EMA copy and the whole discriminator (backbone included) in
             channels_last memory format: the same computation up to float rounding, in fewer layout reorders inside
-            oneDNN's CPU convolutions (the speed-up is measured by ``benchmarks/bench_train.py --small``).
+            oneDNN's CPU convolutions (the speed-up is measured by ``benchmarks/speed/bench_train.py --small``).
     """
 
     def __init__(

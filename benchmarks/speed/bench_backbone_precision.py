@@ -6,7 +6,7 @@ embedded_small shapes (EfficientNet-Lite0, 16 images of 64x64: the two seeds of 
 channels_last and bf16 autocast, interleaved (so drift of a shared machine hits every variant alike), and reports
 medians and same-run ratios. It also reports how far the bf16 features are from the fp32 ones.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_backbone_precision.py [--repeats 15]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed/bench_backbone_precision.py [--repeats 15]
 
 Results: ``work_dirs/benchmarks/backbone_precision.json``; ``--update-results`` writes the committed
 ``benchmarks/results/backbone_precision.json``, ``--out`` any path.
@@ -17,10 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from common import add_output_args, machine_info, output_path, repo_relative, write_results  # benchmarks/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import add_output_args, machine_info, output_path, repo_relative, write_results  # noqa: E402  (benchmarks/common.py)
 
 VARIANTS = ("fp32", "channels_last", "bf16_autocast")
 NAME = "backbone_precision.json"
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     result = dict(
         benchmark="frozen backbone forward + backward to the images (what G's update costs inside D)",
         command=f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python "
-                f"benchmarks/bench_backbone_precision.py --repeats {args.repeats}",
+                f"benchmarks/speed/bench_backbone_precision.py --repeats {args.repeats}",
         settings=dict(backbone="tf_efficientnet_lite0", batch=args.batch, size=args.size, repeats=args.repeats,
                       threads=torch.get_num_threads()),
         median_seconds={v: round(m, 4) for v, m in medians.items()},

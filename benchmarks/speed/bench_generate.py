@@ -1,8 +1,8 @@
 """End-to-end speed of ``dpsims-aug generate`` against the bare generator forward it wraps.
 
-    python benchmarks/bench_generate.py                       # small preset, 128x128, CPU, fp32 -> results JSON
-    python benchmarks/bench_generate.py --device cuda --preset ade20k --size 256 256 --maps 256 --dtype bf16
-    python benchmarks/bench_generate.py --quick               # a few maps, prints only
+    python benchmarks/speed/bench_generate.py                       # small preset, 128x128, CPU, fp32 -> results JSON
+    python benchmarks/speed/bench_generate.py --device cuda --preset ade20k --size 256 256 --maps 256 --dtype bf16
+    python benchmarks/speed/bench_generate.py --quick               # a few maps, prints only
 
 Results: ``work_dirs/benchmarks/generate_speed.json``; ``--update-results`` writes the committed
 ``benchmarks/results/generate_speed.json``, ``--out`` any path (``--quick`` writes nothing).
@@ -37,7 +37,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import add_output_args, cpu_model, loadavg, machine_info, output_path, write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import add_output_args, cpu_model, loadavg, machine_info, output_path, write_results  # noqa: E402
 
 from dpsims_aug.checkpoint import GeneratorCheckpoint, save_generator_checkpoint
 from dpsims_aug.data.scenes import render_layout
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_cpu_s": {k: round(total / min(v), 2) for k, v in cpu_times.items()},
         "runs_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
         "runs_cpu_s": {k: [round(x, 3) for x in v] for k, v in cpu_times.items()},
-        "command": "python benchmarks/bench_generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/speed/bench_generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(loadavg_start=load_start),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

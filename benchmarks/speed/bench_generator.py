@@ -9,8 +9,8 @@ and same-run ratios, not single absolute numbers.
 
 Usage::
 
-    python benchmarks/bench_generator.py            # full: batch 1 and 8, fp32 and bf16, 5 runs
-    python benchmarks/bench_generator.py --quick    # batch 1, 2 runs (a smoke test, ~1 minute)
+    python benchmarks/speed/bench_generator.py            # full: batch 1 and 8, fp32 and bf16, 5 runs
+    python benchmarks/speed/bench_generator.py --quick    # batch 1, 2 runs (a smoke test, ~1 minute)
 
 Writes ``work_dirs/benchmarks/generator_speed.json`` (``--update-results``: the committed
 ``benchmarks/results/generator_speed.json``; ``--out``: any path) and prints a table last: median images/s
@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder: oasis_reference.py
 from common import add_output_args, machine_info, output_path, write_results  # noqa: E402
 from oasis_reference import OASISGenerator  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Speed of the embedded procedural dataset: N scenes rendered and WRITTEN in the ADE-20K format (JPEG + PNG).
 
-    python benchmarks/bench_scenes.py                    # 1000 scenes at 128x128, median of 3 runs -> results JSON
-    python benchmarks/bench_scenes.py --update-results   # the same, into the committed results
-    python benchmarks/bench_scenes.py --quick            # 100 scenes, 1 run, prints only
+    python benchmarks/speed/bench_scenes.py                    # 1000 scenes at 128x128, median of 3 runs -> JSON
+    python benchmarks/speed/bench_scenes.py --update-results   # the same, into the committed results
+    python benchmarks/speed/bench_scenes.py --quick            # 100 scenes, 1 run, prints only
 
 Results: ``work_dirs/benchmarks/scenes_speed.json``; ``--update-results`` writes the committed
 ``benchmarks/results/scenes_speed.json``, ``--out`` any path (``--quick`` writes only to an explicit ``--out``).
@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import add_output_args, loadavg, machine_info, output_path, write_results  # noqa: E402  (benchmarks/common.py)
 
 from dpsims_aug.data.scenes import iter_scenes
 from dpsims_aug.data.writers import write_dataset

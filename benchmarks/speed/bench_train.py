@@ -4,8 +4,8 @@ Each case runs in its own process (so peak RSS is that case's alone): it builds 
 config (optionally with overrides), its optimizers, and times full ``train_step`` calls (D update + G update + EMA)
 on a synthetic batch of the config's resolution. Timing does not depend on image content.
 
-    python benchmarks/bench_train.py            # all cases, results in work_dirs/benchmarks/train_speed.json
-    python benchmarks/bench_train.py --quick    # fewer steps, small case only, no results file
+    python benchmarks/speed/bench_train.py            # all cases, results in work_dirs/benchmarks/train_speed.json
+    python benchmarks/speed/bench_train.py --quick    # fewer steps, small case only, no results file
 
 ``--small`` writes ``train_speed_small.json`` instead; ``--update-results`` writes the committed file of that name in
 ``benchmarks/results/``, ``--out`` any path.
@@ -21,8 +21,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # noqa: E402  (benchmarks/common.py)
 
 NAME, SMALL_NAME = "train_speed.json", "train_speed_small.json"
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"done: {name}", flush=True)
     result = {
         "benchmark": "train_gan train_step (D update + G update + EMA), synthetic batch",
-        "command": "python benchmarks/bench_train.py" + (" --quick" if args.quick else "") + (
+        "command": "python benchmarks/speed/bench_train.py" + (" --quick" if args.quick else "") + (
             f" --small --rounds {args.rounds} --steps {args.steps}" if args.small else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(omp_num_threads=os.environ.get("OMP_NUM_THREADS"), loadavg_start=load_start),

@@ -22,7 +22,7 @@ compare the CPU figures. Writes
 ``work_dirs/benchmarks/transform_overhead.json`` (``--update-results``: the committed
 ``benchmarks/results/transform_overhead.json``; ``--out``: any path); prints a short table last.
 
-    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_transform.py [--quick] [--models fastscnn ...]
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/speed/bench_transform.py [--quick] [--models fastscnn ...]
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import REPO, add_output_args, loadavg, machine_info, output_path, write_results  # noqa: E402  (benchmarks/common.py)
 
 WORK = REPO / "work_dirs" / "bench_transform"  # data, pool and runs (the results file: see output_path)
 NAME = "transform_overhead.json"
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{segmenter} round {r} {v}: median {statistics.median(t[args.warmup:]):.3f} s/iter, "
                       f"{statistics.median(c[args.warmup:]):.3f} CPU s/iter", file=sys.stderr)
         results[segmenter] = summarize(times, cpu)
-    command = "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_transform.py" + (
+    command = "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/speed/bench_transform.py" + (
         " --quick" if args.quick else "") + ("" if args.models == list(SEGMENTERS) else " --models " + " ".join(
             args.models))
     result = dict(

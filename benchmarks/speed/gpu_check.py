@@ -1,7 +1,7 @@
 """The GPU check: one command that measures what only a GPU can tell, writing one JSON.
 
-    python benchmarks/gpu_check.py                      # on a CUDA machine; about 5 minutes on one H100
-    python benchmarks/gpu_check.py --smoke              # tiny sizes on the CPU: checks the script itself runs
+    python benchmarks/speed/gpu_check.py                      # on a CUDA machine; about 5 minutes on one H100
+    python benchmarks/speed/gpu_check.py --smoke              # tiny sizes on the CPU: checks the script itself runs
 
 Nothing needs a network or a trained model: the paper's ConvNeXt-L discriminator and every generator run with
 random weights (their cost does not depend on the values). Three parts:
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also when imported from a path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
 from common import REPO, add_output_args, machine_info, output_path, write_results  # noqa: E402
 
 NAME = "gpu_check.json"
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     record: dict = dict(
         benchmark="GPU check: paper-scale training step, generate throughput, batched synthesis in a SegFormer step",
-        command="python benchmarks/gpu_check.py" + (" --smoke" if args.smoke else ""), smoke=args.smoke,
+        command="python benchmarks/speed/gpu_check.py" + (" --smoke" if args.smoke else ""), smoke=args.smoke,
         machine=machine_info(device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                              cuda=torch.version.cuda),
     )

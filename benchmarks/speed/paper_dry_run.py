@@ -28,10 +28,10 @@ or with ``--update-results`` to ``benchmarks/results/paper_dry_run.json``. ``--r
 the configs' class counts and instance-edge settings but the tiny generator preset, a random-init EfficientNet-Lite0
 discriminator and images of 64..128 px, in this process (what ``tests/test_paper_scale.py`` runs).
 
-    python benchmarks/paper_dry_run.py --update-results          # all three at true size (26 min, 1 thread)
-    python benchmarks/paper_dry_run.py --datasets ade20k         # one
-    python benchmarks/paper_dry_run.py --reduced --work-dir /tmp/reduced
-    python benchmarks/paper_dry_run.py --card                    # the cost card table from the results
+    python benchmarks/speed/paper_dry_run.py --update-results          # all three at true size (26 min, 1 thread)
+    python benchmarks/speed/paper_dry_run.py --datasets ade20k         # one
+    python benchmarks/speed/paper_dry_run.py --reduced --work-dir /tmp/reduced
+    python benchmarks/speed/paper_dry_run.py --card                    # the cost card table from the results
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder: oasis_reference.py
 from common import REPO, RESULTS, WORK, add_output_args, machine_info, output_path, write_results  # noqa: E402
 
 from dpsims_aug.data.paper_formats import (  # noqa: E402
@@ -123,7 +124,7 @@ class Stages:
 
     def worker(self, name: str, args: list[str], check=None) -> dict:
         """A worker of this script (``--worker ...``); its last stdout line is JSON, kept as ``result``."""
-        command = shlex.join(["python", "benchmarks/paper_dry_run.py", *args])
+        command = shlex.join(["python", "benchmarks/speed/paper_dry_run.py", *args])
         if self.in_process:
             return self._in_process(name, command, lambda: worker_main(args), check, returns_json=True)
         return self._subprocess(name, command, [sys.executable, str(Path(__file__).resolve()), *args], check,
@@ -712,7 +713,8 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     results: dict = {
         "benchmark": "paper_dry_run",
-        "command": shlex.join(["python", "benchmarks/paper_dry_run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["python", "benchmarks/speed/paper_dry_run.py",
+                               *(argv if argv is not None else sys.argv[1:])]),
         "date_utc": started.isoformat(timespec="seconds"),
         "machine": machine_info(omp_num_threads=os.environ.get("OMP_NUM_THREADS")),
         "git": _git_state(),
@@ -724,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
                          "peak_tflops": GPU_PEAK_TFLOPS, "mfu": list(ASSUMED_MFU),
                          "note": "H100 SXM dense bf16 peak at an assumed model-FLOPs utilization; FLOPs are "
                                  "FlopCounterMode's (matmuls, convolutions, attention; no elementwise ops). An "
-                                 "estimate until benchmarks/gpu_check.py runs on a GPU."}},
+                                 "estimate until benchmarks/speed/gpu_check.py runs on a GPU."}},
         "datasets": {},
     }
     for dataset in args.datasets:

@@ -23,9 +23,9 @@ study resumes where it stopped; GAN runs resume from their last checkpoint):
 Tasks run as subprocesses (``benchmarks/jobs.py``), ``--jobs`` at a time with one OpenMP thread each (two 1-thread
 jobs on 2 cores).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py                        # all variants
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --variants baseline div0 --seeds 2
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan_ablation.py --quick                # smoke: minutes
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/bench_gan_ablation.py                        # all variants
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/bench_gan_ablation.py --variants baseline div0 --seeds 2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/studies/bench_gan_ablation.py --quick                # smoke: minutes
 
 Results: ``work_dirs/benchmarks/gan_ablation.json`` (every run and the summary; ``--quick``: ``gan_ablation_quick.*``),
 ``gan_ablation.png`` (every variant on the same held-out layouts), ``gan_ablation/<variant>.png`` (grids), the table
@@ -43,7 +43,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import (  # noqa: E402  (benchmarks/common.py)
     REPO,
     add_output_args,
     loadavg,
@@ -54,7 +55,7 @@ from common import (  # benchmarks/common.py
     write_json,
     write_results,
 )
-from jobs import Job, run_jobs  # benchmarks/jobs.py
+from jobs import Job, run_jobs  # noqa: E402  (benchmarks/jobs.py)
 
 GAN_CONFIG = REPO / "train_gan" / "configs" / "embedded_small.py"
 SEG_CONFIG = REPO / "augment" / "embedded" / "fastscnn_embedded_real.py"
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     tstr_real = read_json(root / "tstr" / DONE)["miou_real"]
     result = dict(
         benchmark="GAN ablation: KID (+floor), colour statistics, TSTR of each variant's EMA generator",
-        command="OMP_NUM_THREADS=1 " + shlex.join(["python", "benchmarks/bench_gan_ablation.py",
+        command="OMP_NUM_THREADS=1 " + shlex.join(["python", "benchmarks/studies/bench_gan_ablation.py",
                                                    *(argv if argv is not None else sys.argv[1:])]),
         settings=dict(train=args.train, val=args.val, size=args.size, gan_iters=args.iters, seeds=args.seeds,
                       gan_config=str(GAN_CONFIG.relative_to(REPO)), eval_maps=args.eval_maps, eval_seeds=2,

@@ -44,8 +44,8 @@ their last checkpoint). Segmenter runs are subprocesses of this script, ``--jobs
 Modes on this 2-core machine (estimates from measured step times: GAN 0.5 s/iter with 2 threads, Fast-SCNN
 0.07 s/iter real/pool and 0.10 s/iter online with 1 thread, ~20 s start-up + evaluation per segmenter run):
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_seg_gain.py           # full: ~45-55 min idle
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_seg_gain.py --quick   # ~5 min idle (1 seed, short runs)
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/studies/bench_seg_gain.py           # full: ~45-55 min idle
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/studies/bench_seg_gain.py --quick   # ~5 min idle (1 seed, short runs)
 
 While another job holds a core use ``OMP_NUM_THREADS=1`` (one thread, one segmenter at a time; full ~75 min).
 
@@ -53,14 +53,14 @@ GPU datasets (the shipped train_gan/configs/<dataset>.py and augment/<dataset>/<
 the labelled subset is a folder of symlinks to the first ``--labelled`` training pairs, validation is the whole
 val split; one GPU per segmenter run, ``--jobs`` runs side by side; ``--gan-gpus N`` trains the GAN with torchrun):
 
-    .venv/bin/python benchmarks/bench_seg_gain.py --dataset ade20k --data-root data/ade/ADEChallengeData2016 \\
+    .venv/bin/python benchmarks/studies/bench_seg_gain.py --dataset ade20k --data-root data/ade/ADEChallengeData2016 \\
         --labelled 1000 --gan-iters 50000 --gan-gpus 8 --seg-iters 40000 --jobs 8
 
 Results: ``work_dirs/benchmarks/seg_gain.{json,png}`` (full), ``seg_gain_quick.*`` (``--quick``),
 ``seg_gain_<dataset>.*`` (GPU datasets); ``--update-results`` writes them to the committed ``benchmarks/results/``
 instead, ``--results STEM`` anywhere.
 
-This script is the command (its options and ``main``); the study lives in the package ``benchmarks/seg_gain/``
+This script is the command (its options and ``main``); the study lives in the package ``benchmarks/studies/seg_gain/``
 (variants, stages, segmenter runs, report).
 """
 
@@ -72,9 +72,8 @@ import sys
 import time
 from pathlib import Path
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # benchmarks/: common.py and the seg_gain package
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder: the seg_gain package
 from common import REPO, add_output_args, loadavg, output_path  # noqa: E402  (benchmarks/common.py)
 from seg_gain.report import report  # noqa: E402
 from seg_gain.seg import build_runs, child_main, run_segmenters, seg_config_paths  # noqa: E402

@@ -10,7 +10,7 @@ over its k images, averaged over the label maps (uint8 RGB scale, 0..255):
 A generator that ignores its noise gives 0; the renderer's new appearances of the same layouts (the oracle) say how
 much a segmenter could get. Pixel-level, not perceptual: compare pools of the same label maps and size only.
 
-    .venv/bin/python benchmarks/pool_diversity.py --pool oracle=work_dirs/xd/L16_V200_S64_snow/oracle_n4 \\
+    .venv/bin/python benchmarks/studies/pool_diversity.py --pool oracle=work_dirs/xd/L16_V200_S64_snow/oracle_n4 \\
         --pool own=work_dirs/xd/L16_V200_S64_snow/gan_i1000/pool_n4 [--update-results]
 
 Writes ``work_dirs/benchmarks/pool_diversity.json`` (``--update-results``: the committed
@@ -27,7 +27,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import add_output_args, machine_info, output_path, repo_relative, write_results  # benchmarks/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import add_output_args, machine_info, output_path, repo_relative, write_results  # noqa: E402  (benchmarks/common.py)
 
 NAME = "pool_diversity.json"
 _SAMPLE = re.compile(r"^(?P<stem>.+)_s(?P<k>\d+)$")  # images/<stem>_s<k>.<ext>, as generate names them
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--pool {item!r}: expected NAME=DIR with an existing folder")
         pools[name] = dict(folder=repo_relative(folder), **spread(Path(folder)))
     result = dict(benchmark="appearance spread between a pool's images of the same label map",
-                  command="python benchmarks/pool_diversity.py " + " ".join(
+                  command="python benchmarks/studies/pool_diversity.py " + " ".join(
                       f"--pool {n}={p['folder']}" for n, p in pools.items()),
                   pools=pools, machine=machine_info(), seconds=round(time.time() - started, 1))
     out = output_path(args, NAME)

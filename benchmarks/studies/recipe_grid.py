@@ -5,7 +5,7 @@ images of that map | the first one after ``dpsims-aug filter`` (dropped pixels i
 ``dpsims-aug layouts`` | the generator's image of it. Reads a study folder of ``bench_seg_gain.py`` (run it with
 ``--variants pool_n4 pool_n4_f oracle_n4 layouts_n4`` first).
 
-    python benchmarks/recipe_grid.py --study work_dirs/seg_gain_bundled/L32_V200_S64 --gan given_0de63888ff7d
+    python benchmarks/studies/recipe_grid.py --study work_dirs/seg_gain_bundled/L32_V200_S64 --gan given_0de63888ff7d
 
 Writes ``work_dirs/benchmarks/recipe_grid.png``; ``--update-results`` writes the committed figure of the docs,
 ``docs/recipe_grid.png``, ``--out`` any path.
@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import REPO, add_output_args, output_path  # benchmarks/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import REPO, add_output_args, output_path  # noqa: E402  (benchmarks/common.py)
 
 NAME = "recipe_grid.png"
 COMMITTED = REPO / "docs" / NAME  # the figure README.md and docs/studies.md show

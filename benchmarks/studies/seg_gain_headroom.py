@@ -7,7 +7,7 @@ perfect appearance synthesizer (``oracle_n<k>``) gets, and how much the generato
 other than ``--gan`` (a substring of the run folder, e.g. the ``given_<hash>`` of ``--gan-checkpoint``) are left
 out.
 
-    python benchmarks/seg_gain_headroom.py --work-dir work_dirs/seg_gain_bundled --gan given_0de63888ff7d \\
+    python benchmarks/studies/seg_gain_headroom.py --work-dir work_dirs/seg_gain_bundled --gan given_0de63888ff7d \\
         --variants pool_n4 pool_n4_s0.25 pool_n4_f oracle_n4 layouts_n4
 
 Writes ``work_dirs/benchmarks/seg_gain_headroom.{json,png}`` (``--update-results``: the committed
@@ -24,7 +24,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import REPO, add_output_args, output_path, results_paths, write_results  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import REPO, add_output_args, output_path, results_paths, write_results  # noqa: E402  (benchmarks/common.py)
 
 NAME = "seg_gain_headroom"
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png)
-    command = shlex.join(["python", "benchmarks/seg_gain_headroom.py", *(argv or sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/studies/seg_gain_headroom.py", *(argv or sys.argv[1:])])
     out = dict(benchmark="segmentation gain vs labelled count (report of bench_seg_gain.py runs)",
                command=command, work_dir=str(args.work_dir), gan=args.gan, rows=rows)
     write_results(out_json, out)

@@ -5,7 +5,7 @@ Reads the pools that ``bench_seg_gain.py`` left in ``--work-dir`` (``<gan folder
 (:mod:`dpsims_aug.metrics.colour`: per-class colour distance, contrast ratio, near-white / near-black rates) plus
 the mean saturation (max - min channel), which shows washed-out images. Measures images, trains nothing.
 
-    python benchmarks/seg_gain_pool_colour.py --work-dir work_dirs/seg_gain_bundled \\
+    python benchmarks/studies/seg_gain_pool_colour.py --work-dir work_dirs/seg_gain_bundled \\
         --gan "bundled=given_0de63888ff7d" "from scratch=gan_i1000" "oracle=oracle_n4"
 
 Writes ``work_dirs/benchmarks/seg_gain_pool_colour.json`` (``--update-results``: the committed
@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import (  # benchmarks/common.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import (  # noqa: E402  (benchmarks/common.py)
     REPO,
     add_output_args,
     output_path,
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                            near_black_percent=round(100 * metrics["clipped_black_fake"], 2),
                            saturation=round(saturation, 1))
     result = dict(report="colour statistics of the study's pools against the labelled real images",
-                  command=shlex.join(["python", "benchmarks/seg_gain_pool_colour.py", *(argv or sys.argv[1:])]),
+                  command=shlex.join(["python", "benchmarks/studies/seg_gain_pool_colour.py", *(argv or sys.argv[1:])]),
                   work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, n=args.n,
                   real=dict(images=len(real.contrasts), near_white_percent=round(100 * real.white_rate, 2),
                             near_black_percent=round(100 * real.black_rate, 2), saturation=round(real_saturation, 1)),

@@ -11,7 +11,7 @@ segmenter runs that ``bench_seg_gain.py`` left in ``--work-dir`` (it measures no
   unit (std of the run means / sqrt(runs));
 - the spread between GAN runs (std of the run means) next to the spread within a run (mean of the per-run stds).
 
-    python benchmarks/seg_gain_runs.py --work-dir work_dirs/seg_gain_bundled --variant pool_n4_s0.25 \\
+    python benchmarks/studies/seg_gain_runs.py --work-dir work_dirs/seg_gain_bundled --variant pool_n4_s0.25 \\
         --recipe "from scratch=gan_i1000,gan_i1000_05b15f88" "bundled, as is=given_0de63888ff7d"
 
 Writes ``work_dirs/benchmarks/seg_gain_runs.{json,png}`` (``--update-results``: the committed
@@ -27,7 +27,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from common import (  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import (  # noqa: E402  (benchmarks/common.py)
     REPO,
     add_output_args,
     mean_std,
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.savefig(png, dpi=120)
     real_mean, real_std = mean_std(list(real.values()))
     result = dict(report="segmentation gain over GAN training runs (paired by segmenter seed)",
-                  command=shlex.join(["python", "benchmarks/seg_gain_runs.py", *(argv or sys.argv[1:])]),
+                  command=shlex.join(["python", "benchmarks/studies/seg_gain_runs.py", *(argv or sys.argv[1:])]),
                   work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, variant=args.variant,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   recipes=recipes)

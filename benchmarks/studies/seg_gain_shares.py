@@ -6,7 +6,7 @@ is share 0) and measures nothing itself. Every gain is paired: a variant's run m
 segmenter seed, then mean +- std over seeds. Each ``--gan LABEL=FOLDER`` names the generator whose runs end in
 ``_<FOLDER>`` (``given_<hash>`` for ``--gan-checkpoint``, ``gan_i<iters>[_<hash>]`` for a GAN the study trained).
 
-    python benchmarks/seg_gain_shares.py --work-dir work_dirs/seg_gain_bundled --labelled 16 \\
+    python benchmarks/studies/seg_gain_shares.py --work-dir work_dirs/seg_gain_bundled --labelled 16 \\
         --gan "bundled (1000 scenes)=given_0de63888ff7d" "own GAN (16 images)=gan_i1000"
 
 Writes ``work_dirs/benchmarks/seg_gain_shares.{json,png}`` (``--update-results``: the committed
@@ -21,7 +21,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from common import (  # benchmarks/common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
+from common import (  # noqa: E402  (benchmarks/common.py)
     REPO,
     add_output_args,
     mean_std,
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png, dpi=120)
     result = dict(report="segmentation gain against the synthetic share (paired by segmenter seed)",
-                  command=shlex.join(["python", "benchmarks/seg_gain_shares.py", *(argv or sys.argv[1:])]),
+                  command=shlex.join(["python", "benchmarks/studies/seg_gain_shares.py", *(argv or sys.argv[1:])]),
                   work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, n=args.n,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   curves=curves)

@@ -15,7 +15,8 @@ model = dict(
                        max_decoder_channels=64, high_res_channels=16),
     # Mode seeking at 0.1, not MSGAN's 1.0: at 1.0 samples differ twice as much as two renderings of one layout do,
     # through lighting the data never has (blown-out grass, red skies); at 0 the noise is ignored (one appearance
-    # per layout). 0.1 gave the lowest KID, the closest colours and the best TSTR (benchmarks/bench_gan_ablation.py).
+    # per layout). 0.1 gave the lowest KID, the closest colours and the best TSTR
+    # (benchmarks/studies/bench_gan_ablation.py).
     # No PatchNCE: over two seeds a segmenter trained on the images scores 46.3 vs 43.8 mIoU on real ones without it
     # (its KID is worse, 48.6 vs 43.8e-3, but KID did not predict usefulness; TSTR does).
     # Colour-distribution matching at 10: per-class colour distance 7 (0-255 units, from 15) and no blown-out pixels
@@ -23,7 +24,7 @@ model = dict(
     loss=dict(focal_gamma=2.0, labelmix=10.0, patch_nce=0.0, diversity=0.1, colour_match=10.0),
     ema_halflife_iters=200,
     # G and D in channels_last: the same steps up to float rounding, 1.28x faster on one CPU thread
-    # (benchmarks/bench_train.py --small).
+    # (benchmarks/speed/bench_train.py --small).
     channels_last=True,
 )
 

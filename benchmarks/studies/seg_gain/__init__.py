@@ -1,4 +1,4 @@
-"""The segmentation-gain study of ``benchmarks/bench_seg_gain.py`` (the command: its options and ``main``):
+"""The segmentation-gain study of ``benchmarks/studies/bench_seg_gain.py`` (the command: its options and ``main``):
 
 * :mod:`.variants`: the typed :class:`~.variants.Variant`, parsed once from the CLI strings;
 * :mod:`.study`: the study's constants and small helpers (datasets, its root folder, its regime, logging);

@@ -112,7 +112,7 @@ def result_record(args: argparse.Namespace, argv: list[str] | None, rows: dict, 
     env_prefix = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     return dict(
         benchmark="segmentation gain: real only vs real + DP-SIMS synthetic (offline pool, online transform)",
-        command=env_prefix + shlex.join(["python", "benchmarks/bench_seg_gain.py", *(argv or sys.argv[1:])]),
+        command=env_prefix + shlex.join(["python", "benchmarks/studies/bench_seg_gain.py", *(argv or sys.argv[1:])]),
         settings=dict(regime=study_regime(args), dataset=args.dataset, domain=args.domain,
                       eval_domains=args.eval_domains, labelled=args.labelled or "all", held_out=stages["data"]["val"],
                       size=args.size if args.dataset == "embedded" else None, gan_iters=args.gan_iters,

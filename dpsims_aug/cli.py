@@ -102,6 +102,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             labels=args.labels, n=args.n, out=args.out, checkpoint=args.checkpoint, dataset_format=args.dataset_format,
             split=args.split, train_ids=args.train_ids, hf=args.hf, hf_split=args.hf_split,
             hf_column=args.hf_column, hf_id_column=args.hf_id_column, batch_size=args.batch_size,
+            **({} if args.max_batch_pixels is None else dict(max_batch_pixels=args.max_batch_pixels or None)),
             device=args.device, dtype=args.dtype, seed=args.seed, image_format=args.format, shard=args.shard,
             on_error=args.on_error, dry_run=args.dry_run, grid=args.grid, hf_out=args.hf_out,
             workers=args.workers, progress=not args.no_progress, edges=args.edges, instance_dir=args.instances,
@@ -355,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hf-split", default="train", help="HF split (default: train)")
     p.add_argument("--hf-column", default="label", help="HF label-map column (default: label)")
     p.add_argument("--hf-id-column", help="HF column with a unique id per row (default: the row index)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward (default: 8)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="images per forward (default: 8; fewer for big maps, see --max-batch-pixels)")
+    p.add_argument("--max-batch-pixels", type=int, default=None,
+                   help="at most this many label-map pixels per forward, so a big map runs with fewer images "
+                   "(default: 2097152, 8 images of 512x512: a 2048x1024 map runs alone); 0: no limit")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"), help="precision (default: fp32)")
     p.add_argument("--seed", type=int, default=0, help="global seed (default: 0)")

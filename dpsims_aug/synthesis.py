@@ -1,6 +1,7 @@
 """Checkpoint -> batched, seeded images on any device and dtype.
 
-Determinism contract: an image is a function of (label map, seed, device, dtype, ``batch_size``), never of which
+Determinism contract: an image is a function of (label map, seed, device, dtype, ``batch_size``,
+``max_batch_pixels``), never of which
 other images share its call or its batch, and seeds come from :func:`derive_seed`, a hash of (global seed, label-map
 key, k). So offline generation gives the same bytes whatever the worker count, shard or resume point.
 
@@ -9,6 +10,10 @@ shape, and e.g. a batch of one takes another path than a batch of eight (last-bi
 rounding to uint8 on a few pixels). :class:`Synthesizer` therefore always runs the model at exactly ``batch_size``
 images, padding a short final batch with copies, so the forward shape never depends on how many images were asked
 for. Use ``batch_size=1`` when images are made one at a time.
+
+Memory: a forward holds at most ``max_batch_pixels`` label-map pixels (default: 8 images of 512x512), so big maps
+run fewer images per forward (:meth:`Synthesizer.batch_size_for`; a 2048x1024 Cityscapes map runs alone, where 8 of
+them would need tens of GiB). Small maps keep ``batch_size``. The per-size batch is fixed, so the contract holds.
 
 Sizes: the generator needs height and width that are multiples of its stride (32). Other sizes are padded at the
 bottom and right with the ignore label (the model's "unlabeled" input, never a class) to the next multiple, and the
@@ -74,6 +79,11 @@ def label_edges(labels: torch.Tensor) -> torch.Tensor:
     return instance_edges(labels).unsqueeze(1)
 
 
+# 8 images of 512x512: the default batch of 8 at the paper presets' sizes (256x512 .. 512x512), one image per
+# forward at Cityscapes' full 2048x1024 (about 8.6 GiB peak on the CPU at fp32, 1 image).
+DEFAULT_MAX_BATCH_PIXELS = 8 * 512 * 512
+
+
 class Synthesizer:
     """Turn contiguous label maps + seeds into uint8 RGB images with a DP-SIMS generator.
 
@@ -84,6 +94,8 @@ class Synthesizer:
         dtype: ``torch.float32``, ``torch.bfloat16`` or ``torch.float16`` (or ``'fp32'|'bf16'|'fp16'``); the
             half types run under autocast.
         batch_size: Images per forward (fixed; see the module docstring).
+        max_batch_pixels: At most this many label-map pixels per forward (fewer images for big maps; see the
+            module docstring); ``None``: always ``batch_size``.
         checkpoint_path: The file the generator came from, if any (recorded in manifests).
     """
 
@@ -95,6 +107,7 @@ class Synthesizer:
         dtype: torch.dtype | str = torch.float32,
         batch_size: int = 8,
         checkpoint_path: str | os.PathLike | None = None,
+        max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS,
     ) -> None:
         config = generator.config
         if config.num_classes != label_space.num_classes or config.ignore_index != label_space.ignore_index:
@@ -104,6 +117,8 @@ class Synthesizer:
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_batch_pixels is not None and max_batch_pixels < 1:
+            raise ValueError(f"max_batch_pixels must be >= 1 or None, got {max_batch_pixels}")
         if device is None:
             device = next(generator.parameters()).device
         self.device = torch.device(device)
@@ -111,6 +126,7 @@ class Synthesizer:
         self.generator = generator.eval().to(self.device)
         self.label_space = label_space
         self.batch_size = batch_size
+        self.max_batch_pixels = max_batch_pixels
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self._checkpoint_sha256: str | None = None
 
@@ -121,6 +137,7 @@ class Synthesizer:
         device: torch.device | str = "cpu",
         dtype: torch.dtype | str = torch.float32,
         batch_size: int = 8,
+        max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS,
     ) -> Synthesizer:
         """Load a generator file written by ``save_generator_checkpoint`` (safetensors; nothing is unpickled).
 
@@ -147,7 +164,7 @@ class Synthesizer:
             except RuntimeError:
                 raise CheckpointError(path, f"weights do not match the stored generator config ({first})") from first
         return cls(generator, ckpt.label_space, device=device, dtype=dtype, batch_size=batch_size,
-                   checkpoint_path=path)
+                   checkpoint_path=path, max_batch_pixels=max_batch_pixels)
 
     @property
     def config(self):
@@ -170,6 +187,13 @@ class Synthesizer:
         """The size the model runs at for a ``height x width`` label map."""
         s = self.stride
         return -(-height // s) * s, -(-width // s) * s
+
+    def batch_size_for(self, height: int, width: int) -> int:
+        """Images per forward for ``height x width`` label maps: ``batch_size``, fewer where that many would exceed
+        ``max_batch_pixels`` (at least 1)."""
+        if self.max_batch_pixels is None:
+            return self.batch_size
+        return max(1, min(self.batch_size, self.max_batch_pixels // (height * width)))
 
     def check_labels(self, labels: np.ndarray | torch.Tensor, source: str | os.PathLike | None = None) -> None:
         """Raise :class:`LabelMapError` (naming ``source`` and the ids) if ``labels`` holds ids the model does not
@@ -229,24 +253,26 @@ class Synthesizer:
         if edges is not None and tuple(edges.shape) != (n, 1, h, w):
             raise ValueError(f"edges must have shape {(n, 1, h, w)}, got {tuple(edges.shape)}")
         out = np.empty((n, h, w, 3), dtype=np.uint8)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
+        per_forward = self.batch_size_for(h, w)
+        for start in range(0, n, per_forward):
+            stop = min(start + per_forward, n)
             chunk_edges = None
             if edges is not None:
                 chunk_edges = torch.zeros(stop - start, 1, ph, pw)
                 chunk_edges[:, :, :h, :w] = edges[start:stop].float()
-            images = self._forward(batch[start:stop], [int(s) for s in seeds[start:stop]], chunk_edges)
+            images = self._forward(batch[start:stop], [int(s) for s in seeds[start:stop]], chunk_edges, per_forward)
             out[start:stop] = images[:, :h, :w]
         return out
 
     __call__ = synthesize
 
-    def _forward(self, labels: torch.Tensor, seeds: list[int], edges: torch.Tensor | None) -> np.ndarray:
-        """One model call at exactly ``batch_size`` images (short batches padded with copies of the last one)."""
+    def _forward(self, labels: torch.Tensor, seeds: list[int], edges: torch.Tensor | None,
+                 per_forward: int) -> np.ndarray:
+        """One model call at exactly ``per_forward`` images (short batches padded with copies of the last one)."""
         from dpsims_aug.models.image_range import unit_range_to_uint8
 
         real = labels.shape[0]
-        pad = self.batch_size - real
+        pad = per_forward - real
         if pad:
             labels = torch.cat([labels, labels[-1:].expand(pad, -1, -1)])
             seeds = seeds + [seeds[-1]] * pad

@@ -317,3 +317,23 @@ def test_decompression_bomb_and_dangling_link_are_named_and_skipped(ckpt, tmp_pa
     printed = capsys.readouterr().out
     assert rc == 0 and "skipped 2 label map(s)" in printed and "bomb.png" in printed and "gone.png" in printed
     assert sorted(p.name for p in (out / "images").iterdir()) == ["map_00_s0.jpg", "map_01_s0.jpg"]
+
+
+def test_max_batch_pixels_batches_big_maps_smaller_and_stays_deterministic(ckpt, tmp_path):
+    """``--max-batch-pixels``: a pool written with room for 2 maps per forward equals one written with
+    ``--batch-size 2``; the CLI's default is the library's."""
+    from dpsims_aug.cli import build_parser
+    from dpsims_aug.synthesis import DEFAULT_MAX_BATCH_PIXELS
+
+    labels = _write_maps(tmp_path / "maps", 3)
+    assert main(["generate", "--labels", str(labels), "--n", "2", "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "limited"), "--max-batch-pixels", str(2 * 64 * 64), "--no-progress"]) == 0
+    assert main(["generate", "--labels", str(labels), "--n", "2", "--checkpoint", str(ckpt), "--out",
+                 str(tmp_path / "pairs"), "--batch-size", "2", "--max-batch-pixels", "0", "--no-progress"]) == 0
+    limited, pairs = _tree(tmp_path / "limited"), _tree(tmp_path / "pairs")
+    assert len([k for k in limited if k.startswith("images/")]) == 6
+    assert {k: v for k, v in limited.items() if k != "manifest.jsonl"} == \
+        {k: v for k, v in pairs.items() if k != "manifest.jsonl"}
+    help_text = build_parser().format_help() + build_parser()._subparsers._group_actions[0].choices[
+        "generate"].format_help()
+    assert f"default: {DEFAULT_MAX_BATCH_PIXELS}" in help_text.replace("\n", " ").replace("  ", " ")

@@ -112,3 +112,34 @@ def test_bad_checkpoints_and_mismatched_spaces(checkpoint, generator, tmp_path):
 def test_default_checkpoint_lives_in_the_package_assets():
     path = default_checkpoint_path()
     assert path.name == "embedded_small.safetensors" and path.parent.name == "assets"
+
+
+def test_big_maps_run_fewer_images_per_forward(checkpoint):
+    """A forward holds at most ``max_batch_pixels`` label-map pixels: big maps (a 2048x1024 Cityscapes map) run alone,
+    small ones keep the batch size; the default limit is 8 images of 512x512."""
+    from dpsims_aug.synthesis import DEFAULT_MAX_BATCH_PIXELS
+
+    synth = Synthesizer.from_checkpoint(checkpoint, batch_size=8)
+    assert synth.max_batch_pixels == DEFAULT_MAX_BATCH_PIXELS == 8 * 512 * 512
+    assert synth.batch_size_for(64, 64) == synth.batch_size_for(512, 512) == 8
+    assert synth.batch_size_for(512, 683) == 5 and synth.batch_size_for(1024, 2048) == 1
+    assert synth.batch_size_for(4096, 4096) == 1  # never 0
+    assert Synthesizer.from_checkpoint(checkpoint, batch_size=8, max_batch_pixels=None).batch_size_for(1024, 2048) == 8
+    with pytest.raises(ValueError, match="max_batch_pixels"):
+        Synthesizer.from_checkpoint(checkpoint, max_batch_pixels=0)
+
+
+def test_a_pixel_limited_batch_is_the_same_forward_as_that_batch_size(checkpoint):
+    """The limit only changes how many images share a forward: with room for 2 maps of 64x64 per forward, the images
+    are those of ``batch_size=2`` (the determinism contract), and the model is called with 2 images at a time."""
+    labels, seeds = _labels(3), [11, 12, 13]
+    limited = Synthesizer.from_checkpoint(checkpoint, batch_size=8, max_batch_pixels=2 * 64 * 64)
+    shapes = []
+    hook = limited.generator.register_forward_pre_hook(lambda module, args: shapes.append(args[0].shape[0]))
+    try:
+        images = limited.synthesize(labels, seeds)
+    finally:
+        hook.remove()
+    assert shapes == [2, 2]  # 2 + 1 padded to 2
+    pairs = Synthesizer.from_checkpoint(checkpoint, batch_size=2, max_batch_pixels=None).synthesize(labels, seeds)
+    np.testing.assert_array_equal(images, pairs)

@@ -72,7 +72,13 @@ from dpsims_aug.pool.format import (
     write_hf_dataset,
 )
 from dpsims_aug.pool.preview import write_preview
-from dpsims_aug.synthesis import Synthesizer, default_checkpoint_path, derive_seed, resolve_device
+from dpsims_aug.synthesis import (
+    DEFAULT_MAX_BATCH_PIXELS,
+    Synthesizer,
+    default_checkpoint_path,
+    derive_seed,
+    resolve_device,
+)
 
 # What a run without instance maps is told (after "<label map>: has no instance map (expected ...)").
 NO_INSTANCE_HINT = ("the generator was trained with instance edges; give the folder of instance maps with "
@@ -146,6 +152,7 @@ def generate(
     hf_column: str = "label",
     hf_id_column: str | None = None,
     batch_size: int = 8,
+    max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS,
     device: str = "cpu",
     dtype: str = "fp32",
     seed: int = 0,
@@ -173,6 +180,8 @@ def generate(
             training).
         hf, hf_split, hf_column, hf_id_column: Read label maps from a Hugging Face dataset instead.
         batch_size: Images per forward (part of the determinism contract, see :mod:`dpsims_aug.synthesis`).
+        max_batch_pixels: At most this many label-map pixels per forward: big maps run fewer images at a time
+            (``None``: always ``batch_size``; also part of the contract).
         device, dtype: Where and in which precision (``fp32|bf16|fp16``) the generator runs.
         seed: Global seed; image k of map ``key`` uses ``derive_seed(seed, key, k)``.
         image_format: ``jpg`` or ``png``.
@@ -202,7 +211,8 @@ def generate(
         shard=resolve_shard(shard), on_error=on_error, workers=workers, progress=progress,
         log=log or (lambda msg: print(msg, file=sys.stderr)), source=source, edges=edges)
     writer.check_output_names(input_root)
-    _run_stages(writer, checkpoint, device, dtype, batch_size, dry_run=dry_run, grid=grid, hf_out=hf_out)
+    _run_stages(writer, checkpoint, device, dtype, (batch_size, max_batch_pixels), dry_run=dry_run, grid=grid,
+                hf_out=hf_out)
     writer.summary.seconds = time.perf_counter() - started
     return writer.summary
 
@@ -243,13 +253,13 @@ def _label_map_source(
     return input_root, refs, default_out, input_root
 
 
-def _run_stages(writer: PoolWriter, checkpoint: str | os.PathLike | None, device: str, dtype: str, batch_size: int,
-                *, dry_run: bool, grid: bool, hf_out: bool) -> None:
+def _run_stages(writer: PoolWriter, checkpoint: str | os.PathLike | None, device: str, dtype: str,
+                batching: tuple[int, int | None], *, dry_run: bool, grid: bool, hf_out: bool) -> None:
     """The :class:`PoolWriter` stages in order; a dry run stops after :meth:`~PoolWriter.plan`."""
     # One writer per folder (per shard): a second run would delete this run's temporary files as leftovers.
     with contextlib.nullcontext() if dry_run else output_lock(writer.out, "dpsims-aug generate", writer.shard):
         writer.check_splits()
-        writer.load_model(checkpoint, resolve_device(device), dtype, batch_size)
+        writer.load_model(checkpoint, resolve_device(device), dtype, *batching)
         writer.plan()
         writer.summary.dry_run = dry_run
         if not dry_run:
@@ -352,7 +362,8 @@ class PoolWriter:
             self.log(f"note: this pool is made from {', '.join(self.splits)} label maps: for evaluation only; "
                      "the transform, SyntheticMixDataset and filter refuse it for training")
 
-    def load_model(self, checkpoint: str | os.PathLike | None, device: str, dtype: str, batch_size: int) -> None:
+    def load_model(self, checkpoint: str | os.PathLike | None, device: str, dtype: str, batch_size: int,
+                   max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS) -> None:
         """The generator; annotations keep the source's raw ids when mmseg can read them (``reduce_zero_label``),
         else they are written as contiguous ids."""
         if checkpoint is None:
@@ -362,8 +373,8 @@ class PoolWriter:
                     f"no --checkpoint given and the bundled default generator is not installed ({checkpoint}); "
                     "pass --checkpoint FILE (a generator exported by train_gan)"
                 )
-        self.synth = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size)
-        self.batch_size = batch_size
+        self.synth = Synthesizer.from_checkpoint(checkpoint, device=device, dtype=dtype, batch_size=batch_size,
+                                                 max_batch_pixels=max_batch_pixels)
         self.space = self.synth.label_space
         self.reduce_zero = reduce_zero_label_of(self.space)
         self.link_raw = self.reduce_zero is not None
@@ -472,8 +483,8 @@ class PoolWriter:
         self.items = valid
 
     def synthesize(self) -> None:
-        """Make every pending image: maps batched by size, ``batch_size`` images per forward, writes in threads
-        while the model runs; a manifest line is appended only once its files exist."""
+        """Make every pending image: maps batched by size (``Synthesizer.batch_size_for`` images per forward),
+        writes in threads while the model runs; a manifest line is appended only once its files exist."""
         from tqdm import tqdm
 
         total = sum(len(item.pending) for item in self.items)
@@ -516,7 +527,7 @@ class PoolWriter:
                 bucket = buckets.setdefault(ids.shape, [])
                 for k in item.pending:
                     bucket.append((item, k, derive_seed(self.seed, item.ref.key, k), ids, edges))
-                    if len(bucket) == self.batch_size:
+                    if len(bucket) == self.synth.batch_size_for(*ids.shape):
                         run_batch(bucket)
                         bucket = buckets[ids.shape] = []
             for bucket in buckets.values():

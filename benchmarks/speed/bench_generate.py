@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +58,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark; returns the result dict (also written as JSON unless ``--quick``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``--quick`` is applied to the parsed arguments in :func:`main`)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="small", help="generator preset (default: small)")
     p.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
@@ -71,75 +72,124 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, default=3, help="timed runs of each figure; the best is reported")
     p.add_argument("--quick", action="store_true", help="8 maps, 1 run, no results file")
     add_output_args(p, NAME)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns the result dict (also written as JSON unless ``--quick``)."""
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.maps, args.runs = 8, 1
     load_start = loadavg()
-    space = embedded_label_space()
     device = torch.device(args.device)
     total = args.maps * args.n
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        torch.manual_seed(0)
-        model = DPSIMSGenerator(generator_config(args.preset, num_classes=space.num_classes))
-        ckpt = tmp / "g.safetensors"
-        save_generator_checkpoint(ckpt, GeneratorCheckpoint(model.state_dict(), model.config.to_dict(), space))
-        maps = [render_layout(1000 + i, tuple(args.size)) for i in range(args.maps)]
-        for i, contiguous in enumerate(maps):
-            write_label_map(tmp / "labels" / f"scene_{i:05d}.png", space.to_raw(contiguous))
+        ckpt, maps = _write_inputs(tmp, args)
+        figures = _figures(args, tmp, ckpt, maps, device)
+        figures["forward"](0)  # warm-up (allocator, oneDNN/cuDNN kernel selection)
+        times, cpu_times = _time_figures(figures, args.runs)
+        peak_rss_gib = _generate_peak_rss_gib(args, tmp, ckpt)
 
-        synth = Synthesizer.from_checkpoint(ckpt, device=device, dtype=args.dtype, batch_size=args.batch_size)
-        jobs = [(m, derive_seed(0, f"scene_{i:05d}.png", k)) for i, m in enumerate(maps) for k in range(args.n)]
-        batches = [jobs[s : s + args.batch_size] for s in range(0, len(jobs), args.batch_size)]
-        labels = [torch.from_numpy(np.stack([m for m, _ in b])).long().to(device) for b in batches]
-        noises = [synth.generator.sample_noise([s for _, s in b], device=device) for b in batches]
-        autocast = torch.autocast(device.type, dtype=synth.dtype, enabled=args.dtype != "fp32")
+    result = _result(args, argv, device, total, times, cpu_times, peak_rss_gib, load_start)
+    print(json.dumps(result, indent=1))
+    if not args.quick:
+        write_results(output_path(args, NAME), result)
+    return result
 
-        def forward() -> None:
-            with torch.inference_mode(), autocast:
-                for lab, noise in zip(labels, noises):
-                    synth.generator(lab, noise)
-            _sync(device)
 
-        def synthesize() -> None:
-            for b in batches:
-                synth.synthesize([m for m, _ in b], [s for _, s in b])
+def _write_inputs(tmp: Path, args: argparse.Namespace) -> tuple[Path, list[np.ndarray]]:
+    """A random generator's checkpoint, and the label maps (contiguous ids; written as raw ids to ``labels/``)."""
+    space = embedded_label_space()
+    torch.manual_seed(0)
+    model = DPSIMSGenerator(generator_config(args.preset, num_classes=space.num_classes))
+    ckpt = tmp / "g.safetensors"
+    save_generator_checkpoint(ckpt, GeneratorCheckpoint(model.state_dict(), model.config.to_dict(), space))
+    maps = [render_layout(1000 + i, tuple(args.size)) for i in range(args.maps)]
+    for i, contiguous in enumerate(maps):
+        write_label_map(tmp / "labels" / f"scene_{i:05d}.png", space.to_raw(contiguous))
+    return ckpt, maps
 
-        def run_generate(run: int) -> None:
-            summary = generate(
-                tmp / "labels",
-                n=args.n,
-                out=tmp / f"out{run}",
-                checkpoint=ckpt,
-                batch_size=args.batch_size,
-                device=args.device,
-                dtype=args.dtype,
-                workers=args.workers,
-                progress=False,
-                log=lambda m: None,
-            )
-            assert summary.generated == total, summary
 
-        forward()  # warm-up (allocator, oneDNN/cuDNN kernel selection)
-        figures = {"forward": lambda run: forward(), "synthesizer": lambda run: synthesize(), "generate": run_generate}
-        times: dict[str, list[float]] = {k: [] for k in figures}
-        cpu_times: dict[str, list[float]] = {k: [] for k in figures}
-        for run in range(args.runs):
-            for name, fn in figures.items():
-                t, c = time.perf_counter(), _cpu_seconds()
-                fn(run)
-                times[name].append(time.perf_counter() - t)
-                cpu_times[name].append(_cpu_seconds() - c)
-        # Peak memory of the real command alone, in a fresh process (this one holds all three figures' state).
-        cmd = [sys.executable, "-m", "dpsims_aug", "generate", "--labels", str(tmp / "labels"), "--n", str(args.n),
-               "--out", str(tmp / "out_rss"), "--checkpoint", str(ckpt), "--batch-size", str(args.batch_size),
-               "--device", args.device, "--dtype", args.dtype, "--no-progress"]
-        subprocess.run(cmd, check=True, capture_output=True)
-        peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+def _figures(
+    args: argparse.Namespace, tmp: Path, ckpt: Path, maps: list[np.ndarray], device: torch.device
+) -> dict[str, Callable[[int], None]]:
+    """The three figures on the same jobs, each a callable of the run index (``generate`` writes ``out<run>``)."""
+    total = args.maps * args.n
+    synth = Synthesizer.from_checkpoint(ckpt, device=device, dtype=args.dtype, batch_size=args.batch_size)
+    jobs = [(m, derive_seed(0, f"scene_{i:05d}.png", k)) for i, m in enumerate(maps) for k in range(args.n)]
+    batches = [jobs[s : s + args.batch_size] for s in range(0, len(jobs), args.batch_size)]
+    labels = [torch.from_numpy(np.stack([m for m, _ in b])).long().to(device) for b in batches]
+    noises = [synth.generator.sample_noise([s for _, s in b], device=device) for b in batches]
+    autocast = torch.autocast(device.type, dtype=synth.dtype, enabled=args.dtype != "fp32")
 
+    def forward() -> None:
+        with torch.inference_mode(), autocast:
+            for lab, noise in zip(labels, noises):
+                synth.generator(lab, noise)
+        _sync(device)
+
+    def synthesize() -> None:
+        for b in batches:
+            synth.synthesize([m for m, _ in b], [s for _, s in b])
+
+    def run_generate(run: int) -> None:
+        summary = generate(
+            tmp / "labels",
+            n=args.n,
+            out=tmp / f"out{run}",
+            checkpoint=ckpt,
+            batch_size=args.batch_size,
+            device=args.device,
+            dtype=args.dtype,
+            workers=args.workers,
+            progress=False,
+            log=lambda m: None,
+        )
+        assert summary.generated == total, summary
+
+    return {"forward": lambda run: forward(), "synthesizer": lambda run: synthesize(), "generate": run_generate}
+
+
+def _time_figures(
+    figures: dict[str, Callable[[int], None]], runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process CPU seconds of every run of every figure, the figures interleaved run by run."""
+    times: dict[str, list[float]] = {k: [] for k in figures}
+    cpu_times: dict[str, list[float]] = {k: [] for k in figures}
+    for run in range(runs):
+        for name, fn in figures.items():
+            t, c = time.perf_counter(), _cpu_seconds()
+            fn(run)
+            times[name].append(time.perf_counter() - t)
+            cpu_times[name].append(_cpu_seconds() - c)
+    return times, cpu_times
+
+
+def _generate_peak_rss_gib(args: argparse.Namespace, tmp: Path, ckpt: Path) -> float:
+    """Peak RSS (GiB) of the children so far, after one ``dpsims-aug generate`` of the same maps in a subprocess."""
+    # Peak memory of the real command alone, in a fresh process (this one holds all three figures' state).
+    cmd = [sys.executable, "-m", "dpsims_aug", "generate", "--labels", str(tmp / "labels"), "--n", str(args.n),
+           "--out", str(tmp / "out_rss"), "--checkpoint", str(ckpt), "--batch-size", str(args.batch_size),
+           "--device", args.device, "--dtype", args.dtype, "--no-progress"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+
+
+def _result(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    device: torch.device,
+    total: int,
+    times: dict[str, list[float]],
+    cpu_times: dict[str, list[float]],
+    peak_rss_gib: float,
+    load_start: list[float],
+) -> dict:
+    """The results record: best-of-runs images/s per figure, every run, the settings and the machine."""
     ips = {k: round(total / min(v), 2) for k, v in times.items()}
-    result = {
+    return {
         "benchmark": "dpsims-aug generate end to end vs Synthesizer vs bare generator forward",
         "preset": args.preset,
         "size_hw": list(args.size),
@@ -161,10 +211,6 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine_info(loadavg_start=load_start),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    print(json.dumps(result, indent=1))
-    if not args.quick:
-        write_results(output_path(args, NAME), result)
-    return result
 
 
 def _cpu_seconds() -> float:

@@ -50,6 +50,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -368,22 +369,35 @@ def check_segmenter_datasets(dataset: str, root: str, checkpoint: str | None, ki
 def model_costs(opts) -> dict:
     """Parameters, GFLOPs (G forward at the preset's size, one training step at batch 1), G images/s (fp32, batch
     1) and seconds per training step (batch 1) of the config's model; OASIS's GFLOPs at the same size."""
+    import resource
+
     import torch
-    from mmengine.dataset import default_collate
-    from mmengine.registry import DATASETS, MODELS
-    from oasis_reference import OASISGenerator
-    from torch.utils.flop_counter import FlopCounterMode
+    from mmengine.registry import MODELS
 
     import train_gan  # noqa: F401
-    from train_gan.optim import PerModuleOptimWrapperConstructor
 
     cfg = _gan_config(opts.dataset, opts.gan_root or opts.root, opts.gan_options)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
+    out = _model_summary(opts.dataset, cfg, model)
+    crop = cfg.train_dataloader.dataset.crop_size  # the training resolution: the preset's image size in the paper
+    h, w = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+    out["image_size_hw"] = [h, w]
+    out["preset_image_size_hw"] = list(model.generator_config.image_size)
+    out.update(_generator_costs(model.generator, model.generator_config, h, w))
+    out.update(_train_step_costs(cfg, model, opts.timed_steps))
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return out
+
+
+def _model_summary(dataset: str, cfg, model) -> dict:
+    """The model's config, generator preset and settings, discriminator backbone and parameter counts (millions)."""
+    import torch
+
     g, d = model.generator, model.discriminator
     gcfg = model.generator_config
-    out: dict = {
-        "config": f"train_gan/configs/{opts.dataset}.py", "torch_threads": torch.get_num_threads(),
+    return {
+        "config": f"train_gan/configs/{dataset}.py", "torch_threads": torch.get_num_threads(),
         "generator_preset": dict(cfg.model.generator).get("preset"),
         "use_instance_edges": gcfg.use_instance_edges, "num_classes": gcfg.num_classes,
         "discriminator_backbone": model.discriminator_config.backbone,
@@ -394,10 +408,16 @@ def model_costs(opts) -> dict:
             "discriminator_frozen": sum(p.numel() for p in d.backbone.parameters()) / 1e6,
         },
     }
-    crop = cfg.train_dataloader.dataset.crop_size  # the training resolution: the preset's image size in the paper
-    h, w = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
-    out["image_size_hw"] = [h, w]
-    out["preset_image_size_hw"] = list(gcfg.image_size)
+
+
+def _generator_costs(g, gcfg, h: int, w: int) -> dict:
+    """GFLOPs of a G forward at ``h`` x ``w`` and of OASIS's (on the meta device), and G images/s (fp32, batch 1);
+    leaves G in training mode."""
+    import torch
+    from oasis_reference import OASISGenerator
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out: dict = {}
     labels = torch.randint(0, gcfg.num_classes, (1, h // 16, w // 16)).repeat_interleave(16, 1).repeat_interleave(16, 2)
     noise = g.sample_noise([0])
     edges = torch.zeros(1, 1, h, w) if gcfg.use_instance_edges else None
@@ -421,6 +441,16 @@ def model_costs(opts) -> dict:
     out["generator_seconds_all"] = times
     del fast
     g.train()
+    return out
+
+
+def _train_step_costs(cfg, model, timed_steps: int) -> dict:
+    """GFLOPs and seconds of one training step at batch 1 (a warm-up step first, then ``timed_steps`` timed)."""
+    from mmengine.dataset import default_collate
+    from mmengine.registry import DATASETS
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from train_gan.optim import PerModuleOptimWrapperConstructor
 
     # One training step at batch 1 on a real sample of the training set (the dataset's own keys, edges included).
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
@@ -428,6 +458,7 @@ def model_costs(opts) -> dict:
     optim = PerModuleOptimWrapperConstructor(
         {k: v for k, v in cfg.optim_wrapper.items() if k != "constructor"})(model)
     model.train()
+    out: dict = {}
     step_times = []
     start = time.perf_counter()
     model.train_step(batch, optim)  # warm-up
@@ -435,16 +466,13 @@ def model_costs(opts) -> dict:
     with FlopCounterMode(display=False) as counter:
         model.train_step(batch, optim)
     out["gflops_train_step_b1"] = counter.get_total_flops() / 1e9
-    for _ in range(opts.timed_steps):
+    for _ in range(timed_steps):
         start = time.perf_counter()
         model.train_step(batch, optim)
         step_times.append(time.perf_counter() - start)
     out["train_step_size_hw"] = list(batch["label"].shape[-2:])
     out["train_step_seconds_b1"] = statistics.median(step_times[1:]) if len(step_times) > 1 else step_times[0]
     out["train_step_seconds_all"] = step_times  # the first is the warm-up
-    import resource
-
-    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
 
 
@@ -497,146 +525,194 @@ def _iteration_times(work: Path) -> list[dict]:
     return out
 
 
+def _trained(work: Path, iters: int) -> Callable[[dict], str | None]:
+    """The check of a GAN run to ``iters`` iterations in ``work``: checkpoint, export, sample grid, evaluation."""
+    def check(_record):
+        missing = [p for p in (work / f"iter_{iters}.pth", work / "generator_ema.safetensors") if not p.is_file()]
+        grids = list(work.glob("*/samples/iter_*.png"))
+        evaluations = list(work.glob("*/metrics.jsonl"))
+        if missing:
+            return f"missing {', '.join(p.name for p in missing)}"
+        if not grids or not evaluations:
+            return "no sample grid or no evaluation record"
+        return None
+    return check
+
+
+class _DatasetRun:
+    """The stages of one paper dataset in ``folder``, in order, with the paths they share and the dataset's record."""
+
+    # A plain class, not a dataclass: the tests load this script without registering it in sys.modules, which
+    # dataclasses need to resolve the postponed annotations.
+    def __init__(self, dataset: str, folder: Path, reduced: bool, stages: Stages, options: list[str]) -> None:
+        self.dataset = dataset
+        self.folder = folder
+        self.reduced = reduced
+        self.stages = stages
+        self.options = options  # the GAN stages' --cfg-options
+        self.record: dict = {}
+        self.root = folder / ROOT_NAMES[dataset]
+        self.pool = Path(f"{self.root}_dpsims")  # where the _pool configs look
+        self.work = folder / "gan"
+        self.export = self.work / "export" / f"{dataset}_generator.safetensors"
+        self.export_half = self.work / "export" / f"{dataset}_generator_half.safetensors"
+        self.gan_root = self.root  # a view of it instead where the GAN reader refuses the data as written
+
+    def write_data(self) -> None:
+        """Remove an earlier run's data, pool and runs, write the dataset in its paper format and start the record."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in (self.root, self.pool, self.work, self.folder / "seg"):
+            if stale.exists():
+                shutil.rmtree(stale)
+        start = time.perf_counter()
+        summary = write_paper_dataset(self.root, self.dataset, n_train=2, n_val=2, seed=0,
+                                      sizes=REDUCED_SIZES[self.dataset] if self.reduced else None)
+        self.record = {
+            "data": {"root": str(self.root), "seconds": round(time.perf_counter() - start, 2),
+                     "classes": summary["classes"], "label_space_gan": GAN_LABEL_SPACES[self.dataset],
+                     "splits": {s: {"pairs": len(v["files"]), "sizes_hw": sorted({tuple(f["size_hw"])
+                                                                                  for f in v["files"]}),
+                                    "classes_present": v["classes_present"]}
+                                for s, v in summary["splits"].items()},
+                     "files": sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())},
+            "findings": [],
+        }
+
+    def stage_readers(self) -> bool:
+        """1. The readers (GAN, generate's listing, mmseg's _real datasets) on the dataset as written; returns whether
+        the GAN stages can read it (directly or through a view)."""
+        dataset, root, options = self.dataset, self.root, self.options
+        readers = self.stages.worker("readers", ["--worker", "readers", "--dataset", dataset, "--root", str(root),
+                                                 "--train-items", "1", "--gan-options", *options],
+                                     check=lambda r: None if r["result"]["ok"] else "a reader refused the data")
+        result = readers.get("result") or {}
+        if dataset == "coco_stuff" and not result.get("gan", {}).get("ok", True) and "labelTrainIds" in str(result):
+            self.record["findings"].append(
+                "COCO-Stuff as mmseg's converter leaves it (annotations/<split>2017/ holding <id>.png stuffthingmaps "
+                "and <id>_labelTrainIds.png side by side, what the augment/ configs read): the GAN reader "
+                "(dpsims_aug.data.readers, coco_stuff format) lists the *_labelTrainIds.png files as label maps too, "
+                "so SegPairDataset refuses the folder ('label maps have no image') and generate would synthesize for "
+                "them as if they held raw ids. The GAN stages below read a hard-linked view without them.")
+            self.gan_root = coco_gan_view(root, self.folder / f"{ROOT_NAMES[dataset]}_gan_view")
+            self.record["gan_root_workaround"] = str(self.gan_root)
+            self.stages.worker("readers_gan_view", ["--worker", "readers", "--dataset", dataset, "--root", str(root),
+                                                    "--gan-root", str(self.gan_root), "--gan-options", *options],
+                               check=lambda r: None if r["result"]["gan"]["ok"] else "the GAN reader refused the view")
+        # The GAN stages need the GAN's reader only (a failing mmseg reader is recorded, and its configs fail later).
+        gan_readable = bool(result.get("gan", {}).get("ok")) or self.stages.ok("readers_gan_view")
+        if not gan_readable:
+            for name_ in ("model", "train"):
+                self.stages.records[name_] = {"ok": None, "skipped": "the GAN reader refused the data"}
+        return gan_readable
+
+    def stage_model(self, timed_steps: int) -> None:
+        """2. The model's costs at its true size (or the reduced one)."""
+        self.stages.worker("model", ["--worker", "model", "--dataset", self.dataset, "--root", str(self.root),
+                                     "--gan-root", str(self.gan_root), "--timed-steps", str(timed_steps),
+                                     "--gan-options", *self.options])
+
+    def stage_train(self, gan_readable: bool) -> None:
+        """3.-4. Train two iterations (checkpoint, sample grids, an evaluation, the export), resume to three."""
+        name = self.dataset  # the shipped GAN config's name
+        base = ["train", name, "--data-root", str(self.gan_root), "--work-dir", str(self.work)]
+        if gan_readable:
+            self.stages.cli("train", [*base, "--max-iters", "2", "--cfg-options", *self.options],
+                            check=_trained(self.work, 2))
+        if not self.stages.skip("resume", ("train",)):
+            self.stages.cli("resume", [*base, "--max-iters", "3", "--resume", "--cfg-options", *self.options],
+                            check=_trained(self.work, 3))
+        self.record["cli_iteration_times"] = _iteration_times(self.work)
+
+    def stage_export(self) -> None:
+        """5. Export the resumed checkpoint (fp32 and --half)."""
+        export, export_half, checkpoint = self.export, self.export_half, self.work / "iter_3.pth"
+        if not self.stages.skip("export", ("resume",)):
+            self.stages.cli("export", ["export", str(checkpoint), "--out", str(export)],
+                            check=lambda r: None if export.is_file() else "no export written")
+            if self.stages.ok("export"):
+                self.stages.cli("export_half", ["export", str(checkpoint), "--out", str(export_half), "--half"])
+
+    def stage_generate(self) -> None:
+        """6. Generate the offline pool from the training maps (where the _pool configs look: <root>_dpsims)."""
+        pool = self.pool
+        if not self.stages.skip("generate", ("export",)):
+            self.stages.cli("generate", ["generate", "--labels", str(self.gan_root), "--split", "train", "--n", "1",
+                                         "--checkpoint", str(self.export), "--out", str(pool), "--no-progress",
+                                         "--grid", "--batch-size", "1"],
+                            check=lambda r: None if len(list((pool / "images").rglob("*.jpg"))) == 2
+                            else "not 2 pool images")
+
+    def stage_datasets(self) -> None:
+        """7. Every mmseg dataset of the dataset's augment/ configs (pool, online, batch), items read."""
+        if not self.stages.skip("datasets", ("generate",)):
+            self.stages.worker("datasets", ["--worker", "datasets", "--dataset", self.dataset, "--root",
+                                            str(self.root), "--checkpoint", str(self.export), "--train-items",
+                                            "1" if self.reduced else "3"],
+                               check=lambda r: None if r["result"]["ok"] else "datasets failed: " + ", ".join(
+                                   k for k, v in r["result"]["configs"].items() if not v["ok"]))
+
+    def stage_segmenters(self, segmenter: str) -> None:
+        """8. One segmenter iteration of the _pool, _online (and _batch) configs, then their validation."""
+        from mmengine.config import Config
+
+        dataset = self.dataset
+        for kind in ("pool", "online", "batch"):
+            config = REPO / "augment" / SEG_FOLDERS[dataset] / f"{segmenter}_{SEG_SUFFIXES[dataset]}_{kind}.py"
+            if not config.is_file():
+                continue
+            if self.stages.skip(f"seg_{kind}", ("generate",)):
+                continue
+            seg_cfg = Config.fromfile(str(config))
+            seg_options = [*SEG_CPU_OPTIONS, *generator_options(seg_cfg, str(self.export))]
+            if self.reduced:
+                seg_options += shrink_options(seg_cfg, REDUCED_SEG_CROPS[dataset])
+            argv = ["seg-train", config.stem, "--data-root", str(self.root), "--work-dir",
+                    str(self.folder / "seg" / kind), "--max-iters", "1"]
+            if self.reduced:
+                argv.append("--no-validate")
+            self.stages.cli(f"seg_{kind}", [*argv, "--cfg-options", *seg_options])
+
+    def finish(self, keep_checkpoints: bool) -> dict:
+        """The record completed: file sizes, the stages, whether all that ran passed and a summary (checkpoints
+        removed unless ``keep_checkpoints``)."""
+        work, pool, record, records = self.work, self.pool, self.record, self.stages.records
+        record["sizes_mb"] = {
+            "iter_2.pth": _file_mb(work / "iter_2.pth"), "iter_3.pth": _file_mb(work / "iter_3.pth"),
+            "generator_ema.safetensors (training export)": _file_mb(work / "generator_ema.safetensors"),
+            "export fp32": _file_mb(self.export), "export --half": _file_mb(self.export_half),
+            "pool": round(sum(p.stat().st_size for p in pool.rglob("*") if p.is_file()) / 2**20, 2)
+            if pool.is_dir() else None,
+        }
+        if not keep_checkpoints:
+            for path in work.glob("iter_*.pth"):
+                path.unlink()
+        record["stages"] = records
+        ran = [r for r in records.values() if r.get("ok") is not None]
+        record["passed"] = bool(ran) and all(r["ok"] for r in records.values())
+        record["summary"] = {
+            "stages": {k: ("skipped" if v.get("ok") is None else "ok" if v["ok"] else "FAILED")
+                       for k, v in records.items()},
+            "peak_rss_gib": {k: v["peak_rss_gib"] for k, v in records.items() if v.get("peak_rss_gib")},
+            "seconds": {k: v["seconds"] for k, v in records.items() if "seconds" in v},
+        }
+        return record
+
+
 def run_dataset(dataset: str, folder: Path, segmenter: str, reduced: bool, in_process: bool,
                 keep_checkpoints: bool, env: dict[str, str], timed_steps: int) -> dict:
     """Every stage for one paper dataset in ``folder``; returns its record."""
     print(f"{dataset}:", flush=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    root = folder / ROOT_NAMES[dataset]
-    pool = Path(f"{root}_dpsims")
-    work = folder / "gan"
-    for stale in (root, pool, work, folder / "seg"):
-        if stale.exists():
-            shutil.rmtree(stale)
-    start = time.perf_counter()
-    summary = write_paper_dataset(root, dataset, n_train=2, n_val=2, seed=0,
-                                  sizes=REDUCED_SIZES[dataset] if reduced else None)
-    record: dict = {
-        "data": {"root": str(root), "seconds": round(time.perf_counter() - start, 2), "classes": summary["classes"],
-                 "label_space_gan": GAN_LABEL_SPACES[dataset],
-                 "splits": {s: {"pairs": len(v["files"]), "sizes_hw": sorted({tuple(f["size_hw"])
-                                                                              for f in v["files"]}),
-                                "classes_present": v["classes_present"]}
-                            for s, v in summary["splits"].items()},
-                 "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())},
-        "findings": [],
-    }
-    stages = Stages(folder, in_process, env)
-    options = gan_options(dataset, reduced)
-    name = dataset  # the shipped GAN config's name
-
-    # 1. readers (GAN, generate's listing, mmseg's _real datasets) on the dataset as written.
-    gan_root = root
-    readers = stages.worker("readers", ["--worker", "readers", "--dataset", dataset, "--root", str(root),
-                                        "--train-items", "1", "--gan-options", *options],
-                            check=lambda r: None if r["result"]["ok"] else "a reader refused the data")
-    result = readers.get("result") or {}
-    if dataset == "coco_stuff" and not result.get("gan", {}).get("ok", True) and "labelTrainIds" in str(result):
-        record["findings"].append(
-            "COCO-Stuff as mmseg's converter leaves it (annotations/<split>2017/ holding <id>.png stuffthingmaps and "
-            "<id>_labelTrainIds.png side by side, what the augment/ configs read): the GAN reader "
-            "(dpsims_aug.data.readers, coco_stuff format) lists the *_labelTrainIds.png files as label maps too, so "
-            "SegPairDataset refuses the folder ('label maps have no image') and generate would synthesize for them "
-            "as if they held raw ids. The GAN stages below read a hard-linked view without them.")
-        gan_root = coco_gan_view(root, folder / f"{ROOT_NAMES[dataset]}_gan_view")
-        record["gan_root_workaround"] = str(gan_root)
-        stages.worker("readers_gan_view", ["--worker", "readers", "--dataset", dataset, "--root", str(root),
-                                           "--gan-root", str(gan_root), "--gan-options", *options],
-                      check=lambda r: None if r["result"]["gan"]["ok"] else "the GAN reader refused the view")
-    # The GAN stages need the GAN's reader only (a failing mmseg reader is recorded, and its configs fail later).
-    gan_readable = bool(result.get("gan", {}).get("ok")) or stages.ok("readers_gan_view")
-    if not gan_readable:
-        for name_ in ("model", "train"):
-            stages.records[name_] = {"ok": None, "skipped": "the GAN reader refused the data"}
-
-    # 2. the model's costs at its true size (or the reduced one).
+    run = _DatasetRun(dataset, folder, reduced, Stages(folder, in_process, env), gan_options(dataset, reduced))
+    run.write_data()
+    gan_readable = run.stage_readers()
     if gan_readable:
-        stages.worker("model", ["--worker", "model", "--dataset", dataset, "--root", str(root), "--gan-root",
-                                str(gan_root), "--timed-steps", str(timed_steps), "--gan-options", *options])
-
-    # 3.-4. train two iterations (checkpoint, sample grids, an evaluation, the export), resume to three.
-    base = ["train", name, "--data-root", str(gan_root), "--work-dir", str(work)]
-
-    def trained(iters: int):
-        def check(_record):
-            missing = [p for p in (work / f"iter_{iters}.pth", work / "generator_ema.safetensors") if not p.is_file()]
-            grids = list(work.glob("*/samples/iter_*.png"))
-            evaluations = list(work.glob("*/metrics.jsonl"))
-            if missing:
-                return f"missing {', '.join(p.name for p in missing)}"
-            if not grids or not evaluations:
-                return "no sample grid or no evaluation record"
-            return None
-        return check
-
-    if gan_readable:
-        stages.cli("train", [*base, "--max-iters", "2", "--cfg-options", *options], check=trained(2))
-    if not stages.skip("resume", ("train",)):
-        stages.cli("resume", [*base, "--max-iters", "3", "--resume", "--cfg-options", *options], check=trained(3))
-    record["cli_iteration_times"] = _iteration_times(work)
-
-    # 5. export the resumed checkpoint (fp32 and --half).
-    export = work / "export" / f"{dataset}_generator.safetensors"
-    export_half = work / "export" / f"{dataset}_generator_half.safetensors"
-    if not stages.skip("export", ("resume",)):
-        stages.cli("export", ["export", str(work / "iter_3.pth"), "--out", str(export)],
-                   check=lambda r: None if export.is_file() else "no export written")
-        if stages.ok("export"):
-            stages.cli("export_half", ["export", str(work / "iter_3.pth"), "--out", str(export_half), "--half"])
-
-    # 6. generate the offline pool from the training maps (where the _pool configs look: <root>_dpsims).
-    if not stages.skip("generate", ("export",)):
-        stages.cli("generate", ["generate", "--labels", str(gan_root), "--split", "train", "--n", "1", "--checkpoint",
-                                str(export), "--out", str(pool), "--no-progress", "--grid", "--batch-size", "1"],
-                   check=lambda r: None if len(list((pool / "images").rglob("*.jpg"))) == 2
-                   else "not 2 pool images")
-
-    # 7. every mmseg dataset of the dataset's augment/ configs (pool, online, batch), items read.
-    if not stages.skip("datasets", ("generate",)):
-        stages.worker("datasets", ["--worker", "datasets", "--dataset", dataset, "--root", str(root),
-                                   "--checkpoint", str(export), "--train-items", "1" if reduced else "3"],
-                      check=lambda r: None if r["result"]["ok"] else "datasets failed: " + ", ".join(
-                          k for k, v in r["result"]["configs"].items() if not v["ok"]))
-
-    # 8. one segmenter iteration of the _pool, _online (and _batch) configs, then their validation.
-    from mmengine.config import Config
-
-    for kind in ("pool", "online", "batch"):
-        config = REPO / "augment" / SEG_FOLDERS[dataset] / f"{segmenter}_{SEG_SUFFIXES[dataset]}_{kind}.py"
-        if not config.is_file():
-            continue
-        if stages.skip(f"seg_{kind}", ("generate",)):
-            continue
-        seg_cfg = Config.fromfile(str(config))
-        seg_options = [*SEG_CPU_OPTIONS, *generator_options(seg_cfg, str(export))]
-        if reduced:
-            seg_options += shrink_options(seg_cfg, REDUCED_SEG_CROPS[dataset])
-        argv = ["seg-train", config.stem, "--data-root", str(root), "--work-dir", str(folder / "seg" / kind),
-                "--max-iters", "1"]
-        if reduced:
-            argv.append("--no-validate")
-        stages.cli(f"seg_{kind}", [*argv, "--cfg-options", *seg_options])
-
-    record["sizes_mb"] = {
-        "iter_2.pth": _file_mb(work / "iter_2.pth"), "iter_3.pth": _file_mb(work / "iter_3.pth"),
-        "generator_ema.safetensors (training export)": _file_mb(work / "generator_ema.safetensors"),
-        "export fp32": _file_mb(export), "export --half": _file_mb(export_half),
-        "pool": round(sum(p.stat().st_size for p in pool.rglob("*") if p.is_file()) / 2**20, 2)
-        if pool.is_dir() else None,
-    }
-    if not keep_checkpoints:
-        for path in work.glob("iter_*.pth"):
-            path.unlink()
-    record["stages"] = stages.records
-    ran = [r for r in stages.records.values() if r.get("ok") is not None]
-    record["passed"] = bool(ran) and all(r["ok"] for r in stages.records.values())
-    record["summary"] = {
-        "stages": {k: ("skipped" if v.get("ok") is None else "ok" if v["ok"] else "FAILED")
-                   for k, v in stages.records.items()},
-        "peak_rss_gib": {k: v["peak_rss_gib"] for k, v in stages.records.items() if v.get("peak_rss_gib")},
-        "seconds": {k: v["seconds"] for k, v in stages.records.items() if "seconds" in v},
-    }
-    return record
+        run.stage_model(timed_steps)
+    run.stage_train(gan_readable)
+    run.stage_export()
+    run.stage_generate()
+    run.stage_datasets()
+    run.stage_segmenters(segmenter)
+    return run.finish(keep_checkpoints)
 
 
 # ------------------------------------------------------------------------------------------------ the card
@@ -683,7 +759,8 @@ def _git_state() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "modified_files": git("status", "--porcelain").splitlines()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``--worker``, hidden, is handled by :func:`worker_main` before parsing)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS), choices=PAPER_DATASETS)
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -699,6 +776,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the cost card table of the committed results (or of --out) and exit")
     add_output_args(parser, NAME)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     words = list(argv if argv is not None else sys.argv[1:])
     if "--worker" in words:
         print(json.dumps(worker_main(words)))
@@ -711,7 +793,25 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or WORK / "paper_dry_run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = datetime.datetime.now(datetime.timezone.utc)
-    results: dict = {
+    results = _results_header(args, argv, started)
+    for dataset in args.datasets:
+        results["datasets"][dataset] = run_dataset(
+            dataset, work / dataset, args.segmenter, args.reduced, args.in_process or args.reduced,
+            args.keep_checkpoints, env, args.timed_steps)
+        model = (results["datasets"][dataset]["stages"].get("model") or {}).get("result")
+        if model and not args.reduced:
+            results["datasets"][dataset]["gpu_projection"] = gpu_projection(model)
+        results["machine"]["loadavg_end"] = machine_info()["loadavg"]
+        write_results(out, results)  # after every dataset: a long run keeps what it has
+    results["seconds"] = round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1)
+    write_results(out, results)
+    _print_report(out, results, args.reduced)
+    return 0 if all(r["passed"] for r in results["datasets"].values()) else 1
+
+
+def _results_header(args: argparse.Namespace, argv: list[str] | None, started: datetime.datetime) -> dict:
+    """The results record before any dataset ran: command, date, machine, git state and settings."""
+    return {
         "benchmark": "paper_dry_run",
         "command": shlex.join(["python", "benchmarks/speed/paper_dry_run.py",
                                *(argv if argv is not None else sys.argv[1:])]),
@@ -729,17 +829,10 @@ def main(argv: list[str] | None = None) -> int:
                                  "estimate until benchmarks/speed/gpu_check.py runs on a GPU."}},
         "datasets": {},
     }
-    for dataset in args.datasets:
-        results["datasets"][dataset] = run_dataset(
-            dataset, work / dataset, args.segmenter, args.reduced, args.in_process or args.reduced,
-            args.keep_checkpoints, env, args.timed_steps)
-        model = (results["datasets"][dataset]["stages"].get("model") or {}).get("result")
-        if model and not args.reduced:
-            results["datasets"][dataset]["gpu_projection"] = gpu_projection(model)
-        results["machine"]["loadavg_end"] = machine_info()["loadavg"]
-        write_results(out, results)  # after every dataset: a long run keeps what it has
-    results["seconds"] = round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1)
-    write_results(out, results)
+
+
+def _print_report(out: Path, results: dict, reduced: bool) -> None:
+    """Where the results went, each dataset's outcome and findings, and (at true size) the cost card."""
     print(f"\nwrote {out}")
     for dataset, record in results["datasets"].items():
         failed = [k for k, v in record["stages"].items() if v.get("ok") is False]
@@ -749,9 +842,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
         for finding in record["findings"]:
             print(f"  finding: {finding}")
-    if not args.reduced:
+    if not reduced:
         print(cost_card(results))
-    return 0 if all(r["passed"] for r in results["datasets"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 formats: the same pipeline as ``benchmarks/speed/paper_dry_run.py`` at true size (its ``--reduced`` mode, in this
 process: the real ``dpsims-aug`` commands and mmengine Runners), with the configs' class counts (150 / 182 / 35;
 mmseg's 150 / 171 / 19) and instance-edge settings, but the tiny generator preset, a random-init EfficientNet-Lite0
-discriminator and 64..128 px images. It catches shape and label-space errors of the paper path: GAN training from the ADE-20K,
-COCO-Stuff and Cityscapes formats, checkpoint, resume, sample grid, evaluation, export, ``generate``, every mmseg
-dataset of ``augment/<dataset>/`` and one ``seg-train`` iteration of the SegFormer-B0 pool, online and batch configs."""
+discriminator and 64..128 px images. It catches shape and label-space errors of the paper path: GAN training from the
+ADE-20K, COCO-Stuff and Cityscapes formats, checkpoint, resume, sample grid, evaluation, export, ``generate``, every
+mmseg dataset of ``augment/<dataset>/`` and one ``seg-train`` iteration of the SegFormer-B0 pool, online and batch
+configs."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Differentiable augmentation of D's inputs (train_gan.d_augment) and its use in the GAN's training step."""
+"""Differentiable augmentation of D's inputs (train_gan.d_augment) and its use in the GAN's training step; the model's
+typed settings of it and of the loss terms (DAugmentConfig, LossConfig)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from train_gan.d_augment import (
     overfitting_signal,
     sample_params,
 )
-from train_gan.model import DPSIMSGAN
+from train_gan.model import DPSIMSGAN, DAugmentConfig, LossConfig
 
 
 def _positions(b: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,11 +119,11 @@ def test_overfitting_signal_and_adaptive_probability():
     assert float(p) == 0.0  # clamped
 
 
-def _gan(d_augment):
+def _gan(d_augment, loss=None):
     torch.manual_seed(0)
     return DPSIMSGAN(generator=dict(preset="tiny"),
                      discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8),
-                     loss=dict(nce_patches=16), d_augment=d_augment)
+                     loss=loss or dict(nce_patches=16), d_augment=d_augment)
 
 
 def _wrappers(model):
@@ -144,3 +147,50 @@ def test_training_step_with_diffaugment_and_ada():
     assert 0.0 <= float(ada.augment_p) <= 1.0
     with pytest.raises(ValueError, match="unknown d_augment"):
         _gan(dict(prob=0.5))
+
+
+# --- the model's typed settings: LossConfig, DAugmentConfig ------------------------------------------------------
+
+# The defaults of the dicts these dataclasses replaced (DEFAULT_LOSS_WEIGHTS and DPSIMSGAN's d_augment parsing).
+_PREVIOUS_LOSS_DEFAULTS = dict(focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07,
+                               diversity=1.0, diversity_max_ratio=None, colour_match=0.0)
+
+
+def test_loss_config_defaults_match_the_previous_ones():
+    assert dataclasses.asdict(LossConfig()) == _PREVIOUS_LOSS_DEFAULTS
+    assert LossConfig.from_dict(None) == LossConfig.from_dict({}) == LossConfig()
+    flat = dict(focal_gamma=0, labelmix=0.0, diversity=0.3, diversity_max_ratio=0.28)  # as a config's loss=dict(...)
+    assert dataclasses.asdict(LossConfig.from_dict(flat)) == {**_PREVIOUS_LOSS_DEFAULTS, **flat}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LossConfig().labelmix = 1.0
+    assert _gan(None, loss=LossConfig(nce_patches=16)).loss_config == LossConfig.from_dict(dict(nce_patches=16))
+
+
+def test_loss_config_refuses_unknown_keys_by_name():
+    with pytest.raises(ValueError, match=r"unknown loss settings \['gama', 'label_mix'\]; known: \[.*'focal_gamma'"):
+        LossConfig.from_dict(dict(gama=1.0, label_mix=1.0, diversity=0.5))
+    with pytest.raises(ValueError, match=r"unknown loss settings \['nce_patch'\]"):
+        _gan(None, loss=dict(nce_patch=16))
+
+
+def test_d_augment_config_defaults_match_the_previous_ones():
+    off = DAugmentConfig.from_dict(None)
+    assert (off.ops, off.p, off.adaptive, off.target, off.interval, off.speed_images) == (
+        ("colour", "translation", "cutout"), 0.0, False, 0.6, 4, 20_000.0)
+    assert DAugmentConfig.from_dict({}) == off and off.controller() is None
+    assert DAugmentConfig.from_dict(dict(ops=["colour"])) == DAugmentConfig(ops=("colour",), p=1.0)  # given: p = 1
+    assert DAugmentConfig.from_dict(dict(adaptive=True, p=0.0)).controller() is not None
+    model = _gan(dict(ops=["cutout"], adaptive=True, target=0.5, interval=2, speed_images=100))
+    assert model.d_augment_config.ops == ("cutout",) and float(model.augment_p) == 1.0
+    assert vars(model.augment_adaptive) == dict(target=0.5, interval=2, speed_images=100)
+    plain = _gan(None)
+    assert float(plain.augment_p) == 0.0 and plain.augment_adaptive is None
+
+
+def test_d_augment_config_refuses_unknown_keys_and_operations_by_name():
+    with pytest.raises(ValueError, match=r"unknown d_augment settings \['prob'\]; known: \[.*'speed_images'"):
+        DAugmentConfig.from_dict(dict(prob=0.5, p=1.0))
+    with pytest.raises(ValueError, match=r"unknown augmentation operations \['rotate'\]"):
+        DAugmentConfig.from_dict(dict(ops=("colour", "rotate")))
+    with pytest.raises(ValueError, match="unknown augmentation operations"):
+        _gan(dict(ops=("flip",)))  # at construction, not at the first step

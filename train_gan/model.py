@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ from train_gan.d_augment import (
 )
 from train_gan.discriminator import DiscriminatorConfig, DPSIMSDiscriminator
 from train_gan.losses import (
+    DEFAULT_FOCAL_GAMMA,
     colour_distribution_loss,
     discriminator_adversarial_loss,
     diversity_loss,
@@ -45,13 +48,99 @@ from train_gan.losses import (
 )
 from train_gan.transfer import init_generator_from
 
-# Defaults where the paper is silent come from OASIS (lambda_LM = 10) and CUT (PatchNCE weight 1, 256 patches,
-# tau = 0.07); the mode-seeking weight from MSGAN (1.0). Focal gamma: the usual 2.0 of Lin et al.
-DEFAULT_LOSS_WEIGHTS = dict(
-    focal_gamma=2.0, labelmix=10.0, patch_nce=1.0, nce_patches=256, nce_temperature=0.07, diversity=1.0,
-    diversity_max_ratio=None,
-    colour_match=0.0,  # per-class colour-distribution matching of G's images to the batch's real ones
-)
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and settings of the DP-SIMS loss terms (:mod:`train_gan.losses`); the model config's flat
+    ``loss=dict(...)`` goes through :meth:`from_dict`, so ``model.loss.diversity=0.3`` still overrides one field.
+
+    Defaults where the paper is silent come from OASIS (lambda_LM = 10) and CUT (PatchNCE weight 1, 256 patches,
+    tau = 0.07); the mode-seeking weight from MSGAN (1.0). Focal gamma: the usual 2.0 of Lin et al.
+
+    Weights (a weight of 0 skips the term, its computation included):
+        labelmix: D's LabelMix consistency loss (OASIS: 10).
+        patch_nce: G's PatchNCE loss against the real image's backbone features (CUT: 1).
+        diversity: G's mode-seeking loss over two seeds per label map (MSGAN: 1); 0 also means one seed per map.
+        colour_match: G's per-class colour-distribution matching of its images to the batch's real ones (0: off).
+
+    Settings:
+        focal_gamma: Focal exponent of both adversarial losses (Lin et al.: 2.0; 0 is plain OASIS).
+        nce_patches: Locations PatchNCE samples per feature level (CUT: 256).
+        nce_temperature: PatchNCE's InfoNCE temperature tau (CUT: 0.07).
+        diversity_max_ratio: Cap on the mode-seeking distance ratio (DSGAN's bound); ``None``: unbounded (MSGAN).
+    """
+
+    labelmix: float = 10.0
+    patch_nce: float = 1.0
+    diversity: float = 1.0
+    colour_match: float = 0.0
+    focal_gamma: float = DEFAULT_FOCAL_GAMMA
+    nce_patches: int = 256
+    nce_temperature: float = 0.07
+    diversity_max_ratio: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> LossConfig:
+        """The config with ``d``'s fields overriding the defaults (``None``: all defaults).
+
+        Raises:
+            ValueError: naming the unknown keys and the known ones.
+        """
+        d = dict(d or {})
+        known = sorted(f.name for f in fields(cls))
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown loss settings {unknown}; known: {known}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class DAugmentConfig:
+    """Differentiable augmentation of every image D sees (:mod:`train_gan.d_augment`); the model config's
+    ``d_augment=dict(...)`` goes through :meth:`from_dict`.
+
+    Attributes:
+        ops: Operations, from :data:`train_gan.d_augment.OPERATIONS` (all three by default); checked at
+            construction. A list (as a config file gives) becomes a tuple.
+        p: Probability with which each operation is applied to each sample (DiffAugment: 1). It is only the
+            start value: the model keeps ``p`` in its ``augment_p`` buffer (checkpointed), which ADA moves.
+            :meth:`from_dict` gives 0 when there are no settings at all (``None`` or an empty dict): no
+            augmentation.
+        adaptive: ADA: move ``p`` by D's overfitting signal (:class:`train_gan.d_augment.AdaptiveProbability`).
+        target: ADA's target for the overfitting signal ``r_t``.
+        interval: Steps between ADA's adjustments of ``p``.
+        speed_images: Images it takes ADA to move ``p`` from 0 to 1.
+    """
+
+    ops: tuple[str, ...] = OPERATIONS
+    p: float = 1.0
+    adaptive: bool = False
+    target: float = 0.6
+    interval: int = 4
+    speed_images: float = 20_000.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(self.ops))
+        sample_params(1, 8, 8, 0.0, self.ops)  # validates the names now rather than at step 1
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DAugmentConfig:
+        """The config with ``d``'s fields overriding the defaults; ``p`` defaults to 1.0 when ``d`` has settings and
+        to 0.0 (no augmentation) when it is ``None`` or empty.
+
+        Raises:
+            ValueError: naming the unknown keys and the known ones.
+        """
+        d = dict(d or {})
+        known = sorted(f.name for f in fields(cls))
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown d_augment settings {unknown}; known: {known}")
+        return cls(**{"p": 1.0 if d else 0.0, **d})
+
+    def controller(self) -> AdaptiveProbability | None:
+        """ADA's controller of ``p``, or ``None`` when ``p`` stays fixed."""
+        return AdaptiveProbability(self.target, self.interval, self.speed_images) if self.adaptive else None
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -80,7 +169,8 @@ class DPSIMSGAN(BaseModel):
         label_space: Preset name, LabelSpace JSON path or LabelSpace; fixes the number of classes.
         generator: ``dict(preset=..., **overrides)`` for :func:`dpsims_aug.models.generator_config`.
         discriminator: :class:`DiscriminatorConfig` fields (``num_classes`` is filled in).
-        loss: Weights and settings of the loss terms (see ``DEFAULT_LOSS_WEIGHTS``); a weight of 0 skips a term.
+        loss: Weights and settings of the loss terms: :class:`LossConfig` fields (a weight of 0 skips a term), or a
+            :class:`LossConfig`.
         ema_halflife_iters: Half-life of the generator EMA in iterations (NVlabs EDM style), ramped up as
             ``min(halflife, ema_rampup * step)`` so early EMA snapshots are not dominated by the random init.
         seed: Base seed of the per-step randomness.
@@ -98,7 +188,8 @@ class DPSIMSGAN(BaseModel):
         d_augment: Differentiable augmentation of every image D sees (:mod:`train_gan.d_augment`), e.g.
             ``dict(ops=("colour", "translation", "cutout"), p=1.0)`` (DiffAugment) or ``dict(p=0.0,
             adaptive=True, target=0.6, interval=4, speed_images=20000)`` (ADA: ``p`` follows D's overfitting).
-            ``None`` (default) or ``p=0`` without ``adaptive``: no augmentation.
+            ``None`` (default) or ``p=0`` without ``adaptive``: no augmentation. :class:`DAugmentConfig` fields, or a
+            :class:`DAugmentConfig`.
         channels_last: Keep the generator, its EMA copy and the whole discriminator (backbone included) in
             channels_last memory format: the same computation up to float rounding, in fewer layout reorders inside
             oneDNN's CPU convolutions (the speed-up is measured by ``benchmarks/speed/bench_train.py --small``).
@@ -109,7 +200,7 @@ class DPSIMSGAN(BaseModel):
         label_space: str | LabelSpace = "embedded",
         generator: dict | None = None,
         discriminator: dict | None = None,
-        loss: dict | None = None,
+        loss: dict | LossConfig | None = None,
         ema_halflife_iters: float = 500.0,
         ema_rampup: float = 0.5,
         seed: int = 0,
@@ -118,7 +209,7 @@ class DPSIMSGAN(BaseModel):
         backbone_weights: dict | str | None = None,
         init_generator: str | None = None,
         generator_warmup_iters: int = 0,
-        d_augment: dict | None = None,
+        d_augment: dict | DAugmentConfig | None = None,
         channels_last: bool = False,
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
@@ -151,10 +242,7 @@ class DPSIMSGAN(BaseModel):
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.generator_ema = ExponentialMovingAverage(self.generator, momentum=0.5)
-        unknown = set(loss or {}) - set(DEFAULT_LOSS_WEIGHTS)
-        if unknown:
-            raise ValueError(f"unknown loss settings {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
-        self.loss_cfg = {**DEFAULT_LOSS_WEIGHTS, **(loss or {})}
+        self.loss_config = loss if isinstance(loss, LossConfig) else LossConfig.from_dict(loss)
         self.ema_halflife_iters = ema_halflife_iters
         self.ema_rampup = ema_rampup
         self.seed = seed
@@ -162,17 +250,11 @@ class DPSIMSGAN(BaseModel):
         self.ema_bn_batches = ema_bn_batches
         self.ema_calibrated_step: int | None = None  # step at which the EMA statistics were last re-collected
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        aug = dict(d_augment or {})
-        unknown = set(aug) - {"ops", "p", "adaptive", "target", "interval", "speed_images"}
-        if unknown:
-            raise ValueError(f"unknown d_augment settings {sorted(unknown)}")
-        self.augment_ops = tuple(aug.get("ops", OPERATIONS))
-        sample_params(1, 8, 8, 0.0, self.augment_ops)  # validates the names now rather than at step 1
-        self.augment_adaptive = (AdaptiveProbability(aug.get("target", 0.6), aug.get("interval", 4),
-                                                     aug.get("speed_images", 20_000.0))
-                                 if aug.get("adaptive", False) else None)
+        self.d_augment_config = (d_augment if isinstance(d_augment, DAugmentConfig)
+                                 else DAugmentConfig.from_dict(d_augment))
+        self.augment_adaptive = self.d_augment_config.controller()
         # The augmentation probability and ADA's accumulators are buffers: checkpointed, restored on resume.
-        self.register_buffer("augment_p", torch.tensor(float(aug.get("p", 1.0 if d_augment else 0.0))))
+        self.register_buffer("augment_p", torch.tensor(float(self.d_augment_config.p)))
         self.register_buffer("augment_r_t", torch.tensor(0.0), persistent=False)
         self.register_buffer("augment_signal", torch.zeros(2))
         self._nonfinite_streak = 0
@@ -274,35 +356,35 @@ class DPSIMSGAN(BaseModel):
                             gen: torch.Generator, wrapper: OptimWrapper) -> tuple[dict, torch.Tensor, bool]:
         """Real -> class+1, fake -> 0, plus LabelMix consistency, in one forward on the concatenation (a single DDP
         forward per backward, and one backbone pass for all three). Returns (log terms, loss, update applied)."""
-        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        batch, device, cfg = real.shape[0], real.device, self.loss_config
         log: dict[str, torch.Tensor] = {}
         with wrapper.optim_context(self.discriminator):
             with torch.no_grad():
                 fake = self.generator(labels, self._noise(gen, batch, device), edges)
             parts = [real, fake]
-            if cfg["labelmix"] > 0:
+            if cfg.labelmix > 0:
                 mixed, mask = labelmix(real, fake, labels, generator=gen)
                 parts.append(mixed)
             d_labels, valid = labels, None
             if self._augmenting:
-                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.augment_ops, gen)
+                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.d_augment_config.ops, gen)
                 ignore = self.label_space.ignore_index
                 real_aug, d_labels, valid = augment_batch(real, labels, params, ignore)
                 parts = [real_aug, *(augment_batch(x, labels, params, ignore)[0] for x in parts[1:])]
-                if cfg["labelmix"] > 0:
+                if cfg.labelmix > 0:
                     mask = apply_geometry(mask, params, 0.0)
             logits = self.discriminator(torch.cat(parts)).float().chunk(len(parts))
             log["loss_d_adv"] = discriminator_adversarial_loss(
-                logits[0], logits[1], d_labels, gamma=cfg["focal_gamma"], ignore_index=self.label_space.ignore_index,
+                logits[0], logits[1], d_labels, gamma=cfg.focal_gamma, ignore_index=self.label_space.ignore_index,
                 valid=valid,
             )
             if self.augment_adaptive is not None:
                 signal = torch.stack(overfitting_signal(logits[0].detach(), d_labels, self.label_space.ignore_index))
                 self.augment_signal += signal.to(self.augment_signal)
             loss = log["loss_d_adv"]
-            if cfg["labelmix"] > 0:
+            if cfg.labelmix > 0:
                 log["loss_d_labelmix"] = labelmix_loss(logits[2], logits[0], logits[1], mask.to(logits[0].dtype))
-                loss = loss + cfg["labelmix"] * log["loss_d_labelmix"]
+                loss = loss + cfg.labelmix * log["loss_d_labelmix"]
         return log, loss, self._update(wrapper, loss, "discriminator")
 
     def train_generator(self, real: torch.Tensor, labels: torch.Tensor, edges: torch.Tensor | None,
@@ -312,9 +394,9 @@ class DPSIMSGAN(BaseModel):
         label map (both seeds go through G in one batch) + per-class colour-distribution matching. With
         ``apply=False`` (the warm-up: D first learns the data) the loss is computed for the log, not applied.
         Returns (log terms, loss, update applied)."""
-        batch, device, cfg = real.shape[0], real.device, self.loss_cfg
+        batch, device, cfg = real.shape[0], real.device, self.loss_config
         log: dict[str, torch.Tensor] = {}
-        seeds_per_map = 2 if cfg["diversity"] > 0 else 1
+        seeds_per_map = 2 if cfg.diversity > 0 else 1
         with wrapper.optim_context(self.generator):
             noise = self._noise(gen, batch * seeds_per_map, device)
             label_rep = labels.repeat(seeds_per_map, 1, 1)
@@ -323,35 +405,35 @@ class DPSIMSGAN(BaseModel):
             disc = _unwrap(self.discriminator)
             d_input, g_labels, real_seen = fakes, label_rep, real
             if self._augmenting:  # the same draw for both seeds of a map and for its real image (PatchNCE pairs)
-                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.augment_ops, gen)
+                params = sample_params(batch, *labels.shape[1:], float(self.augment_p), self.d_augment_config.ops, gen)
                 ignore = self.label_space.ignore_index
                 d_input, g_labels, _ = augment_batch(fakes, label_rep, params.repeat(seeds_per_map), ignore)
                 real_seen = augment_batch(real, labels, params, ignore)[0]
             with _no_param_grads(disc):
                 logits_fake, feats_fake = disc.forward_with_features(d_input)
                 log["loss_g_adv"] = generator_adversarial_loss(
-                    logits_fake.float(), g_labels, gamma=cfg["focal_gamma"],
+                    logits_fake.float(), g_labels, gamma=cfg.focal_gamma,
                     ignore_index=self.label_space.ignore_index,
                 )
                 loss = log["loss_g_adv"]
-                if cfg["patch_nce"] > 0:
+                if cfg.patch_nce > 0:
                     with torch.no_grad():
                         feats_real = disc.backbone_features(real_seen)
                     log["loss_g_nce"] = patch_nce_loss(
                         [f[:batch].float() for f in feats_fake], [f.float() for f in feats_real],
-                        num_patches=cfg["nce_patches"], temperature=cfg["nce_temperature"], generator=gen,
+                        num_patches=cfg.nce_patches, temperature=cfg.nce_temperature, generator=gen,
                     )
-                    loss = loss + cfg["patch_nce"] * log["loss_g_nce"]
+                    loss = loss + cfg.patch_nce * log["loss_g_nce"]
             if seeds_per_map == 2:
                 log["loss_g_div"] = diversity_loss(fakes[:batch], fakes[batch:], noise[:batch], noise[batch:],
-                                                   max_ratio=cfg["diversity_max_ratio"])
-                loss = loss + cfg["diversity"] * log["loss_g_div"]
-            if cfg["colour_match"] > 0:  # unaugmented images: the colours a segmenter will see
+                                                   max_ratio=cfg.diversity_max_ratio)
+                loss = loss + cfg.diversity * log["loss_g_div"]
+            if cfg.colour_match > 0:  # unaugmented images: the colours a segmenter will see
                 log["loss_g_colour"] = torch.stack([
                     colour_distribution_loss(fake.float(), real, labels, self.label_space.ignore_index)
                     for fake in fakes.chunk(seeds_per_map)
                 ]).mean()
-                loss = loss + cfg["colour_match"] * log["loss_g_colour"]
+                loss = loss + cfg.colour_match * log["loss_g_colour"]
         if not apply:
             wrapper.zero_grad()
             return log, loss, False

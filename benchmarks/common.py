@@ -14,7 +14,10 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +65,37 @@ def write_json(path: Path, record: Any, indent: int = 1) -> None:
 
 
 def write_results(path: Path, record: dict, indent: int = 1) -> None:
-    """Write a results record: :func:`write_json` of it with every repository path made relative
-    (:func:`repo_relative`)."""
-    write_json(path, repo_relative(record), indent=indent)
+    """Write a results record: :func:`write_json` of it, completed to the schema every result shares
+    (:func:`with_provenance`), with every repository path made relative (:func:`repo_relative`)."""
+    write_json(path, repo_relative(with_provenance(record)), indent=indent)
+
+
+def with_provenance(record: dict) -> dict:
+    """``record`` with what every result holds, where the script did not set it: ``command`` (this process's
+    command line), ``git`` (the commit it ran at and whether the tree had uncommitted changes) and ``machine``
+    (:func:`machine_info`). A script's own keys (its settings, runs and summary) come first and are kept as they
+    are."""
+    extra: dict[str, Any] = {}
+    if "command" not in record:
+        extra["command"] = shlex.join(["python", _shown(Path(sys.argv[0]).resolve()), *sys.argv[1:]])
+    if "git" not in record:
+        extra["git"] = git_state()
+    if "machine" not in record:
+        extra["machine"] = machine_info()
+    return {**record, **extra}
+
+
+def git_state() -> dict[str, Any]:
+    """``{"commit": full hash or None, "uncommitted_changes": bool or None}`` of the repository (None outside a git
+    checkout): which code produced a result, and whether that code was exactly a commit."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "uncommitted_changes": None}
+    return {"commit": commit, "uncommitted_changes": bool(status.strip())}
 
 
 def cpu_model() -> str:

@@ -84,11 +84,31 @@ def test_write_results_is_atomic_and_repository_relative(tmp_path: Path) -> None
     common.write_results(path, record)
     text = path.read_text()
     assert text.endswith("}\n")
-    assert json.loads(text) == {"config": "augment/x.py", "command": "python benchmarks/b.py", "n": [1]}
+    written = json.loads(text)
+    assert {k: written[k] for k in ("config", "command", "n")} == {"config": "augment/x.py",
+                                                                   "command": "python benchmarks/b.py", "n": [1]}
+    assert list(written)[:3] == ["config", "command", "n"]  # the script's own keys first, as given
     with pytest.raises(TypeError):
         common.write_results(path, {"unserializable": object()})
     assert path.read_text() == text  # the old file, whole
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_every_result_records_its_command_commit_and_machine(tmp_path: Path) -> None:
+    """The shared schema: what a script does not set itself, write_results adds (the git commit always, so a
+    result says which code produced it)."""
+    path = tmp_path / "r.json"
+    common.write_results(path, {"settings": {"n": 1}, "summary": {"x": 2.0}})
+    written = json.loads(path.read_text())
+    assert list(written)[:2] == ["settings", "summary"]
+    assert written["command"].startswith("python ") and {"cpus", "torch"} <= set(written["machine"])
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout (CI clones one)
+        assert written["git"]["commit"] == head.stdout.strip()
+        assert isinstance(written["git"]["uncommitted_changes"], bool)
+    own = {"command": "python mine.py", "git": {"commit": "abc"}, "machine": {"cpus": 1}}
+    common.write_results(path, own)
+    assert json.loads(path.read_text()) == own  # a script's own record wins
 
 
 def test_machine_info_is_one_record_with_the_script_extras() -> None:

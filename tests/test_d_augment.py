@@ -194,3 +194,23 @@ def test_d_augment_config_refuses_unknown_keys_and_operations_by_name():
         DAugmentConfig.from_dict(dict(ops=("colour", "rotate")))
     with pytest.raises(ValueError, match="unknown augmentation operations"):
         _gan(dict(ops=("flip",)))  # at construction, not at the first step
+
+
+def test_the_data_preprocessor_owns_the_image_range_and_its_inverse():
+    """GANDataPreprocessor maps a batch's uint8 images to [-1, 1] (labels untouched); destruct maps back exactly;
+    another preprocessor type is refused by name."""
+    from mmengine.model import BaseDataPreprocessor
+
+    from train_gan.model import GANDataPreprocessor
+
+    model = _gan(None)
+    assert isinstance(model.data_preprocessor, GANDataPreprocessor)
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 5, (2, 8, 8))
+    data = model.data_preprocessor({"image": images, "label": labels}, True)
+    assert data["image"].dtype == torch.float32 and float(data["image"].min()) >= -1 and float(data["image"].max()) <= 1
+    assert torch.equal(data["label"], labels)
+    assert torch.equal(GANDataPreprocessor.destruct(data["image"]), images)
+    with pytest.raises(TypeError, match="GANDataPreprocessor"):
+        DPSIMSGAN(generator=dict(preset="tiny"), data_preprocessor=BaseDataPreprocessor(),
+                  discriminator=dict(decoder_channels=8, max_decoder_channels=16, high_res_channels=8))

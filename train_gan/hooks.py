@@ -17,7 +17,6 @@ from dpsims_aug.checkpoint import file_sha256
 from dpsims_aug.fileio import atomic_path
 from dpsims_aug.mm.checkpoints import SafeCheckpointHook
 from dpsims_aug.mm.runner import SUMMARY
-from dpsims_aug.models import unit_range_to_uint8
 from train_gan.export import DPSIMS_META_KEY, export_generator
 
 
@@ -137,9 +136,9 @@ def stack_edges(items: list[dict]) -> torch.Tensor | None:
     return torch.stack([it["edges"] for it in items]) if items and "edges" in items[0] else None
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B,3,H,W] in [-1,1] -> [B,H,W,3] uint8."""
-    return unit_range_to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
+def _to_uint8(model, images: torch.Tensor) -> np.ndarray:
+    """The model's ``[B,3,H,W]`` images in [-1,1] -> ``[B,H,W,3]`` uint8 (its data preprocessor's inverse)."""
+    return model.data_preprocessor.destruct(images).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarray], pad: int = 2) -> np.ndarray:
@@ -207,7 +206,7 @@ class SampleGridHook(Hook):
         model = _gan(runner)
         images, labels, edges = self._fixed_batch(runner)
         samples = [
-            _to_uint8(model.sample(labels, [1000 * s + i for i in range(labels.shape[0])], edges=edges))
+            _to_uint8(model, model.sample(labels, [1000 * s + i for i in range(labels.shape[0])], edges=edges))
             for s in range(self.num_seeds)
         ]
         label_rgb = model.label_space.colorize(labels.numpy())
@@ -352,7 +351,7 @@ class GANEvaluationHook(Hook):
             per_seed = []
             for k in range(self.num_seeds):
                 seeds = [derive_seed(self.seed, f"heldout/{i}", k) for i in indices]
-                per_seed.append(_to_uint8(model.sample(torch.stack(labels), seeds, edges=edges)))
+                per_seed.append(_to_uint8(model, model.sample(torch.stack(labels), seeds, edges=edges)))
             yield EvalBatch(labels=[lab.numpy() for lab in labels],
                             fakes=list(np.stack(per_seed, axis=1)),  # per label map: [num_seeds, H, W, 3]
                             reals=self._reals[start : start + len(labels)])

@@ -20,13 +20,19 @@ import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_dist_info
 from mmengine.logging import print_log
-from mmengine.model import BaseModel, ExponentialMovingAverage, is_model_wrapper
+from mmengine.model import BaseDataPreprocessor, BaseModel, ExponentialMovingAverage, is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import MODELS
 from torch import nn
 
 from dpsims_aug.labels import LabelSpace, get_label_space
-from dpsims_aug.models import DPSIMSGenerator, GeneratorConfig, generator_config, images_to_unit_range
+from dpsims_aug.models import (
+    DPSIMSGenerator,
+    GeneratorConfig,
+    generator_config,
+    images_to_unit_range,
+    unit_range_to_uint8,
+)
 from train_gan.d_augment import (
     OPERATIONS,
     AdaptiveProbability,
@@ -143,6 +149,22 @@ class DAugmentConfig:
         return AdaptiveProbability(self.target, self.interval, self.speed_images) if self.adaptive else None
 
 
+@MODELS.register_module()
+class GANDataPreprocessor(BaseDataPreprocessor):
+    """The trainer's data preprocessor (mmagic's shape): moves a batch to the model's device and maps its images from
+    uint8 values to the generator's [-1, 1] range; :meth:`destruct` is the inverse, for the images the model makes
+    (sample grids, evaluation). The one place the trainer converts between the two ranges."""
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = super().forward(data, training)
+        return {**data, "image": images_to_unit_range(data["image"])}
+
+    @staticmethod
+    def destruct(images: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` in [-1, 1] -> uint8 (rounded, clipped)."""
+        return unit_range_to_uint8(images)
+
+
 def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if is_model_wrapper(module) else module
 
@@ -214,7 +236,10 @@ class DPSIMSGAN(BaseModel):
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor or dict(type="GANDataPreprocessor"), init_cfg=init_cfg)
+        if not isinstance(self.data_preprocessor, GANDataPreprocessor):
+            raise TypeError(f"data_preprocessor must be a GANDataPreprocessor (it maps images to [-1, 1] and back), "
+                            f"got {type(self.data_preprocessor).__name__}")
         self.label_space = label_space if isinstance(label_space, LabelSpace) else get_label_space(label_space)
         generator = dict(generator or {"preset": "small"})
         preset = generator.pop("preset", "small")
@@ -335,7 +360,7 @@ class DPSIMSGAN(BaseModel):
     def train_step(self, data: dict, optim_wrapper: OptimWrapperDict) -> dict[str, torch.Tensor]:
         """One discriminator update then one generator update; returns the loss terms for logging."""
         data = self.data_preprocessor(data, True)
-        real = images_to_unit_range(data["image"])
+        real = data["image"]  # in [-1, 1]
         labels = data["label"].long()
         edges = self._edges(data, real.shape[0], real.device)
         gen = self._step_generator()  # every random draw of the step, in a fixed order: D's, then G's

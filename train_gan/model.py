@@ -55,6 +55,20 @@ from train_gan.losses import (
 from train_gan.transfer import init_generator_from
 
 
+def _known_fields(cls, d: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """``d`` as a dict (``None``: empty) after checking its keys are fields of the dataclass ``cls``.
+
+    Raises:
+        ValueError: naming the unknown keys and the known ones.
+    """
+    d = dict(d or {})
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} settings {unknown}; known: {known}")
+    return d
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Weights and settings of the DP-SIMS loss terms (:mod:`train_gan.losses`); the model config's flat
@@ -92,12 +106,7 @@ class LossConfig:
         Raises:
             ValueError: naming the unknown keys and the known ones.
         """
-        d = dict(d or {})
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown loss settings {unknown}; known: {known}")
-        return cls(**d)
+        return cls(**_known_fields(cls, d, "loss"))
 
 
 @dataclass(frozen=True)
@@ -137,11 +146,7 @@ class DAugmentConfig:
         Raises:
             ValueError: naming the unknown keys and the known ones.
         """
-        d = dict(d or {})
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown d_augment settings {unknown}; known: {known}")
+        d = _known_fields(cls, d, "d_augment")
         return cls(**{"p": 1.0 if d else 0.0, **d})
 
     def controller(self) -> AdaptiveProbability | None:

@@ -117,7 +117,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
               f"{summary.already_done} already done, {to_make} to make; split: {', '.join(summary.splits)}; output "
               f"folder {summary.out}")
         return 0
-    print(f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s)"
+    print(f"generated {summary.generated} images in {summary.seconds:.1f} s ({_rate(summary)})"
           f"{shard}; {summary.already_done} were already done; {summary.label_maps} label maps (split: "
           f"{', '.join(summary.splits)})")
     if summary.skipped:
@@ -300,6 +300,14 @@ def _add_runner_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true",
                    help="print mmengine's full log (config dump, every logging interval) on the console too; it "
                    "always goes to the log file")
+
+
+def _rate(summary) -> str:
+    """Images per second, or seconds per image when under one a second (a full-resolution map on a CPU)."""
+    rate = summary.images_per_second
+    if rate >= 1 or not summary.generated:
+        return f"{rate:.1f} img/s"
+    return f"{summary.seconds / summary.generated:.1f} s/img"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -337,3 +337,13 @@ def test_max_batch_pixels_batches_big_maps_smaller_and_stays_deterministic(ckpt,
     help_text = build_parser().format_help() + build_parser()._subparsers._group_actions[0].choices[
         "generate"].format_help()
     assert f"default: {DEFAULT_MAX_BATCH_PIXELS}" in help_text.replace("\n", " ").replace("  ", " ")
+
+
+def test_the_summary_line_gives_seconds_per_image_when_slow():
+    """A full-resolution map on a CPU takes over a second per image: the summary says 's/img', never '0.0 img/s'."""
+    from dpsims_aug.cli import _rate
+    from dpsims_aug.pool.writer import GenerateSummary
+
+    slow = GenerateSummary(Path("out"), (0, 1), generated=4, seconds=312.0)
+    fast = GenerateSummary(Path("out"), (0, 1), generated=100, seconds=2.0)
+    assert _rate(slow) == "78.0 s/img" and _rate(fast) == "50.0 img/s"

@@ -167,11 +167,14 @@ def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
     return out
 
 
-def study_folder(work_dir: Path, labelled: int, sub: str = "") -> Path:
-    """``<work_dir>/L<labelled>_*[/<sub>]``: one labelled count's stage folders of ``bench_seg_gain.py`` (or a
-    named part of them, e.g. ``seg_i3000``); exits with a message naming what is missing."""
-    pattern = f"L{labelled}_*" + (f"/{sub}" if sub else "")
-    matches = sorted(work_dir.resolve().glob(pattern))
+def study_folder(work_dir: Path, labelled: int, sub: str = "", domain: str = "source") -> Path:
+    """``<work_dir>/L<labelled>_V<val>_S<size>[_<domain>][/<sub>]``: the stage folders of one ``bench_seg_gain.py``
+    study (labelled count and renderer domain; ``source`` has no suffix), or a named part of them (e.g.
+    ``seg_i3000``); exits with a message naming what is missing."""
+    pattern = f"L{labelled}_*" + ("" if domain == "source" else f"_{domain}")
+    matches = sorted(m for m in work_dir.resolve().glob(pattern)
+                     if domain != "source" or len(m.name.split("_")) == 3)  # not another domain's L16_V200_S64_snow
+    matches = [m / sub if sub else m for m in matches if not sub or (m / sub).exists()]
     if not matches:
-        raise SystemExit(f"error: no {pattern} under {work_dir}")
+        raise SystemExit(f"error: no {pattern}{'/' + sub if sub else ''} under {work_dir}")
     return matches[0]

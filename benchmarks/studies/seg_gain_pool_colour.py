@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
     parser.add_argument("--labelled", type=int, default=16)
+    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", required=True, metavar="LABEL=FOLDER",
                         help="generator stage folders (gan_i<iters>[_<hash>], given_<hash>) or oracle_n<k>")
     add_output_args(parser, NAME, "--results", "results path without extension (.json is written)")
     args = parser.parse_args(argv)
-    stage_root = study_folder(args.work_dir, args.labelled)
+    stage_root = study_folder(args.work_dir, args.labelled, domain=args.domain)
     space = get_label_space("embedded")
     real, real_saturation = image_set(stage_root / "data", space)
     rows = {}

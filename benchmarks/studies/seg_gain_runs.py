@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
     parser.add_argument("--labelled", type=int, default=16)
+    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
     parser.add_argument("--seg-iters", type=int, default=3000)
     parser.add_argument("--variant", default="pool_n4_s0.25", help="the variant compared (default: pool_n4_s0.25)")
     parser.add_argument("--recipe", nargs="+", required=True, metavar="LABEL=FOLDER[,FOLDER...]",
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="segmenter seeds 0..N-1 per GAN run (default: 3)")
     add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
-    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
+    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}", args.domain)
     real = runs_by_seed(seg_root / "real", args.seeds)
     if len(real) < args.seeds:
         raise SystemExit(f"error: {seg_root / 'real'} has {len(real)} of {args.seeds} real-only seeds")
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xticks([t for t, _ in ticks], [textwrap.fill(lab, 12) for _, lab in ticks], fontsize=7)
     ax.set_ylabel("paired gain over real only (mIoU)")
-    ax.set_title(f"{args.variant}, {args.labelled} labelled images: one column per GAN training run "
+    ax.set_title(f"{args.variant}, {args.labelled} labelled images{"" if args.domain == "source" else " of the " + args.domain + " domain"}: one column per GAN training run "
                  "(dots: segmenter seeds; red: pooled mean)", fontsize=8)
     fig.tight_layout()
     png, out_json = results_paths(output_path(args, NAME))

@@ -43,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
     parser.add_argument("--labelled", type=int, default=16)
+    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
     parser.add_argument("--seg-iters", type=int, default=3000)
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", default=[], metavar="LABEL=FOLDER", help="generators to report")
     parser.add_argument("--seeds", type=int, default=3, help="use segmenter seeds 0..N-1 (default: 3)")
     add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
-    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}")
+    seg_root = study_folder(args.work_dir, args.labelled, f"seg_i{args.seg_iters}", args.domain)
     real = runs_by_seed(seg_root / "real", args.seeds)
     sources = {"oracle (renderer)": None, **dict(g.split("=", 1) for g in args.gan)}
     curves: dict[str, list[dict]] = {}

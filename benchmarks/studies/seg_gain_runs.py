@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xticks([t for t, _ in ticks], [textwrap.fill(lab, 12) for _, lab in ticks], fontsize=7)
     ax.set_ylabel("paired gain over real only (mIoU)")
-    ax.set_title(f"{args.variant}, {args.labelled} labelled images{"" if args.domain == "source" else " of the " + args.domain + " domain"}: one column per GAN training run "
+    where = "" if args.domain == "source" else f" of the {args.domain} domain"
+    ax.set_title(f"{args.variant}, {args.labelled} labelled images{where}: one column per GAN training run "
                  "(dots: segmenter seeds; red: pooled mean)", fontsize=8)
     fig.tight_layout()
     png, out_json = results_paths(output_path(args, NAME))

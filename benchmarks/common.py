@@ -167,6 +167,16 @@ def runs_by_seed(folder: Path, seeds: int) -> dict[int, float]:
     return out
 
 
+def add_study_args(parser: argparse.ArgumentParser, seg_iters: bool = True) -> None:
+    """The options that name one ``bench_seg_gain.py`` study for the reports that read its runs: ``--work-dir``,
+    ``--labelled``, ``--domain`` (see :func:`study_folder`) and, where segmenter runs are read, ``--seg-iters``."""
+    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
+    parser.add_argument("--labelled", type=int, default=16)
+    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
+    if seg_iters:
+        parser.add_argument("--seg-iters", type=int, default=3000)
+
+
 def study_folder(work_dir: Path, labelled: int, sub: str = "", domain: str = "source") -> Path:
     """``<work_dir>/L<labelled>_V<val>_S<size>[_<domain>][/<sub>]``: the stage folders of one ``bench_seg_gain.py``
     study (labelled count and renderer domain; ``source`` has no suffix), or a named part of them (e.g.

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
 from common import (  # noqa: E402  (benchmarks/common.py)
-    REPO,
     add_output_args,
+    add_study_args,
     output_path,
     repo_relative,
     results_paths,
@@ -53,9 +53,7 @@ def image_set(root: Path, label_space) -> tuple[ColourStatistics, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
-    parser.add_argument("--labelled", type=int, default=16)
-    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
+    add_study_args(parser, seg_iters=False)
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", required=True, metavar="LABEL=FOLDER",
                         help="generator stage folders (gan_i<iters>[_<hash>], given_<hash>) or oracle_n<k>")

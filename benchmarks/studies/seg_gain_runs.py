@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
 from common import (  # noqa: E402  (benchmarks/common.py)
-    REPO,
     add_output_args,
+    add_study_args,
     mean_std,
     output_path,
     repo_relative,
@@ -75,10 +75,7 @@ def pooled(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
-    parser.add_argument("--labelled", type=int, default=16)
-    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
-    parser.add_argument("--seg-iters", type=int, default=3000)
+    add_study_args(parser)
     parser.add_argument("--variant", default="pool_n4_s0.25", help="the variant compared (default: pool_n4_s0.25)")
     parser.add_argument("--recipe", nargs="+", required=True, metavar="LABEL=FOLDER[,FOLDER...]",
                         help="a recipe and the stage folders of its GAN runs ('-' for the oracle's variant)")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
 from common import (  # noqa: E402  (benchmarks/common.py)
-    REPO,
     add_output_args,
+    add_study_args,
     mean_std,
     output_path,
     repo_relative,
@@ -41,10 +41,7 @@ VARIANT = re.compile(r"^(pool|oracle)_n(\d+)(?:_s([0-9.]+))?$")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
-    parser.add_argument("--labelled", type=int, default=16)
-    parser.add_argument("--domain", default="source", help="the study's renderer domain (default: source)")
-    parser.add_argument("--seg-iters", type=int, default=3000)
+    add_study_args(parser)
     parser.add_argument("--n", type=int, default=4, help="pool size per label map (default: 4)")
     parser.add_argument("--gan", nargs="+", default=[], metavar="LABEL=FOLDER", help="generators to report")
     parser.add_argument("--seeds", type=int, default=3, help="use segmenter seeds 0..N-1 (default: 3)")

@@ -177,14 +177,20 @@ def add_study_args(parser: argparse.ArgumentParser, seg_iters: bool = True) -> N
         parser.add_argument("--seg-iters", type=int, default=3000)
 
 
+def study_domain(folder_name: str) -> str:
+    """The renderer domain of a study folder ``L<n>_V<val>_S<size>[_<domain>]`` (``source`` without a suffix)."""
+    parts = folder_name.split("_")
+    return parts[3] if len(parts) > 3 else "source"
+
+
 def study_folder(work_dir: Path, labelled: int, sub: str = "", domain: str = "source") -> Path:
     """``<work_dir>/L<labelled>_V<val>_S<size>[_<domain>][/<sub>]``: the stage folders of one ``bench_seg_gain.py``
     study (labelled count and renderer domain; ``source`` has no suffix), or a named part of them (e.g.
     ``seg_i3000``); exits with a message naming what is missing."""
-    pattern = f"L{labelled}_*" + ("" if domain == "source" else f"_{domain}")
-    matches = sorted(m for m in work_dir.resolve().glob(pattern)
-                     if domain != "source" or len(m.name.split("_")) == 3)  # not another domain's L16_V200_S64_snow
+    pattern = f"L{labelled}_*"
+    matches = sorted(m for m in work_dir.resolve().glob(pattern) if study_domain(m.name) == domain)
     matches = [m / sub if sub else m for m in matches if not sub or (m / sub).exists()]
     if not matches:
-        raise SystemExit(f"error: no {pattern}{'/' + sub if sub else ''} under {work_dir}")
+        raise SystemExit(f"error: no {pattern}{'' if domain == 'source' else '_' + domain}{'/' + sub if sub else ''} "
+                         f"under {work_dir}")
     return matches[0]

@@ -25,17 +25,26 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
-from common import REPO, add_output_args, output_path, results_paths, write_results  # noqa: E402  (benchmarks/common.py)
+from common import (  # noqa: E402  (benchmarks/common.py)
+    REPO,
+    add_output_args,
+    output_path,
+    results_paths,
+    study_domain,
+    write_results,
+)
 
 NAME = "seg_gain_headroom"
 
 
-def collect(work_dir: Path, seg_iters: int, gan: str | None) -> dict[int, dict[str, list[float]]]:
-    """``{labelled: {variant: [mIoU per seed]}}`` from every finished run under ``work_dir``."""
+def collect(work_dir: Path, seg_iters: int, gan: str | None,
+            domain: str = "source") -> dict[int, dict[str, list[float]]]:
+    """``{labelled: {variant: [mIoU per seed]}}`` from every finished run of ``domain``'s studies under ``work_dir``
+    (another domain's study of the same labelled count is not mixed in)."""
     found: dict[int, dict[str, list[float]]] = {}
     for result in sorted(work_dir.glob(f"L*/seg_i{seg_iters}/*/seed*/result.json")):
         match = re.match(r"L(\d+)_", result.parents[3].name)
-        if match is None:
+        if match is None or study_domain(result.parents[3].name) != domain:
             continue
         run = json.loads(result.read_text())
         variant, folder = run["variant"], result.parents[1].name
@@ -49,13 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "seg_gain")
     parser.add_argument("--seg-iters", type=int, default=3000)
+    parser.add_argument("--domain", default="source", help="the studies' renderer domain (default: source)")
     parser.add_argument("--gan", help="only runs of this generator (a substring of their folder names)")
     parser.add_argument("--variants", nargs="+", default=["pool_n4", "oracle_n4"],
                         help="variants to report next to real (default: pool_n4 oracle_n4)")
     parser.add_argument("--min-seeds", type=int, default=3, help="leave out variants with fewer seeds (default: 3)")
     add_output_args(parser, NAME, "--results", "results path without extension (.json and .png are written)")
     args = parser.parse_args(argv)
-    found = collect(args.work_dir.resolve(), args.seg_iters, args.gan)
+    found = collect(args.work_dir.resolve(), args.seg_iters, args.gan, args.domain)
     rows = {}
     for labelled, by_variant in sorted(found.items()):
         if len(by_variant.get("real", [])) < args.min_seeds:

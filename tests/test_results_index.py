@@ -47,3 +47,14 @@ def test_the_index_written_now_lists_every_file() -> None:
     linked = {t for t in results_index.re.findall(r"\]\(([^)\s#]+)\)", text) if not t.startswith("../")}
     assert {results_index.unquote(t) for t in linked} == set(results_index.result_files())
     assert str(REPO) not in text  # repository-relative
+
+
+def test_committed_results_hold_no_machine_paths() -> None:
+    """Results files record repository-relative paths: an absolute path (a work dir reached through a symlink, a
+    temporary folder) names one machine and means nothing in a clone."""
+    import re
+
+    machine_path = re.compile(r'"/(work|tmp|home|root|opt|mnt)/|[ =\'](/work|/tmp|/home|/root|/mnt)/')
+    offenders = [p.relative_to(REPO).as_posix() for p in sorted((BENCHMARKS / "results").rglob("*.json"))
+                 if machine_path.search(p.read_text(errors="replace"))]
+    assert not offenders, f"absolute machine paths in {offenders}"

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                            saturation=round(saturation, 1))
     result = dict(report="colour statistics of the study's pools against the labelled real images",
                   command=shlex.join(["python", "benchmarks/studies/seg_gain_pool_colour.py", *(argv or sys.argv[1:])]),
-                  work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, n=args.n,
+                  work_dir=repo_relative(str(args.work_dir.absolute())), labelled=args.labelled, n=args.n,
                   real=dict(images=len(real.contrasts), near_white_percent=round(100 * real.white_rate, 2),
                             near_black_percent=round(100 * real.black_rate, 2), saturation=round(real_saturation, 1)),
                   pools=rows)

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     real_mean, real_std = mean_std(list(real.values()))
     result = dict(report="segmentation gain over GAN training runs (paired by segmenter seed)",
                   command=shlex.join(["python", "benchmarks/studies/seg_gain_runs.py", *(argv or sys.argv[1:])]),
-                  work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, variant=args.variant,
+                  work_dir=repo_relative(str(args.work_dir.absolute())), labelled=args.labelled, variant=args.variant,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   recipes=recipes)
     write_results(out_json, result)

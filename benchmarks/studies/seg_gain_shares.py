@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.savefig(png, dpi=120)
     result = dict(report="segmentation gain against the synthetic share (paired by segmenter seed)",
                   command=shlex.join(["python", "benchmarks/studies/seg_gain_shares.py", *(argv or sys.argv[1:])]),
-                  work_dir=repo_relative(str(args.work_dir.resolve())), labelled=args.labelled, n=args.n,
+                  work_dir=repo_relative(str(args.work_dir.absolute())), labelled=args.labelled, n=args.n,
                   real=dict(mIoU_mean=round(real_mean, 2), mIoU_std=round(real_std, 2), seeds=len(real)),
                   curves=curves)
     write_results(out_json, result)

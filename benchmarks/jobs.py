@@ -37,12 +37,21 @@ class Job:
         return Path(self.done).is_file()
 
 
+def thread_env(threads: int, gpu: int | None = None) -> dict[str, str]:
+    """Environment of a child process: its OpenMP / MKL thread budget and, on GPUs, its device."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env
+
+
 def one_thread_env(slot: int) -> dict[str, str]:
-    """The default child environment: one OpenMP / MKL thread (two 1-thread jobs on 2 cores)."""
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    """The default child environment: one thread (two 1-thread jobs on 2 cores)."""
+    return thread_env(1)
 
 
 def log(message: str) -> None:
+    """Progress line on stderr (a study's table goes to stdout)."""
     print(message, file=sys.stderr, flush=True)
 
 

@@ -75,10 +75,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, jobs.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder: the seg_gain package
 from common import REPO, add_output_args, loadavg, output_path  # noqa: E402  (benchmarks/common.py)
+from jobs import log  # noqa: E402  (benchmarks/jobs.py)
 from seg_gain.report import report  # noqa: E402
 from seg_gain.seg import build_runs, child_main, run_segmenters, seg_config_paths  # noqa: E402
 from seg_gain.stages import StageLog, stage_data, stage_eval_domains, stage_gan, stage_pools  # noqa: E402
-from seg_gain.study import GPU_DATASETS, SOURCE_DOMAIN, gan_config_path, log, study_root  # noqa: E402
+from seg_gain.study import GPU_DATASETS, SOURCE_DOMAIN, gan_config_path, study_root  # noqa: E402
 from seg_gain.variants import RECIPES, SOURCES, study_variants, variant_arg  # noqa: E402
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, write_json  # benchmarks/common.py
-from jobs import Job, run_jobs  # benchmarks/jobs.py
+from jobs import Job, run_jobs, thread_env  # benchmarks/jobs.py
 
 from .stages import StageLog, stage_filter
-from .study import GPU_DATASETS, SCRIPT, thread_env
+from .study import GPU_DATASETS, SCRIPT
 from .variants import GENERATOR_SOURCES, Variant
 
 TWO_STAGE_PRETRAIN = 0.75  # share of the iterations in stage 1 (the shipped *_pretrain / *_finetune configs)

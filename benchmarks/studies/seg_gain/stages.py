@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from common import repo_relative, write_json  # benchmarks/common.py
-from jobs import Job, run_jobs  # benchmarks/jobs.py
+from jobs import Job, log, run_jobs, thread_env  # benchmarks/jobs.py
 
-from .study import GPU_DATASETS, dataset_format, gan_config_path, log, thread_env
+from .study import GPU_DATASETS, dataset_format, gan_config_path
 from .variants import ORACLE_SOURCES, Variant
 
 DONE = "stage.json"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
 from common import REPO  # benchmarks/common.py
@@ -22,19 +20,6 @@ SOURCE_DOMAIN = "source"  # the renderer's domain the bundled generator was trai
 def dataset_format(args: argparse.Namespace) -> str:
     """The on-disk folder format of the study's real data: the embedded scenes are written as ADE-20K."""
     return "ade20k" if args.dataset == "embedded" else GPU_DATASETS[args.dataset][2]
-
-
-def log(msg: str) -> None:
-    """Progress line on stderr (the table goes to stdout)."""
-    print(msg, file=sys.stderr, flush=True)
-
-
-def thread_env(threads: int, gpu: int | None = None) -> dict[str, str]:
-    """Environment of a child process: its OpenMP thread budget and, on GPUs, its device."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    return env
 
 
 def study_root(args: argparse.Namespace) -> Path:

@@ -36,3 +36,37 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "d.bin"
+    target.write_bytes(b"old")
+
+    def no_space(a, b):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(fileio.os, "replace", no_space)
+    with pytest.raises(OSError, match="No space"):
+        fileio.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["d.bin"]
+
+
+def test_a_link_replaces_the_target_and_shares_the_source_data(tmp_path):
+    source, target = tmp_path / "src.png", tmp_path / "out" / "ann.png"
+    source.write_bytes(b"labels")
+    target.parent.mkdir()
+    target.write_bytes(b"stale")
+    fileio.atomic_link(target, source)
+    assert target.read_bytes() == b"labels" and target.stat().st_ino == source.stat().st_ino
+    assert sorted(p.name for p in target.parent.iterdir()) == ["ann.png"]
+
+
+def test_a_link_across_filesystems_becomes_a_copy(tmp_path, monkeypatch):
+    source, target = tmp_path / "src.png", tmp_path / "ann.png"
+    source.write_bytes(b"labels")
+
+    def cross_device(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(fileio.os, "link", cross_device)
+    fileio.atomic_link(target, source)
+    assert target.read_bytes() == b"labels" and target.stat().st_ino != source.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann.png", "src.png"]

@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
 import sys
 import time
 from collections import deque
@@ -51,7 +50,7 @@ import numpy as np
 
 from dpsims_aug.data.readers import LabelMapRef, find_label_maps, hf_label_maps
 from dpsims_aug.data.splits import TRAIN, UNKNOWN, is_trainable, record_splits, recorded_splits
-from dpsims_aug.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from dpsims_aug.fileio import atomic_link, atomic_write_bytes, atomic_write_text
 from dpsims_aug.instance_edges import check_edge_mode, missing_instance_map, read_instance_edges
 from dpsims_aug.label_maps import encode_label_png
 from dpsims_aug.labels import LabelMapError
@@ -583,7 +582,7 @@ class PoolWriter:
             data = _encode_image(rgb, self.pil_format)
             atomic_write_bytes(self.out / image_rel, data)
             if self.link_raw and item.ref.path is not None:
-                _link_annotation(self.out / ann_rel, item.ref.path)
+                atomic_link(self.out / ann_rel, item.ref.path)
             else:
                 atomic_write_bytes(self.out / ann_rel, encode_label_png(self.space.to_raw(ids) if self.link_raw
                                                                         else ids))
@@ -618,16 +617,6 @@ def _encode_image(rgb: np.ndarray, fmt: str) -> bytes:
     else:
         Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _link_annotation(dst: Path, source: Path) -> None:
-    """Atomically place the annotation as a hard link to ``source`` (a copy across filesystems)."""
-    with atomic_path(dst) as tmp:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
 
 
 def _prefetch(fn: Callable, items: Sequence, workers: int, ahead: int) -> Iterator:

@@ -263,7 +263,7 @@ def test_held_out_dataset_is_the_training_datas_val_split():
                  scale_range=(1.0, 1.25), max_samples=16)
     runner = SimpleNamespace(cfg=Config(dict(train_dataloader=dict(dataset=train))))
     assert held_out_dataset(runner, None) == dict(type="SegPairDataset", data_root="d", label_space="embedded",
-                                                  split="val", flip=False, scale_range=(1.0, 1.0))
+                                                  split="val", flip=False, scale_range=(1.0, 1.0), class_recolour=0.0)
     assert held_out_dataset(runner, dict(data_root="v"))["data_root"] == "v"
     assert held_out_dataset(runner, dict(type="Other", x=1)) == dict(type="Other", x=1)
 

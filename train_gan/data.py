@@ -1,6 +1,6 @@
 """Training data for the GAN: (image, label map) pairs with augmentation that is a pure function of the sample.
 
-Every random choice of a sample (resize scale, crop offset, flip) comes from a generator seeded with
+Every random choice of a sample (resize scale, crop offset, flip, class recolouring) comes from a generator seeded with
 ``(seed, virtual_index)``, where the virtual index ``epoch * len(dataset) + index`` is produced by
 :class:`EpochSeededSampler`. So the data stream depends neither on the number of workers nor on the process that
 loads it, and a resumed run sees exactly the batches an uninterrupted run would have seen.
@@ -23,6 +23,7 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from dpsims_aug.data.recolour import recolour_classes
 from dpsims_aug.instance_edges import instance_edges, missing_instance_map, read_instance_map
 from dpsims_aug.label_maps import load_label_map
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
@@ -60,6 +61,10 @@ class SegPairDataset(Dataset):
             ``model.generator``'s ``use_instance_edges``.
         instance_dir: A folder of instance maps, looked at before the conventions (e.g. COCO's
             ``annotations/`` folder holding ``panoptic_train2017/`` and ``panoptic_val2017/``).
+        class_recolour: Strength of per-class recolouring of the training images
+            (:func:`dpsims_aug.data.recolour.recolour_classes`, after the flip; 0: off). A lever for GANs trained on
+            a handful of images: their classes' appearances recombine.
+        class_recolour_prob: Probability that a class of a sample is recoloured.
     """
 
     def __init__(
@@ -75,6 +80,8 @@ class SegPairDataset(Dataset):
         max_samples: int | None = None,
         instance_edges: bool = False,
         instance_dir: str | os.PathLike | None = None,
+        class_recolour: float = 0.0,
+        class_recolour_prob: float = 0.5,
     ) -> None:
         from dpsims_aug.data.readers import find_pairs
 
@@ -83,6 +90,10 @@ class SegPairDataset(Dataset):
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = flip
         self.seed = seed
+        if class_recolour < 0 or not 0.0 <= class_recolour_prob <= 1.0:
+            raise ValueError(f"class_recolour must be >= 0 and class_recolour_prob in [0, 1], got {class_recolour} "
+                             f"and {class_recolour_prob}")
+        self.class_recolour, self.class_recolour_prob = float(class_recolour), float(class_recolour_prob)
         self.pairs = find_pairs(data_root, dataset_format=dataset_format, split=split)
         if max_samples is not None:
             self.pairs = self.pairs[:max_samples]
@@ -146,6 +157,9 @@ class SegPairDataset(Dataset):
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
             instances = None if instances is None else instances[:, ::-1]
+        # Drawn after the geometric choices, so a run without recolouring sees exactly the crops it always did.
+        image = recolour_classes(image, labels, rng, self.class_recolour, self.class_recolour_prob,
+                                 self.label_space.ignore_index)
         item = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),  # uint8 [3,H,W]
             "label": torch.from_numpy(np.ascontiguousarray(labels)).long(),  # [H,W], ignore = 255

@@ -151,14 +151,14 @@ def sample_grid(label_rgb: np.ndarray, real: np.ndarray, samples: list[np.ndarra
 
 def held_out_dataset(runner, overrides: dict | None) -> dict:
     """The held-out dataset of the sample grid and the evaluation: the training dataset's config with
-    ``split='val'``, no flips, no rescaling and no ``max_samples``, updated by ``overrides`` (e.g.
+    ``split='val'``, no flips, no rescaling, no recolouring and no ``max_samples``, updated by ``overrides`` (e.g.
     ``dict(data_root=...)``; a config with its own ``type`` replaces it)."""
     overrides = dict(overrides or {})
     if "type" in overrides:
         return overrides
     cfg = dict(runner.cfg.train_dataloader.dataset)
     cfg.pop("max_samples", None)
-    return {**cfg, "split": "val", "flip": False, "scale_range": (1.0, 1.0), **overrides}
+    return {**cfg, "split": "val", "flip": False, "scale_range": (1.0, 1.0), "class_recolour": 0.0, **overrides}
 
 
 @HOOKS.register_module()

@@ -68,3 +68,52 @@ def test_the_held_out_dataset_is_never_recoloured():
     train = dict(type="SegPairDataset", data_root="d", split="train", class_recolour=0.3)
     runner = SimpleNamespace(cfg=Config(dict(train_dataloader=dict(dataset=train))))
     assert held_out_dataset(runner, None)["class_recolour"] == 0.0
+
+
+def test_class_recolour_in_a_real_mmseg_pipeline(tmp_path):
+    from mmcv.transforms import Compose, LoadImageFromFile
+    from mmseg.datasets.transforms import LoadAnnotations
+
+    from dpsims_aug.mm.transforms import ClassRecolour
+
+    write_dataset(tmp_path / "data", "ade20k", n_train=1, n_val=1, size=(64, 64))
+    img = next((tmp_path / "data").rglob("images/training/*.jpg"))
+    ann = next((tmp_path / "data").rglob("annotations/training/*.png"))
+    load = [LoadImageFromFile(), LoadAnnotations()]
+    sample = dict(img_path=str(img), seg_map_path=str(ann), reduce_zero_label=False, seg_fields=[])
+    plain = Compose(load)(dict(sample))
+    np.random.seed(0)  # noqa: NPY002  (the transform draws from numpy's global state, as mmcv's do)
+    out = Compose([*load, ClassRecolour(strength=0.5, prob=1.0)])(dict(sample))
+    assert np.array_equal(out["gt_seg_map"], plain["gt_seg_map"])
+    gains = []
+    for cls in np.unique(plain["gt_seg_map"]):
+        mask = (plain["gt_seg_map"] == cls) & (plain["img"].min(axis=2) > 30) & (plain["img"].max(axis=2) < 150)
+        if mask.sum() < 20:
+            continue
+        ratio = out["img"][mask].astype(float) / plain["img"][mask]
+        assert np.all(np.abs(ratio - np.median(ratio, axis=0)) < 0.05), f"class {cls} was not scaled uniformly"
+        gains.append(tuple(np.round(np.median(ratio, axis=0), 2)))
+    assert len(gains) >= 2 and len(set(gains)) == len(gains), "classes did not get gains of their own"
+
+
+def test_the_study_variant_puts_class_recolour_after_the_label_map(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks" / "studies"))
+    import bench_seg_gain as study
+    from seg_gain.seg import build_runs, build_seg_config
+    from seg_gain.variants import Variant
+
+    assert Variant.parse("recolour0.3").recolour == 0.3 and not Variant.parse("recolour0.3").is_pool
+    for bad in ("recolour0", "recolourx"):
+        with pytest.raises(ValueError, match="recolour"):
+            Variant.parse(bad)
+    args = study.parse_args(["--labelled", "3", "--seeds", "1", "--work-dir", str(tmp_path), "--threads", "1",
+                             "--variants", "recolour0.3"])
+    run = next(r for r in build_runs(args, [Variant.parse("real"), Variant.parse("recolour0.3")], tmp_path, {},
+                                     None, {}) if r.variant.kind == "recolour")
+    cfg = build_seg_config(args, run.spec, tmp_path / "train", tmp_path / "val")
+    steps = [s["type"] for s in cfg.train_dataloader.dataset.pipeline]
+    assert steps[steps.index("LoadAnnotations") + 1] == "ClassRecolour"
+    assert "ClassRecolour" not in [s["type"] for s in cfg.val_dataloader.dataset.pipeline]

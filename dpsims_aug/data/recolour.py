@@ -3,7 +3,8 @@
 A GAN trained on a handful of images learns one appearance per class; recolouring the class regions of its training
 images independently shows it combinations of appearances the images never had (a grey road under a green sky next to
 a darker field), so its noise can learn to vary each class on its own. A study lever for small datasets
-(``SegPairDataset(class_recolour=...)``), off by default.
+(``SegPairDataset(class_recolour=...)``), off by default; :class:`dpsims_aug.mm.transforms.ClassRecolour` applies the
+same to a segmenter's real images, the synthesis-free baseline.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 of it:
 
 * :mod:`~dpsims_aug.mm.transforms`: ``DPSIMSAugment`` (online synthesis), ``DPSIMSPoolAugment`` (images of a
-  ``generate`` pool) and ``MapLabelIds`` (mmseg ``TRANSFORMS``);
+  ``generate`` pool), ``MapLabelIds`` and ``ClassRecolour`` (per-class brightness and tint; mmseg ``TRANSFORMS``);
 * :mod:`~dpsims_aug.mm.batch_synthesis` (imported by the configs that use it, as it imports mmseg's models):
   ``DPSIMSSelect`` (``TRANSFORMS``) and ``DPSIMSDataPreprocessor`` (``MODELS``), online synthesis batched in the
   segmenter's data preprocessor (the GPU form);

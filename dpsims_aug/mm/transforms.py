@@ -1,6 +1,7 @@
 """mmseg pipeline transforms: :class:`DPSIMSAugment` (a generator synthesizes an image for the sample's label map),
-:class:`DPSIMSPoolAugment` (the image is read from a folder written by ``dpsims-aug generate``) and
-:class:`MapLabelIds` (raw label ids of a :class:`~dpsims_aug.labels.LabelSpace` -> its contiguous ids).
+:class:`DPSIMSPoolAugment` (the image is read from a folder written by ``dpsims-aug generate``),
+:class:`MapLabelIds` (raw label ids of a :class:`~dpsims_aug.labels.LabelSpace` -> its contiguous ids) and
+:class:`ClassRecolour` (each class region of the image gets its own brightness and tint).
 
 All are ``mmcv.transforms.BaseTransform`` subclasses registered in mmseg's ``TRANSFORMS`` registry (mmcv's when
 mmseg is missing). Importing this module needs mmcv; ``import dpsims_aug`` does not (it imports this module only
@@ -27,6 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from dpsims_aug.data.recolour import recolour_classes
 from dpsims_aug.instance_edges import (
     check_edge_mode,
     find_instance_map,
@@ -608,4 +610,38 @@ class MapLabelIds(BaseTransform):
         return f"{self.__class__.__name__}(label_space={self.label_space.name!r})"
 
 
-__all__ = ["DPSIMSAugment", "DPSIMSPoolAugment", "MapLabelIds"]
+@TRANSFORMS.register_module()
+class ClassRecolour(BaseTransform):
+    """Recolour each class region of the image on its own (:func:`dpsims_aug.data.recolour.recolour_classes`).
+
+    The synthesis-free baseline of a generator's appearance variety: the segmenter sees the classes of its real
+    images in combinations of brightness and tint they never had. Place it after ``LoadAnnotations`` (and any
+    ``MapLabelIds``), before the photometric distortion. Draws come from numpy's global generator, which mmengine
+    seeds per worker, so a seeded run is reproducible.
+
+    Required keys: ``img``, ``gt_seg_map``. Modified keys: ``img``.
+
+    Args:
+        strength: Brightness range ``1 +- strength`` and per-channel tint range ``1 +- strength / 2``.
+        prob: Probability that a class of a sample is recoloured.
+        ignore_index: The label map's unlabeled value (left alone).
+    """
+
+    def __init__(self, strength: float = 0.3, prob: float = 0.5, ignore_index: int = 255) -> None:
+        if strength < 0 or not 0.0 <= prob <= 1.0:
+            raise ValueError(f"ClassRecolour needs strength >= 0 and prob in [0, 1], got {strength} and {prob}")
+        self.strength, self.prob, self.ignore_index = float(strength), float(prob), int(ignore_index)
+
+    def transform(self, results: dict) -> dict:
+        """Replace ``results['img']`` by its recoloured copy (the label map is untouched)."""
+        # numpy's global state: what mmcv's random transforms draw from, and what mmengine seeds per worker.
+        rng = np.random.default_rng(np.random.randint(2**31))  # noqa: NPY002
+        results["img"] = recolour_classes(results["img"], results["gt_seg_map"], rng, self.strength, self.prob,
+                                          self.ignore_index)
+        return results
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(strength={self.strength}, prob={self.prob})"
+
+
+__all__ = ["ClassRecolour", "DPSIMSAugment", "DPSIMSPoolAugment", "MapLabelIds"]

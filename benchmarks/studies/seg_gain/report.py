@@ -70,14 +70,19 @@ def plot(rows: dict[str, dict], variants: list[Variant], ns: list[int], title: s
         for x, k in points:
             ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]
-    if "online" in rows:
-        x = max(xs) + max(1, max(xs) // 2)
-        ax.errorbar([x], [rows["online"]["mIoU_mean"]], yerr=[rows["online"]["mIoU_std"]], marker="s", color="C3",
-                    capsize=4, linestyle="none", label="real + online DPSIMSAugment (p=0.5)")
-        ax.scatter([x] * len(rows["online"]["mIoU_per_seed"]), rows["online"]["mIoU_per_seed"], s=10, color="C3",
+    # Variants without a pool, each at its own position right of the pools: online synthesis, per-class recolouring.
+    singles = [(v, f"C{3 + 2 * i}" if i else "C3") for i, v in enumerate(x for x in variants if x.kind in ("online",
+                                                                                                          "recolour"))]
+    for i, (v, colour) in enumerate(singles):
+        x = max(xs) + max(1, max(xs) // 2) * (i + 1)
+        label = ("real + online DPSIMSAugment (p=0.5)" if v.kind == "online"
+                 else f"real + ClassRecolour {v.recolour:g} (no synthesis)")
+        ax.errorbar([x], [rows[v.name]["mIoU_mean"]], yerr=[rows[v.name]["mIoU_std"]], marker="s", color=colour,
+                    capsize=4, linestyle="none", label=label)
+        ax.scatter([x] * len(rows[v.name]["mIoU_per_seed"]), rows[v.name]["mIoU_per_seed"], s=10, color=colour,
                    alpha=0.4)
         ticks.append(x)
-        labels.append("online")
+        labels.append(v.name)
     ax.axhline(rows["real"]["mIoU_mean"], color="gray", linestyle=":", linewidth=1)
     ax.set_xticks(ticks, labels)
     ax.set_xlabel("synthetic images (or new layouts) per labelled label map (n); 0 = real only")

@@ -65,7 +65,8 @@ def build_runs(args: argparse.Namespace, variants: list[Variant], seg_root: Path
     runs = []
     for seed in range(args.seeds):
         for v in variants:
-            spec = dict(variant=v.name, kind=v.kind, seed=seed, n=0, config=str(configs[v.kind]),
+            config = configs["real" if v.kind == "recolour" else v.kind]
+            spec = dict(variant=v.name, kind=v.kind, seed=seed, n=0, config=str(config),
                         real_config=str(configs["real"]), eval_domains=eval_roots)
             if v.is_pool:
                 pool = str(pools[v.pool_key])
@@ -73,6 +74,8 @@ def build_runs(args: argparse.Namespace, variants: list[Variant], seg_root: Path
                             checkpoint=str(ckpt) if v.source in GENERATOR_SOURCES else None)
             elif v.kind == "online":
                 spec.update(checkpoint=str(ckpt), prob=args.online_prob)
+            elif v.kind == "recolour":
+                spec.update(recolour=v.recolour)
             folder = v.run_folder(gan_tag, args.filter_margin, args.online_prob)
             spec["run_dir"] = str(seg_root / folder / f"seed{seed}")
             runs.append(Run(v, spec))
@@ -157,11 +160,21 @@ def _point_data(cfg, args: argparse.Namespace, spec: dict, train_root: Path, val
             raise SystemExit(f"error: {spec['config']} has no DPSIMSAugment step")
         for step in steps:
             step.update(checkpoint=spec["checkpoint"], prob=args.online_prob, seed=spec["seed"])
+    if spec["kind"] == "recolour":
+        _insert_recolour(cfg.train_dataloader.dataset.pipeline, spec["recolour"], spec["config"])
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = str(val_root)
     if args.dataset == "embedded":  # 64x64 images decode in microseconds: no worker processes on 2 cores
         for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
             loader.update(num_workers=0, persistent_workers=False)
+
+
+def _insert_recolour(pipeline: list, strength: float, config: str) -> None:
+    """ClassRecolour right after the label map is loaded (and mapped), before any geometric or photometric step."""
+    loads = [i for i, step in enumerate(pipeline) if step.get("type") in ("LoadAnnotations", "MapLabelIds")]
+    if not loads:
+        raise SystemExit(f"error: {config}'s training pipeline has no LoadAnnotations step")
+    pipeline.insert(loads[-1] + 1, dict(type="ClassRecolour", strength=strength, prob=0.5))
 
 
 def _set_schedule(cfg, iters: int, work_dir: Path) -> None:

@@ -1,6 +1,10 @@
 """The study's variants: what a segmenter is trained on, named by the CLI strings (``real``, ``online``,
 ``pool_n4``, ``pool_n4_f_s0.25``, ``oracle_n4``, ``pool_n4_2s_s0.75`` ...) and parsed once into a :class:`Variant`.
 
+``recolour<s>`` (e.g. ``recolour0.3``) is real only with :class:`~dpsims_aug.mm.transforms.ClassRecolour` at
+strength s in the segmenter's pipeline: per-class appearance variety without synthesis, the baseline of a
+generator's variety.
+
 A pool variant's name is ``<source>_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled pool, then
 ``_s<share>`` unless the synthetic share is the default 0.5. A ``_2s`` part (anywhere after the pool size) makes it
 the two-stage schedule (pretrain on the mix, fine-tune on the real images), the share then being stage 1's. The name
@@ -26,7 +30,8 @@ DEFAULT_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Variant:
-    """One variant of the study. ``kind``: ``real``, ``online`` or ``pool`` (every source's pool); ``n``: images
+    """One variant of the study. ``kind``: ``real``, ``recolour``, ``online`` or ``pool`` (every source's pool);
+    ``recolour``: the ClassRecolour strength of a ``recolour`` variant; ``n``: images
     (or new layouts) per labelled label map, 0 for real / online; ``share``: the synthetic share of the mix (stage
     1's for two-stage), None for real / online; ``source``: a key of :data:`SOURCES`, None for real / online."""
 
@@ -37,16 +42,26 @@ class Variant:
     recipe: str = "plain"
     source: str | None = None
     two_stage: bool = False
+    recolour: float = 0.0
 
     @classmethod
     def parse(cls, name: str) -> Variant:
         """The variant named ``name``; ValueError for a name that is no variant."""
         if name in ("real", "online"):
             return cls(name, name)
+        if name.startswith("recolour"):
+            try:
+                strength = float(name[len("recolour"):])
+            except ValueError:
+                raise ValueError(f"variant {name!r}: expected recolour<strength>, e.g. recolour0.3") from None
+            if strength <= 0:
+                raise ValueError(f"variant {name!r}: the recolouring strength must be > 0")
+            return cls(name, "recolour", recolour=strength)
         prefix, _, rest = name.partition("_n")
         by_prefix = {v: k for k, v in SOURCES.items()}
         if prefix not in by_prefix:
-            raise ValueError(f"unknown variant {name!r}: expected real, online or <{'|'.join(SOURCES.values())}>_n<k>"
+            raise ValueError(f"unknown variant {name!r}: expected real, online, recolour<s> or "
+                             f"<{'|'.join(SOURCES.values())}>_n<k>"
                              "[_f|_r|_fr][_s<share>][_2s]")
         n, *parts = rest.split("_")
         share, recipe, two_stage = DEFAULT_SHARE, "plain", False

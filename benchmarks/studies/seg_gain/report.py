@@ -100,8 +100,14 @@ def plot_title(args: argparse.Namespace, held_out: int | str) -> str:
     """The study in two lines: its regime, then data, generator, segmenter schedule and seeds."""
     return (f"{study_regime(args)}\n{args.dataset}{'' if args.domain == SOURCE_DOMAIN else ' ' + args.domain}: "
             f"{args.labelled or 'all'} labelled images, "
-            f"{'given generator' if args.gan_checkpoint else f'GAN {args.gan_iters} it'}, "
+            f"{_generator_words(args)}, "
             f"segmenter {args.seg_iters} it, {args.seeds} seed(s), {held_out} held-out")
+
+
+def _generator_words(args: argparse.Namespace) -> str:
+    if not getattr(args, "uses_generator", True):
+        return "no generator"
+    return "given generator" if args.gan_checkpoint else f"GAN {args.gan_iters} it"
 
 
 def result_record(args: argparse.Namespace, argv: list[str] | None, rows: dict, runs: list[dict], stages: dict,

@@ -130,11 +130,26 @@ QUESTIONS: list[tuple[str, str]] = [
     ("seg_gain_v5_oracle", "Both oracles (new appearances, new scenes) beside the v5 bundle's pool"),
     ("seg_gain_v6_colour_bundle", "The colour-matched (current) bundle's gain"),
     ("seg_gain_v7_shift_source", "How far does a segmenter trained on the source world fall on arid and snow?"),
-    ("seg_gain_v7_*_bundle_asis", "Target domain: the source generator as is, and the oracle"),
-    ("seg_gain_v7_*_bundle_finetuned", "Target domain: the source generator fine-tuned on the 16 target images"),
-    ("seg_gain_v7_*_own_gan", "Target domain: a GAN trained on the 16 target images only, run 1"),
-    ("seg_gain_v7_*_own_gan_run2", "Target domain: a GAN trained on the 16 target images only, run 2 (GAN seed 1)"),
+    ("seg_gain_v7_*_runs", "Target domain: each recipe's gain per GAN run, paired by segmenter seed (report)"),
+    ("seg_gain_v7_*_bundle_asis*", "Target domain: the source generator as is, and the oracle"),
+    ("seg_gain_v7_*_bundle_finetuned*_run2", "Target domain: the source generator fine-tuned on the target images, "
+     "run 2 (GAN seed 1; iterations in the command)"),
+    ("seg_gain_v7_*_bundle_finetuned*_run3", "Target domain: the source generator fine-tuned on the target images, "
+     "run 3 (GAN seed 2; iterations in the command)"),
+    ("seg_gain_v7_*_bundle_finetuned*", "Target domain: the source generator fine-tuned on the target images "
+     "(iterations in the command)"),
+    ("seg_gain_v7_*_own_gan", "Target domain: a GAN trained on the target images only, run 1"),
+    ("seg_gain_v7_*_own_gan_run2", "Target domain: a GAN trained on the target images only, run 2 (GAN seed 1)"),
+    ("seg_gain_v7_*_own_gan_run3", "Target domain: a GAN trained on the target images only, run 3 (GAN seed 2)"),
     ("seg_gain_v7_*_own_gan_class_codes", "Target domain: own GAN with per-class appearance codes"),
+    ("seg_gain_v7_*_own_gan_*_run2", "Target domain: a GAN trained on the target images only, with one lever (in "
+     "the command), run 2 (GAN seed 1)"),
+    ("seg_gain_v7_*_own_gan_*_run3", "Target domain: a GAN trained on the target images only, with one lever (in "
+     "the command), run 3 (GAN seed 2)"),
+    ("seg_gain_v7_*_own_gan_*", "Target domain: a GAN trained on the target images only, with one lever (in the "
+     "command)"),
+    ("seg_gain_v7_*_recolour*", "Target domain: per-class recolouring of the real images in the segmenter's "
+     "pipeline (ClassRecolour, no synthesis)"),
     ("paper_dry_run", "Do the paper presets (ade20k, coco_stuff, cityscapes) run end to end, and what do they cost? "
      "(docs/cost_card.md)"),
 ]

@@ -23,7 +23,7 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from dpsims_aug.data.recolour import recolour_classes
+from dpsims_aug.data.recolour import check_recolour_options, recolour_classes
 from dpsims_aug.instance_edges import instance_edges, missing_instance_map, read_instance_map
 from dpsims_aug.label_maps import load_label_map
 from dpsims_aug.labels import LabelMapError, LabelSpace, get_label_space
@@ -90,9 +90,7 @@ class SegPairDataset(Dataset):
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = flip
         self.seed = seed
-        if class_recolour < 0 or not 0.0 <= class_recolour_prob <= 1.0:
-            raise ValueError(f"class_recolour must be >= 0 and class_recolour_prob in [0, 1], got {class_recolour} "
-                             f"and {class_recolour_prob}")
+        check_recolour_options(class_recolour, class_recolour_prob)
         self.class_recolour, self.class_recolour_prob = float(class_recolour), float(class_recolour_prob)
         self.pairs = find_pairs(data_root, dataset_format=dataset_format, split=split)
         if max_samples is not None:

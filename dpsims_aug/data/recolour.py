@@ -12,6 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_recolour_options(strength: float, prob: float) -> None:
+    """ValueError unless ``strength >= 0`` and ``prob`` is in [0, 1] (every user of the recolouring checks here)."""
+    if strength < 0 or not 0.0 <= prob <= 1.0:
+        raise ValueError(f"class_recolour strength must be >= 0 and its probability in [0, 1], got {strength} and "
+                         f"{prob}")
+
+
 def recolour_classes(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, strength: float,
                      prob: float = 0.5, ignore_index: int = 255) -> np.ndarray:
     """``image`` (``H x W x 3`` uint8) with each class of ``labels`` recoloured independently.
@@ -19,13 +26,12 @@ def recolour_classes(image: np.ndarray, labels: np.ndarray, rng: np.random.Gener
     Every class present (the ignore index excepted), in ascending id order, is recoloured with probability ``prob``:
     its pixels are multiplied by a brightness drawn from ``[1 - strength, 1 + strength]`` times a per-channel tint
     drawn from ``[1 - strength / 2, 1 + strength / 2]``, then clipped to 0..255. All draws come from ``rng``, so the
-    result is a pure function of the inputs and the generator's state. Returns a new array; ``strength <= 0``
-    returns ``image`` unchanged (and draws nothing).
+    result is a pure function of the inputs and the generator's state. Returns a new array; ``strength == 0``
+    returns ``image`` unchanged (and draws nothing); a negative strength or a probability outside [0, 1] raises.
     """
-    if strength <= 0:
+    check_recolour_options(strength, prob)
+    if strength == 0:
         return image
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"class recolouring probability must be in [0, 1], got {prob}")
     out = image.astype(np.float32)
     for cls in np.unique(labels):
         if cls == ignore_index:

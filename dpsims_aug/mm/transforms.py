@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from dpsims_aug.data.recolour import recolour_classes
+from dpsims_aug.data.recolour import check_recolour_options, recolour_classes
 from dpsims_aug.instance_edges import (
     check_edge_mode,
     find_instance_map,
@@ -628,8 +628,7 @@ class ClassRecolour(BaseTransform):
     """
 
     def __init__(self, strength: float = 0.3, prob: float = 0.5, ignore_index: int = 255) -> None:
-        if strength < 0 or not 0.0 <= prob <= 1.0:
-            raise ValueError(f"ClassRecolour needs strength >= 0 and prob in [0, 1], got {strength} and {prob}")
+        check_recolour_options(strength, prob)
         self.strength, self.prob, self.ignore_index = float(strength), float(prob), int(ignore_index)
 
     def transform(self, results: dict) -> dict:

@@ -117,3 +117,32 @@ def test_the_study_variant_puts_class_recolour_after_the_label_map(tmp_path, mon
     steps = [s["type"] for s in cfg.train_dataloader.dataset.pipeline]
     assert steps[steps.index("LoadAnnotations") + 1] == "ClassRecolour"
     assert "ClassRecolour" not in [s["type"] for s in cfg.val_dataloader.dataset.pipeline]
+
+
+def test_a_pool_variant_with_rc_recolours_the_real_and_the_synthetic_samples(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks" / "studies"))
+    import bench_seg_gain as study
+    from seg_gain.seg import build_runs, build_seg_config
+    from seg_gain.variants import Variant
+
+    combined, plain = Variant.parse("pool_n4_s0.25_rc0.3"), Variant.parse("pool_n4_s0.25")
+    assert (combined.recolour, combined.share, combined.n, plain.recolour) == (0.3, 0.25, 4, 0.0)
+    assert combined.series != plain.series, "the plot would draw both variants as one line"
+    for bad in ("pool_n4_rc0", "pool_n4_rcx"):
+        with pytest.raises(ValueError, match="rc"):
+            Variant.parse(bad)
+    args = study.parse_args(["--labelled", "3", "--seeds", "1", "--work-dir", str(tmp_path), "--threads", "1",
+                             "--variants", "pool_n4_s0.25_rc0.3"])
+    runs = build_runs(args, [Variant.parse("real"), plain, combined], tmp_path, {("pool", 4): tmp_path / "pool"},
+                      tmp_path / "gan" / "last.safetensors", {})
+    by_name = {r.variant.name: build_seg_config(args, r.spec, tmp_path / "train", tmp_path / "val") for r in runs}
+    mix = by_name["pool_n4_s0.25_rc0.3"].train_dataloader.dataset
+    for pipeline in (mix.real.pipeline, mix.synthetic.pipeline):
+        steps = [s["type"] for s in pipeline]
+        assert steps.count("ClassRecolour") == 1 and steps[steps.index("LoadAnnotations") + 1] == "ClassRecolour"
+    assert "ClassRecolour" not in [s["type"] for s in by_name["pool_n4_s0.25_rc0.3"].val_dataloader.dataset.pipeline]
+    for name in ("real", "pool_n4_s0.25"):
+        assert "ClassRecolour" not in str(by_name[name].train_dataloader.dataset), f"{name} was recoloured"

@@ -57,16 +57,17 @@ def plot(rows: dict[str, dict], variants: list[Variant], ns: list[int], title: s
 
     fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=120)
     xs = [0, *ns]
-    series: dict[tuple[str, str, float], dict[int, str]] = {}
+    series: dict[tuple[str, str, float, float], dict[int, str]] = {}
     for v in variants:
         if v.is_pool:
             series.setdefault(v.series, {})[v.n] = v.name
-    for i, ((source, recipe, share), by_n) in enumerate(series.items()):
+    for i, ((source, recipe, share, recolour), by_n) in enumerate(series.items()):
         points = [(0, "real"), *sorted(by_n.items())]
         colour = f"C{i if i < 3 else i + 1}"  # C3 is the online marker's
         ax.errorbar([x for x, _ in points], [rows[k]["mIoU_mean"] for _, k in points],
                     yerr=[rows[k]["mIoU_std"] for _, k in points], marker="o", capsize=4, color=colour,
-                    label=f"{source}{'' if recipe == 'plain' else ' ' + recipe}, share {share:g}")
+                    label=f"{source}{'' if recipe == 'plain' else ' ' + recipe}, share {share:g}"
+                          + (f", ClassRecolour {recolour:g}" if recolour else ""))
         for x, k in points:
             ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]

@@ -74,7 +74,7 @@ def build_runs(args: argparse.Namespace, variants: list[Variant], seg_root: Path
                             checkpoint=str(ckpt) if v.source in GENERATOR_SOURCES else None)
             elif v.kind == "online":
                 spec.update(checkpoint=str(ckpt), prob=args.online_prob)
-            elif v.kind == "recolour":
+            if v.recolour:
                 spec.update(recolour=v.recolour)
             folder = v.run_folder(gan_tag, args.filter_margin, args.online_prob)
             spec["run_dir"] = str(seg_root / folder / f"seed{seed}")
@@ -160,8 +160,10 @@ def _point_data(cfg, args: argparse.Namespace, spec: dict, train_root: Path, val
             raise SystemExit(f"error: {spec['config']} has no DPSIMSAugment step")
         for step in steps:
             step.update(checkpoint=spec["checkpoint"], prob=args.online_prob, seed=spec["seed"])
-    if spec["kind"] == "recolour":
-        _insert_recolour(cfg.train_dataloader.dataset.pipeline, spec["recolour"], spec["config"])
+    if spec.get("recolour"):  # every training pipeline: the real images' and, in a mix, the pool's
+        pipelines = {id(p): p for p in _pipelines(train)}.values()  # one list may be shared by both datasets
+        for pipeline in pipelines:
+            _insert_recolour(pipeline, spec["recolour"], spec["config"])
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = str(val_root)
     if args.dataset == "embedded":  # 64x64 images decode in microseconds: no worker processes on 2 cores

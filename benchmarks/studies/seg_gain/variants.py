@@ -3,12 +3,14 @@
 
 ``recolour<s>`` (e.g. ``recolour0.3``) is real only with :class:`~dpsims_aug.mm.transforms.ClassRecolour` at
 strength s in the segmenter's pipeline: per-class appearance variety without synthesis, the baseline of a
-generator's variety.
+generator's variety. A pool variant's ``_rc<s>`` part puts the same step into both of its pipelines (real and
+synthetic samples): what a generator adds on top of the recolouring.
 
 A pool variant's name is ``<source>_n<n>``, then ``_f`` / ``_r`` / ``_fr`` for a filtered / resampled pool, then
-``_s<share>`` unless the synthetic share is the default 0.5. A ``_2s`` part (anywhere after the pool size) makes it
-the two-stage schedule (pretrain on the mix, fine-tune on the real images), the share then being stage 1's. The name
-is kept as given: it names the variant's run folders, so ``pool_n4_s0.5`` and ``pool_n4`` stay two variants.
+``_s<share>`` unless the synthetic share is the default 0.5, then ``_rc<s>`` for ClassRecolour at strength s. A
+``_2s`` part (anywhere after the pool size) makes it the two-stage schedule (pretrain on the mix, fine-tune on the
+real images), the share then being stage 1's. The name is kept as given: it names the variant's run folders, so
+``pool_n4_s0.5`` and ``pool_n4`` stay two variants.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ DEFAULT_SHARE = 0.5
 @dataclass(frozen=True)
 class Variant:
     """One variant of the study. ``kind``: ``real``, ``recolour``, ``online`` or ``pool`` (every source's pool);
-    ``recolour``: the ClassRecolour strength of a ``recolour`` variant; ``n``: images
+    ``recolour``: the ClassRecolour strength in the segmenter's training pipelines (0: none); ``n``: images
     (or new layouts) per labelled label map, 0 for real / online; ``share``: the synthetic share of the mix (stage
     1's for two-stage), None for real / online; ``source``: a key of :data:`SOURCES`, None for real / online."""
 
@@ -62,20 +64,27 @@ class Variant:
         if prefix not in by_prefix:
             raise ValueError(f"unknown variant {name!r}: expected real, online, recolour<s> or "
                              f"<{'|'.join(SOURCES.values())}>_n<k>"
-                             "[_f|_r|_fr][_s<share>][_2s]")
+                             "[_f|_r|_fr][_s<share>][_rc<strength>][_2s]")
         n, *parts = rest.split("_")
-        share, recipe, two_stage = DEFAULT_SHARE, "plain", False
+        share, recipe, two_stage, recolour = DEFAULT_SHARE, "plain", False, 0.0
         by_tag = {tag: r for r, tag in RECIPES.items()}
         for part in parts:
             if part == TWO_STAGE:
                 two_stage = True
             elif part.startswith("s"):
                 share = float(part[1:])
+            elif part.startswith("rc"):
+                try:
+                    recolour = float(part[2:])
+                except ValueError:
+                    raise ValueError(f"variant {name!r}: expected _rc<strength>, e.g. _rc0.3") from None
+                if recolour <= 0:
+                    raise ValueError(f"variant {name!r}: the recolouring strength must be > 0")
             elif part in by_tag:
                 recipe = by_tag[part]
             else:
                 raise ValueError(f"variant {name!r}: unknown part {part!r}")
-        return cls(name, "pool", int(n), share, recipe, by_prefix[prefix], two_stage)
+        return cls(name, "pool", int(n), share, recipe, by_prefix[prefix], two_stage, recolour)
 
     @classmethod
     def pool(cls, n: int, share: float, recipe: str = "plain", source: str = "pool") -> Variant:
@@ -127,9 +136,9 @@ class Variant:
         return self.source, self.n
 
     @property
-    def series(self) -> tuple[str, str, float]:
-        """``(source, recipe, share)``: the plot's line of the variant (over n)."""
-        return self.source, self.recipe, self.share
+    def series(self) -> tuple[str, str, float, float]:
+        """``(source, recipe, share, recolour)``: the plot's line of the variant (over n)."""
+        return self.source, self.recipe, self.share, self.recolour
 
     def oracle(self, source: str) -> Variant:
         """The plain, one-stage variant of the oracle ``source`` at this variant's n and share (its yardstick)."""

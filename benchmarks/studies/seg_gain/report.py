@@ -7,6 +7,7 @@ import argparse
 import os
 import shlex
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def plot(rows: dict[str, dict], variants: list[Variant], ns: list[int], title: s
     ax.set_xticks(ticks, labels)
     ax.set_xlabel("synthetic images (or new layouts) per labelled label map (n); 0 = real only")
     ax.set_ylabel("mIoU on held-out real images (%)")
-    ax.set_title(title, fontsize=9)
+    # The regime line can be longer than the figure is wide: wrap each line rather than cut it off.
+    ax.set_title("\n".join(textwrap.fill(line, 110) for line in title.splitlines()), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -90,7 +90,8 @@ def _leaf_datasets(dataset) -> list:
 
 def test_the_expected_configs_ship():
     names = {p.relative_to(REPO / "augment").as_posix() for p in CONFIGS}
-    assert len(names) == 36
+    assert len(names) == 37
+    assert "embedded/fastscnn_embedded_recolour.py" in names  # the no-synthesis baseline
     # The batch (GPU preprocessor) form, for the embedded set and SegFormer-B0 on ADE.
     assert {"embedded/fastscnn_embedded_batch.py", "ade20k/segformer_mit-b0_ade20k-512x512_batch.py"} <= names
     for stage in ("pretrain", "finetune"):  # the two-stage schedule, for the embedded set and SegFormer-B0 on ADE
@@ -167,6 +168,10 @@ def test_variants_are_what_their_names_say(path: Path, registries, tmp_path):
         if path.parent.name in ("coco_stuff", "cityscapes"):  # pool annotations keep the generator's raw ids
             (mapper,) = [s for s in synthetic.pipeline if s["type"] == "MapLabelIds"]
             assert get_label_space(mapper["label_space"]).num_classes == NUM_CLASSES[path.parent.name]
+    elif variant == "recolour":  # no synthesis: real images, each class recoloured right after its label map loads
+        types = [s["type"] for s in dataset.pipeline]
+        assert dataset.type != "SyntheticMixDataset" and "DPSIMSAugment" not in steps
+        assert types.index("ClassRecolour") == types.index("LoadAnnotations") + 1
     elif variant == "batch":  # the workers decide last, the model's preprocessor renders with the same generator
         types = [s["type"] for s in dataset.pipeline]
         assert "DPSIMSAugment" not in types and types[-2:] == ["DPSIMSSelect", "PackSegInputs"]

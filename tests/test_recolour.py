@@ -146,3 +146,17 @@ def test_a_pool_variant_with_rc_recolours_the_real_and_the_synthetic_samples(tmp
     assert "ClassRecolour" not in [s["type"] for s in by_name["pool_n4_s0.25_rc0.3"].val_dataloader.dataset.pipeline]
     for name in ("real", "pool_n4_s0.25"):
         assert "ClassRecolour" not in str(by_name[name].train_dataloader.dataset), f"{name} was recoloured"
+
+
+def test_the_shipped_recolour_config_recolours_only_training_images():
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / "augment" / "embedded"
+                              / "fastscnn_embedded_recolour.py"))
+    steps = [s["type"] for s in cfg.train_dataloader.dataset.pipeline]
+    assert steps[steps.index("LoadAnnotations") + 1] == "ClassRecolour"
+    assert cfg.train_dataloader.dataset.data_prefix.img_path == "images/training"
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        assert "ClassRecolour" not in [s["type"] for s in loader.dataset.pipeline]

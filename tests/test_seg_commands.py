@@ -108,6 +108,15 @@ def test_seg_train_on_the_pool_by_name(data, tmp_path, capsys):
     assert cfg.train_dataloader.dataset.synthetic.data_root == str(pool)
 
 
+def test_seg_train_with_class_recolour_by_name(data, tmp_path, capsys):
+    """The no-synthesis baseline trains by name: a real mmseg run with ClassRecolour in its pipeline."""
+    assert main(["seg-train", "fastscnn_embedded_recolour", "--data-root", str(data), "--work-dir",
+                 str(tmp_path / "w"), "--max-iters", "2", "--no-validate", "--cfg-options", *NO_WORKERS]) == 0
+    assert "trained 2 iterations" in capsys.readouterr().out
+    cfg = Config.fromfile(str(tmp_path / "w" / "fastscnn_embedded_recolour.py"))
+    assert "ClassRecolour" in [s["type"] for s in cfg.train_dataloader.dataset.pipeline]
+
+
 def test_configs_lists_and_writes_a_standalone_copy(tmp_path, capsys):
     assert main(["configs"]) == 0
     out = capsys.readouterr().out

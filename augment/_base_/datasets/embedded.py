@@ -6,7 +6,8 @@
 #                    (writes work_dirs/data/embedded_dpsims; --checkpoint defaults to the bundled generator)
 #   online:          DPSIMSAugment with the bundled generator (checkpoint=None) on the CPU, in the dataloader workers
 # Three training sets are defined; a config picks one as train_dataloader.dataset:
-#   real_train_dataset, pool_mix_dataset (real + pool), real_train_dataset with online_train_pipeline.
+#   real_train_dataset, pool_mix_dataset (real + pool), real_train_dataset with online_train_pipeline;
+#   real_train_dataset with recolour_train_pipeline is the no-synthesis baseline.
 dataset_type = 'BaseSegDataset'
 data_root = 'work_dirs/data/embedded'
 pool_root = 'work_dirs/data/embedded_dpsims'
@@ -33,6 +34,18 @@ online_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='DPSIMSAugment', checkpoint=dpsims_checkpoint, prob=0.5, device='cpu', seed=0),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+# No synthesis: each class of a real image gets its own brightness and tint (ClassRecolour, right after the label map
+# is loaded); at 16 labelled images it gained more than a GAN trained on them (README, "What to expect").
+recolour_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='ClassRecolour', strength=0.3, prob=0.5),
     dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),

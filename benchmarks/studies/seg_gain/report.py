@@ -71,6 +71,11 @@ def plot(rows: dict[str, dict], variants: list[Variant], ns: list[int], title: s
                           + (f", ClassRecolour {recolour:g}" if recolour else ""))
         for x, k in points:
             ax.scatter([x] * len(rows[k]["mIoU_per_seed"]), rows[k]["mIoU_per_seed"], s=10, color=colour, alpha=0.4)
+    if not series:  # no pool: real only is drawn as a point of its own, the variants beside it
+        ax.errorbar([0], [rows["real"]["mIoU_mean"]], yerr=[rows["real"]["mIoU_std"]], marker="o", color="C0",
+                    capsize=4, linestyle="none", label="real only")
+        ax.scatter([0] * len(rows["real"]["mIoU_per_seed"]), rows["real"]["mIoU_per_seed"], s=10, color="C0",
+                   alpha=0.4)
     ticks, labels = list(xs), [str(x) for x in xs]
     # Variants without a pool, each at its own position right of the pools: online synthesis, per-class recolouring.
     singles = [(v, f"C{3 + 2 * i}" if i else "C3") for i, v in enumerate(x for x in variants if x.kind in ("online",
@@ -162,7 +167,7 @@ def report(args: argparse.Namespace, argv: list[str] | None, variants: list[Vari
     rows = summarize(runs, variants)
     png, out_json = results_paths(args.results)
     ns = sorted({v.n for v in variants if v.is_pool})
-    plot(rows, variants, ns or args.n, plot_title(args, stages["data"]["val"]), png)
+    plot(rows, variants, ns, plot_title(args, stages["data"]["val"]), png)
     write_results(out_json, result_record(args, argv, rows, runs, stages, ckpt, load_start, started))
     print(f"\nwritten {out_json} and {png}")
     print_table(rows, stages)

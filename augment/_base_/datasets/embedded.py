@@ -42,16 +42,7 @@ online_train_pipeline = [
 ]
 # No synthesis: each class of a real image gets its own brightness and tint (ClassRecolour, right after the label map
 # is loaded); at 16 labelled images it gained more than a GAN trained on them (README, "What to expect").
-recolour_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='ClassRecolour', strength=0.3, prob=0.5),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(1.0, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
+recolour_train_pipeline = train_pipeline[:2] + [dict(type='ClassRecolour', strength=0.3, prob=0.5)] + train_pipeline[2:]
 # Batch form (the GPU shape, also on the CPU): the workers only decide (DPSIMSSelect, the same draws as
 # DPSIMSAugment online; last before packing, so it sees the final crop) and the model's DPSIMSDataPreprocessor
 # renders the batch's replaced samples in one forward; the synthetic images skip PhotoMetricDistortion.

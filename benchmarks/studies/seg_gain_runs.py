@@ -114,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         ticks.append(((start + x - 1.0) / 2, label))
         x += 0.8
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xticks([t for t, _ in ticks], [textwrap.fill(lab, 12) for _, lab in ticks], fontsize=7)
     ax.set_ylabel("paired gain over real only (mIoU)")
     where = "" if args.domain == "source" else f" of the {args.domain} domain"
-    ax.set_title(f"{args.variant}, {args.labelled} labelled images{where}: one column per GAN training run "
-                 "(dots: segmenter seeds; red: pooled mean)", fontsize=8)
+    ax.set_title(textwrap.fill(f"{args.variant}, {args.labelled} labelled images{where}: one column per GAN training "
+                               "run (dots: segmenter seeds; red: pooled mean)", 110), fontsize=8)
+    ax.set_xticks([t for t, _ in ticks], [textwrap.fill(lab, 16, break_long_words=False) for _, lab in ticks],
+                  fontsize=7)
     fig.tight_layout()
     png, out_json = results_paths(output_path(args, NAME))
     fig.savefig(png, dpi=120)

@@ -52,13 +52,7 @@ class Variant:
         if name in ("real", "online"):
             return cls(name, name)
         if name.startswith("recolour"):
-            try:
-                strength = float(name[len("recolour"):])
-            except ValueError:
-                raise ValueError(f"variant {name!r}: expected recolour<strength>, e.g. recolour0.3") from None
-            if strength <= 0:
-                raise ValueError(f"variant {name!r}: the recolouring strength must be > 0")
-            return cls(name, "recolour", recolour=strength)
+            return cls(name, "recolour", recolour=_recolour_strength(name, name[len("recolour"):], "recolour0.3"))
         prefix, _, rest = name.partition("_n")
         by_prefix = {v: k for k, v in SOURCES.items()}
         if prefix not in by_prefix:
@@ -74,12 +68,7 @@ class Variant:
             elif part.startswith("s"):
                 share = float(part[1:])
             elif part.startswith("rc"):
-                try:
-                    recolour = float(part[2:])
-                except ValueError:
-                    raise ValueError(f"variant {name!r}: expected _rc<strength>, e.g. _rc0.3") from None
-                if recolour <= 0:
-                    raise ValueError(f"variant {name!r}: the recolouring strength must be > 0")
+                recolour = _recolour_strength(name, part[2:], "_rc0.3")
             elif part in by_tag:
                 recipe = by_tag[part]
             else:
@@ -153,6 +142,17 @@ class Variant:
             return self.name
         sub = self.name + (f"_{gan_tag}" if self.source in GENERATOR_SOURCES else "")
         return sub + (f"_m{filter_margin:g}" if self.filtered else "")
+
+
+def _recolour_strength(name: str, text: str, example: str) -> float:
+    """The ClassRecolour strength ``text`` of variant ``name`` (> 0); ValueError naming the variant otherwise."""
+    try:
+        strength = float(text)
+    except ValueError:
+        raise ValueError(f"variant {name!r}: expected a recolouring strength, e.g. {example}") from None
+    if strength <= 0:
+        raise ValueError(f"variant {name!r}: the recolouring strength must be > 0")
+    return strength
 
 
 def variant_arg(name: str) -> Variant:

